@@ -1,0 +1,5 @@
+pytest_plugins = [
+    "tests.plugins.actors",
+    "tests.plugins.gemini",
+    "tests.plugins.stripe",
+]
