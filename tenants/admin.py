@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
+from tenants.services import api_key_revoke
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    can_delete = False
+    fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # keys are created through the dashboard, API or create_api_key
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "monthly_image_quota",
+        "monthly_spend_cap",
+        "requests_per_minute",
+        "max_concurrent_jobs",
+        "markup_per_image",
+        "batch_allowed",
+    ]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "plan", "status", "stripe_customer_id", "created_at"]
+    list_filter = ["plan", "status"]
+    list_select_related = ["plan"]
+    search_fields = ["name", "slug", "stripe_customer_id"]
+    inlines = [MembershipInline, ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "prefix",
+        "tenant",
+        "scopes",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["name", "prefix", "tenant__slug"]
+    exclude = ["secret_hash"]
+    readonly_fields = ["prefix", "tenant", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a key's secret is shown once at creation, which admin cannot do
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        now = timezone.now()
+        count = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key, now=now)
+            count += 1
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(QuotaPeriod)
+class QuotaPeriodAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "period_start", "images_used", "images_reserved"]
+    list_filter = ["period_start"]
+    list_select_related = ["tenant"]
+    readonly_fields = [
+        "tenant",
+        "period_start",
+        "images_used",
+        "images_reserved",
+        "spend_used_nanos",
+        "spend_reserved_nanos",
+    ]

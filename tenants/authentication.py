@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.request import Request
+
+from tenants.models import ApiKey, Membership
+from tenants.services import api_key_check, api_key_touch
+
+
+class InvalidApiKey(exceptions.AuthenticationFailed):
+    bunch_code = "invalid_api_key"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer bk_live_…` → the key's tenant.
+
+    Sets `request.tenant`; `request.auth` is the `ApiKey`.
+    """
+
+    keyword = "bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        keyword, _, token = header.partition(" ")
+        if keyword.lower() != self.keyword or not token.strip():
+            raise InvalidApiKey("Send the API key as `Authorization: Bearer <key>`.")
+        api_key = api_key_check(token.strip())
+        if api_key is None:
+            raise InvalidApiKey("The API key is not valid.")
+        now = timezone.now()
+        if api_key.revoked_at is not None:
+            raise InvalidApiKey("The API key has been revoked.")
+        if api_key.expires_at is not None and api_key.expires_at <= now:
+            raise InvalidApiKey("The API key has expired.")
+        api_key_touch(api_key=api_key, now=now)
+        request._request.tenant = api_key.tenant  # type: ignore[attr-defined]
+        return (None, api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class DashboardSessionAuthentication(SessionAuthentication):
+    """A signed-in dashboard user acts for the tenant chosen in the dashboard.
+
+    Lets the dashboard's own JavaScript read images and jobs of the current tenant.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        membership: Membership | None = getattr(request._request, "membership", None)
+        if membership is None:
+            return None
+        request._request.tenant = membership.tenant  # type: ignore[attr-defined]
+        return (result[0], membership)

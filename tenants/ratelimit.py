@@ -1,0 +1,82 @@
+"""Fixed-window rate limits shared by every web process.
+
+The database backend needs nothing installed; the Redis backend is used when REDIS_URL is
+set. Neither keeps state in process memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from tenants.models import RateLimitWindow
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.remaining >= 0
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(self.remaining, 0)),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+def _db_hit(key: str, window_start: int) -> int:
+    with transaction.atomic():
+        updated = RateLimitWindow.objects.filter(key=key, window_start=window_start).update(
+            count=F("count") + 1
+        )
+        if not updated:
+            try:
+                with transaction.atomic():
+                    RateLimitWindow.objects.create(key=key, window_start=window_start, count=1)
+                    RateLimitWindow.objects.filter(key=key, window_start__lt=window_start).delete()
+                return 1
+            except IntegrityError:
+                RateLimitWindow.objects.filter(key=key, window_start=window_start).update(
+                    count=F("count") + 1
+                )
+        return RateLimitWindow.objects.get(key=key, window_start=window_start).count
+
+
+@cache
+def _redis_client():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _redis_hit(key: str, window_start: int) -> int:
+    name = f"bunch:rl:{key}:{window_start}"
+    pipe = _redis_client().pipeline()
+    pipe.incr(name)
+    pipe.expire(name, WINDOW_SECONDS * 2)
+    count, _ = pipe.execute()
+    return int(count)
+
+
+def hit(key: str, limit: int, *, clock: Callable[[], float] = time.time) -> RateLimitResult:
+    """Count one request against `key` and say how much of the window is left."""
+    now = clock()
+    window_start = int(now // WINDOW_SECONDS * WINDOW_SECONDS)
+    backend = _redis_hit if settings.RATE_LIMIT_BACKEND == "redis" else _db_hit
+    count = backend(key, window_start)
+    reset = max(1, int(window_start + WINDOW_SECONDS - now + 0.999))
+    return RateLimitResult(limit=limit, remaining=limit - count, reset_seconds=reset)

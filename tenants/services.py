@@ -1,0 +1,248 @@
+"""Every write in the tenants domain has a named entry point here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.utils import timezone
+
+from billing.money import from_nanos, to_nanos
+from config.errors import BunchError
+from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
+
+KEY_NAMESPACE = "bk_live_"
+PREFIX_LENGTH = len(KEY_NAMESPACE) + 12
+
+
+class QuotaExceeded(BunchError):
+    status = 402
+    code = "quota_exceeded"
+
+
+class SpendCapExceeded(BunchError):
+    status = 402
+    code = "spend_cap_exceeded"
+
+
+# Tenants and members ------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create(*, name: str, slug: str, plan: Plan, owner: User | None = None) -> Tenant:
+    tenant = Tenant.objects.create(name=name, slug=slug, plan=plan)
+    if owner is not None:
+        Membership.objects.create(user=owner, tenant=tenant, role=Membership.Role.OWNER)
+    return tenant
+
+
+@transaction.atomic
+def membership_set(*, tenant: Tenant, user: User, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        tenant=tenant, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def membership_remove(*, tenant: Tenant, user: User) -> None:
+    Membership.objects.filter(tenant=tenant, user=user).delete()
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    Tenant.objects.filter(pk=tenant.pk).update(status=status)
+    tenant.status = status
+    return tenant
+
+
+def tenant_set_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
+    Tenant.objects.filter(pk=tenant.pk).update(plan=plan)
+    tenant.plan = plan
+    return tenant
+
+
+# API keys -------------------------------------------------------------------------------
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret carries 190 bits of entropy, so a fast hash is safe and keeps
+    # authentication cheap on the hot path.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | None = None,
+    created_by: User | None = None,
+    expires_at: dt.datetime | None = None,
+) -> IssuedKey:
+    scopes = list(scopes or ApiKey.SCOPES)
+    unknown = sorted(set(scopes) - set(ApiKey.SCOPES))
+    if unknown:
+        raise BunchError(
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ApiKey.SCOPES)}.",
+            code="invalid_scope",
+        )
+    prefix = KEY_NAMESPACE + secrets.token_hex(6)
+    secret = secrets.token_urlsafe(24)
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=prefix,
+        secret_hash=_hash_secret(secret),
+        scopes=scopes,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return IssuedKey(api_key=api_key, plaintext=f"{prefix}_{secret}")
+
+
+def api_key_revoke(*, api_key: ApiKey, now: dt.datetime | None = None) -> ApiKey:
+    now = now or timezone.now()
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def api_key_check(plaintext: str) -> ApiKey | None:
+    """The key named by `plaintext` if its secret matches, usable or not."""
+    # bk_live_<12 hex>_<secret>; the secret itself may contain "_".
+    prefix, sep, secret = (
+        plaintext[:PREFIX_LENGTH],
+        plaintext[PREFIX_LENGTH:][:1],
+        plaintext[PREFIX_LENGTH + 1 :],
+    )
+    if sep != "_" or not prefix.startswith(KEY_NAMESPACE) or not secret:
+        return None
+    api_key = ApiKey.objects.select_related("tenant__plan").filter(prefix=prefix).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_secret(secret)):
+        return None
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey, now: dt.datetime) -> None:
+    # One write a minute at most, not one per request.
+    stale = now - dt.timedelta(minutes=1)
+    if api_key.last_used_at is None or api_key.last_used_at < stale:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+
+
+# Quota ----------------------------------------------------------------------------------
+
+
+def period_start(now: dt.datetime) -> dt.date:
+    """Billing periods are calendar months in UTC."""
+    return now.astimezone(dt.UTC).date().replace(day=1)
+
+
+def period_end(start: dt.date) -> dt.date:
+    return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def quota_period_for(*, tenant: Tenant, now: dt.datetime | None = None) -> QuotaPeriod:
+    start = period_start(now or timezone.now())
+    try:
+        with transaction.atomic():
+            period, _ = QuotaPeriod.objects.get_or_create(tenant=tenant, period_start=start)
+    except IntegrityError:  # created concurrently by another request
+        period = QuotaPeriod.objects.get(tenant=tenant, period_start=start)
+    return period
+
+
+@dataclass(frozen=True)
+class Reservation:
+    period_id: int
+    images: int
+    nanos: int
+
+    @property
+    def amount(self) -> Decimal:
+        return from_nanos(self.nanos)
+
+
+def quota_reserve(
+    *, tenant: Tenant, images: int, amount: Decimal, now: dt.datetime | None = None
+) -> Reservation:
+    """Reserve `images` and `amount` USD, or raise. Exact under any concurrency.
+
+    One conditional UPDATE: the database re-checks the condition against the row as
+    committed by any concurrent reservation, so reserved + used never passes the plan.
+    """
+    plan = tenant.plan
+    period = quota_period_for(tenant=tenant, now=now)
+    nanos = to_nanos(amount)
+    cap_nanos = to_nanos(plan.monthly_spend_cap)
+    granted = (
+        QuotaPeriod.objects.filter(pk=period.pk)
+        .filter(images_used__lte=Value(plan.monthly_image_quota - images) - F("images_reserved"))
+        .filter(spend_used_nanos__lte=Value(cap_nanos - nanos) - F("spend_reserved_nanos"))
+        .update(
+            images_reserved=F("images_reserved") + images,
+            spend_reserved_nanos=F("spend_reserved_nanos") + nanos,
+        )
+    )
+    if granted:
+        return Reservation(period_id=period.pk, images=images, nanos=nanos)
+    period.refresh_from_db()
+    remaining = plan.monthly_image_quota - period.images_used - period.images_reserved
+    if remaining < images:
+        raise QuotaExceeded(
+            f"This request needs {images} image(s) but only {max(remaining, 0)} remain in "
+            f"your plan's quota of {plan.monthly_image_quota} for this period. "
+            "Upgrade the plan or wait for the next period.",
+            fields=None,
+        )
+    left = from_nanos(cap_nanos - period.spend_used_nanos - period.spend_reserved_nanos)
+    raise SpendCapExceeded(
+        f"This request may cost up to ${amount:.4f} but only ${max(left, Decimal(0)):.4f} "
+        f"remain under your spend cap of ${plan.monthly_spend_cap} for this period."
+    )
+
+
+def quota_commit(*, period_id: int, images: int, reserved_nanos: int, spent: Decimal) -> None:
+    """Turn part of a reservation into usage: `images` made at an actual cost of `spent`."""
+    QuotaPeriod.objects.filter(pk=period_id).update(
+        images_reserved=F("images_reserved") - images,
+        images_used=F("images_used") + images,
+        spend_reserved_nanos=F("spend_reserved_nanos") - reserved_nanos,
+        spend_used_nanos=F("spend_used_nanos") + to_nanos(spent),
+    )
+
+
+def quota_release(*, period_id: int, images: int, nanos: int) -> None:
+    """Give back the part of a reservation that will not be used."""
+    if images or nanos:
+        QuotaPeriod.objects.filter(pk=period_id).update(
+            images_reserved=F("images_reserved") - images,
+            spend_reserved_nanos=F("spend_reserved_nanos") - nanos,
+        )
+
+
+# Users ----------------------------------------------------------------------------------
+
+
+def user_get_or_create(*, email: str, password: str | None = None) -> User:
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(username=email.lower(), email=email.lower())
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    return user

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from tenants.models import QuotaPeriod, Tenant
+from tenants.services import (
+    QuotaExceeded,
+    SpendCapExceeded,
+    quota_commit,
+    quota_release,
+    quota_reserve,
+)
+from tests.plugins.actors import make_plan
+
+
+def _period(tenant: Tenant) -> QuotaPeriod:
+    return QuotaPeriod.objects.get(tenant=tenant)
+
+
+@pytest.mark.django_db
+def test_reserve_commit_release_move_the_counters(tenant_a: Tenant) -> None:
+    reservation = quota_reserve(tenant=tenant_a, images=4, amount=Decimal("0.20"))
+    quota_commit(
+        period_id=reservation.period_id,
+        images=3,
+        reserved_nanos=reservation.nanos * 3 // 4,
+        spent=Decimal("0.12"),
+    )
+    quota_release(
+        period_id=reservation.period_id,
+        images=1,
+        nanos=reservation.nanos - reservation.nanos * 3 // 4,
+    )
+
+    period = _period(tenant_a)
+    assert (period.images_used, period.images_reserved) == (3, 0)
+    assert (period.spend_used_nanos, period.spend_reserved_nanos) == (120_000_000, 0)
+
+
+@pytest.mark.django_db
+def test_reserving_past_the_image_quota_is_refused(tenant_a: Tenant) -> None:
+    quota_reserve(tenant=tenant_a, images=999, amount=Decimal("1"))
+    with pytest.raises(QuotaExceeded) as info:
+        quota_reserve(tenant=tenant_a, images=2, amount=Decimal("0.01"))
+    assert info.value.status == 402
+    assert "only 1 remain" in info.value.message
+    assert _period(tenant_a).images_reserved == 999
+
+
+@pytest.mark.django_db
+def test_reserving_past_the_spend_cap_is_refused(tenant_a: Tenant) -> None:
+    quota_reserve(tenant=tenant_a, images=1, amount=Decimal("99.99"))
+    with pytest.raises(SpendCapExceeded):
+        quota_reserve(tenant=tenant_a, images=1, amount=Decimal("0.02"))
+    quota_reserve(tenant=tenant_a, images=1, amount=Decimal("0.01"))  # exactly the cap
+    assert _period(tenant_a).spend_reserved_nanos == 100 * 10**9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reservations_never_grant_more_than_remains() -> None:
+    """Many threads, each with its own connection, race for 7 remaining images."""
+    plan = make_plan(slug="race", monthly_image_quota=10)
+    tenant = Tenant.objects.create(name="Race", slug="race", plan=plan)
+    quota_reserve(tenant=tenant, images=3, amount=Decimal("0.1"))
+    granted: list[int] = []
+    refused: list[int] = []
+    barrier = threading.Barrier(24)
+
+    def contend(n: int) -> None:
+        try:
+            barrier.wait()
+            quota_reserve(tenant=tenant, images=1, amount=Decimal("0.05"))
+            granted.append(n)
+        except QuotaExceeded:
+            refused.append(n)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(granted) == 7
+    assert len(refused) == 17
+    period = _period(tenant)
+    assert period.images_reserved == 10
+    assert period.spend_reserved_nanos == 100_000_000 + 7 * 50_000_000
