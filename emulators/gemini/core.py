@@ -1,0 +1,330 @@
+"""generateContent semantics, independent of HTTP: parse, validate, render, answer.
+
+Used by the HTTP handler and by batch jobs alike, so both speak exactly the same format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import math
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from .catalog import (
+    INPUT_IMAGE_TOKENS,
+    MAX_INPUT_IMAGES,
+    MAX_INPUT_TOKENS,
+    SIZE_FACTORS,
+    EmulatedModel,
+    nearest_ratio,
+    pixel_size,
+)
+from .render import RenderCache, RenderSpec
+
+STATUS_BY_CODE = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+MESSAGE_BY_CODE = {
+    400: "Request contains an invalid argument.",
+    403: "The caller does not have permission.",
+    404: "Requested entity was not found.",
+    429: "Resource has been exhausted (e.g. check quota).",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "The service is currently unavailable.",
+}
+_SIGNATURE_KEY = b"bunch-gemini-emulator"
+PRO_THOUGHT_TOKENS = 258
+
+
+class ApiError(Exception):
+    """An error answered as Google's JSON error body."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.code = code
+        self.status = STATUS_BY_CODE.get(code, "UNKNOWN")
+        self.message = message or MESSAGE_BY_CODE.get(code, "Error.")
+        self.details = details or []
+        self.headers = headers or {}
+        super().__init__(f"{code} {self.status}: {self.message}")
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def pick(obj: dict[str, Any] | None, camel: str, default: Any = None) -> Any:
+    """Read a key that Google accepts in camelCase or snake_case."""
+    if not isinstance(obj, dict):
+        return default
+    if camel in obj:
+        return obj[camel]
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+    return obj.get(snake, default)
+
+
+def b64decode(data: str) -> bytes:
+    text = data.strip().replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "Invalid value: inline data is not valid base64.") from exc
+
+
+def thought_signature(model: str, image: bytes) -> bytes:
+    return hmac.new(
+        _SIGNATURE_KEY, model.encode() + hashlib.sha256(image).digest(), "sha256"
+    ).digest()
+
+
+def text_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4) if text else 0
+
+
+@dataclass
+class ParsedRequest:
+    prompt: str
+    input_images: list[bytes]
+    prompt_text_tokens: int
+    prompt_image_count: int
+    modalities: list[str]
+    aspect_ratio: str
+    image_size: str
+    history_image: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _image_parts(content: dict[str, Any]) -> list[tuple[bytes, dict[str, Any]]]:
+    found = []
+    for part in pick(content, "parts", []) or []:
+        blob = pick(part, "inlineData")
+        if blob and str(pick(blob, "mimeType", "")).startswith("image/"):
+            found.append((b64decode(pick(blob, "data", "")), part))
+    return found
+
+
+def _check_signatures(model: EmulatedModel, contents: list[dict[str, Any]]) -> bytes | None:
+    """Thinking models need their earlier image parts back with the signature they sent."""
+    last_image = None
+    for content in contents[:-1]:
+        if pick(content, "role") != "model":
+            continue
+        for data, part in _image_parts(content):
+            if pick(part, "thought"):
+                continue
+            last_image = data
+            if not model.thinking:
+                continue
+            sent = pick(part, "thoughtSignature")
+            if not sent or b64decode(sent) != thought_signature(model.model_id, data):
+                raise ApiError(
+                    400,
+                    "Image part in a model turn is missing its thought signature or it does "
+                    "not match. Send earlier model turns back exactly as they were returned.",
+                )
+    return last_image
+
+
+def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
+    contents = pick(body, "contents")
+    if not isinstance(contents, list) or not contents:
+        raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified")
+    last = contents[-1]
+    texts = [p["text"] for p in pick(last, "parts", []) or [] if isinstance(p.get("text"), str)]
+    inputs = [data for data, _ in _image_parts(last)]
+    all_text = " ".join(
+        p["text"]
+        for c in contents
+        for p in pick(c, "parts", []) or []
+        if isinstance(p.get("text"), str)
+    )
+    image_count = sum(len(_image_parts(c)) for c in contents if pick(c, "role", "user") == "user")
+    if image_count > MAX_INPUT_IMAGES:
+        raise ApiError(
+            400, f"Too many input images: {image_count}. At most {MAX_INPUT_IMAGES} are supported."
+        )
+    tokens = text_tokens(all_text) + image_count * INPUT_IMAGE_TOKENS
+    if tokens > MAX_INPUT_TOKENS:
+        raise ApiError(
+            400,
+            f"The input token count ({tokens}) exceeds the maximum number of tokens "
+            f"allowed ({MAX_INPUT_TOKENS}).",
+        )
+    history_image = _check_signatures(model, contents)
+    config = pick(body, "generationConfig") or {}
+    image_config = pick(config, "imageConfig") or {}
+    modalities = [str(m).upper() for m in (pick(config, "responseModalities") or ["TEXT", "IMAGE"])]
+    size = pick(image_config, "imageSize") or "1K"
+    if size not in SIZE_FACTORS or size not in model.image_tokens:
+        supported = ", ".join(model.image_tokens)
+        raise ApiError(
+            400,
+            f"Image size '{size}' is not supported by {model.model_id}. Supported: {supported}.",
+        )
+    ratio = pick(image_config, "aspectRatio")
+    source = inputs[0] if inputs else history_image
+    if ratio is None:
+        ratio = "1:1"
+        if source:
+            with Image.open(io.BytesIO(source)) as img:
+                ratio = nearest_ratio(img.width, img.height, model.ratios)
+    if ratio not in model.ratios:
+        raise ApiError(
+            400,
+            f"Aspect ratio '{ratio}' is not supported by {model.model_id}. "
+            f"Supported: {', '.join(model.ratios)}.",
+        )
+    for data in inputs:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.verify()
+        except Exception as exc:
+            raise ApiError(400, "Unable to process input image. Please retry or report.") from exc
+    return ParsedRequest(
+        prompt=" ".join(texts),
+        input_images=inputs,
+        prompt_text_tokens=text_tokens(all_text),
+        prompt_image_count=image_count,
+        modalities=modalities,
+        aspect_ratio=ratio,
+        image_size=size,
+        history_image=history_image,
+    )
+
+
+def _usage(model: EmulatedModel, req: ParsedRequest, image: bool, text_out: int) -> dict[str, Any]:
+    prompt_details = [{"modality": "TEXT", "tokenCount": req.prompt_text_tokens}]
+    if req.prompt_image_count:
+        prompt_details.append(
+            {"modality": "IMAGE", "tokenCount": req.prompt_image_count * INPUT_IMAGE_TOKENS}
+        )
+    prompt_tokens = sum(d["tokenCount"] for d in prompt_details)
+    cand_details = []
+    if image:
+        cand_details.append({"modality": "IMAGE", "tokenCount": model.image_tokens[req.image_size]})
+    if text_out:
+        cand_details.append({"modality": "TEXT", "tokenCount": text_out})
+    cand_tokens = sum(d["tokenCount"] for d in cand_details)
+    thoughts = PRO_THOUGHT_TOKENS if model.thought_image and image else 0
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt_tokens,
+        "promptTokensDetails": prompt_details,
+        "totalTokenCount": prompt_tokens + cand_tokens + thoughts,
+    }
+    if cand_details:
+        usage["candidatesTokenCount"] = cand_tokens
+        usage["candidatesTokensDetails"] = cand_details
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def _envelope(model: EmulatedModel, usage: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        **fields,
+        "usageMetadata": usage,
+        "modelVersion": model.model_id,
+        "responseId": uuid.uuid4().hex[:22],
+    }
+
+
+def special_response(model: EmulatedModel, req: ParsedRequest, outcome: str) -> dict[str, Any]:
+    """Answers for [[block]], [[safety]] and [[noimage]]."""
+    if outcome == "block":
+        return _envelope(
+            model,
+            _usage(model, req, False, 0),
+            promptFeedback={"blockReason": "PROHIBITED_CONTENT"},
+        )
+    if outcome == "safety":
+        candidate = {
+            "content": {"role": "model", "parts": []},
+            "finishReason": "IMAGE_SAFETY",
+            "index": 0,
+        }
+        return _envelope(model, _usage(model, req, False, 0), candidates=[candidate])
+    text = "I can't create that image, but here is a description of what it would show."
+    candidate = {
+        "content": {"role": "model", "parts": [{"text": text}]},
+        "finishReason": "STOP",
+        "index": 0,
+    }
+    return _envelope(model, _usage(model, req, False, text_tokens(text)), candidates=[candidate])
+
+
+async def image_response(
+    model: EmulatedModel,
+    req: ParsedRequest,
+    *,
+    cache: RenderCache,
+    executor: Executor | None,
+    seed: int,
+    realistic: bool,
+) -> dict[str, Any]:
+    width, height = pixel_size(req.aspect_ratio, req.image_size)
+    source = req.input_images[0] if req.input_images else req.history_image
+    spec = RenderSpec(
+        model=model.model_id,
+        prompt=req.prompt,
+        width=width,
+        height=height,
+        seed=seed,
+        realistic=realistic,
+        input_image=source,
+        input_digest=hashlib.sha256(source).hexdigest() if source else "",
+        with_thought=model.thought_image,
+    )
+    render: Callable[[RenderSpec], Any] = cache.render
+    rendered = await asyncio.get_running_loop().run_in_executor(executor, render, spec)
+    parts: list[dict[str, Any]] = []
+    if rendered.thought_png:
+        parts.append(
+            {
+                "inlineData": {"mimeType": "image/png", "data": _b64(rendered.thought_png)},
+                "thought": True,
+            }
+        )
+    text_out = 0
+    if "TEXT" in req.modalities:
+        text = f"Here is your image: {req.prompt[:80]}"
+        text_out = text_tokens(text)
+        parts.append({"text": text})
+    image_part: dict[str, Any] = {
+        "inlineData": {"mimeType": "image/png", "data": _b64(rendered.png)}
+    }
+    if model.thinking:
+        image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, rendered.png))
+    parts.append(image_part)
+    candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+    return _envelope(model, _usage(model, req, True, text_out), candidates=[candidate])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,305 @@
+"""The HTTP face of the emulator: routing, auth, latency, faults, stats and control endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import core
+from .batches import BatchService
+from .catalog import MODELS
+from .faults import FaultInjector, FaultRates
+from .render import RenderCache
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+_V = r"/(?:v1|v1beta|v1alpha)"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8401
+    latency: float = 4.0
+    jitter: float = 0.5
+    api_key: str | None = None
+    seed: int = 0
+    batch_step_seconds: float = 5.0
+    image_bytes: str = "realistic"
+    faults: FaultRates = field(default_factory=FaultRates)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.by_model: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.in_flight = getattr(self, "in_flight", 0)
+        self.max_in_flight = self.in_flight
+        self.requests = 0
+
+    def record(self, model: str, outcome: str) -> None:
+        self.by_model[model][outcome] += 1
+
+    def as_dict(self, cache: RenderCache) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_model": {m: dict(c) for m, c in self.by_model.items()},
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "render_cache": {"hits": cache.hits, "misses": cache.misses},
+        }
+
+
+class Emulator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.initial_faults = FaultRates(**settings.faults.as_dict())
+        self.faults = FaultInjector(settings.faults, settings.seed)
+        self.stats = Stats()
+        self.cache = RenderCache()
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="render")
+        self.jitter_rng = random.Random(settings.seed)
+        self.batches = BatchService(self)
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
+            ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
+            ("GET", re.compile(r"/_emulator/stats"), self.get_stats),
+            ("POST", re.compile(r"/_emulator/reset"), self.reset),
+            ("GET", re.compile(r"/_emulator/faults"), self.get_faults),
+            ("POST", re.compile(r"/_emulator/faults"), self.set_faults),
+            ("DELETE", re.compile(r"/_emulator/faults"), self.clear_faults),
+            ("GET", re.compile(r"/_emulator/config"), self.get_config),
+            ("POST", re.compile(r"/_emulator/config"), self.set_config),
+            ("GET", re.compile(r"/_emulator/health"), self.health),
+            *self.batches.routes(_V),
+        ]
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=512 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        for method, pattern, handler in self.routes:
+            match = pattern.fullmatch(path)
+            if match and method == request.method:
+                try:
+                    if not path.startswith("/_emulator/") and not self.batches.is_upload_chunk(
+                        request
+                    ):
+                        self.check_key(request)
+                    return await handler(request, *match.groups())
+                except core.ApiError as exc:
+                    return self.error_response(exc)
+        return self.error_response(core.ApiError(404, f"Method not found: {request.method} {path}"))
+
+    def check_key(self, request: web.Request) -> None:
+        expected = self.settings.api_key
+        if expected is None:
+            return
+        given = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if given != expected:
+            raise core.ApiError(
+                403,
+                "Method doesn't allow unregistered callers (callers without "
+                "established identity). Please use API Key or other form of API "
+                "consumer identity to call this API."
+                if not given
+                else "The API key is not valid for this project.",
+            )
+
+    @staticmethod
+    def error_response(exc: core.ApiError) -> web.Response:
+        return web.json_response(exc.body(), status=exc.code, headers=exc.headers)
+
+    def model(self, model_id: str) -> core.EmulatedModel:
+        model = MODELS.get(model_id.removeprefix("models/"))
+        if model is None:
+            raise core.ApiError(
+                404,
+                f"models/{model_id} is not found for API version v1beta, or is not supported "
+                "for generateContent. Call ListModels to see the list of available models.",
+            )
+        return model
+
+    def rate_limit_error(self) -> core.ApiError:
+        delay = self.settings.faults.retry_delay_s
+        return core.ApiError(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            details=[
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay:g}s"}
+            ],
+            headers={"Retry-After": str(max(1, round(delay)))},
+        )
+
+    def model_latency(self) -> float:
+        s = self.settings
+        return max(0.0, s.latency + self.jitter_rng.uniform(-s.jitter, s.jitter))
+
+    async def read_json(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except json.JSONDecodeError as exc:
+            raise core.ApiError(400, f"Invalid JSON payload received. {exc}") from exc
+        if not isinstance(body, dict):
+            raise core.ApiError(400, "Invalid JSON payload received: expected an object.")
+        return body
+
+    # --- generateContent ------------------------------------------------------------------
+
+    async def generate(self, request: web.Request, model_id: str) -> web.StreamResponse:
+        self.stats.requests += 1
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        name = model_id
+        try:
+            model = self.model(model_id)
+            name = model.model_id
+            outcome, response = await self._generate(request, model)
+        except core.ApiError as exc:
+            self.stats.record(name, f"error_{exc.code}")
+            raise
+        finally:
+            self.stats.in_flight -= 1
+        self.stats.record(name, outcome)
+        return response
+
+    async def _generate(
+        self, request: web.Request, model: core.EmulatedModel
+    ) -> tuple[str, web.StreamResponse]:
+        started = time.monotonic()
+        parsed = core.parse(model, await self.read_json(request))
+        decision = self.faults.decide(parsed.prompt)
+        latency = self.model_latency() + decision.extra_delay_s
+        if decision.error_code == 429:
+            raise self.rate_limit_error()
+        if decision.error_code in (400, 403, 404):
+            raise core.ApiError(decision.error_code)
+        if decision.outcome == "html502":
+            return "html_502", web.Response(status=502, content_type="text/html", text=_HTML_502)
+        render = None
+        if decision.error_code is None and decision.outcome is None:
+            render = asyncio.ensure_future(
+                core.image_response(
+                    model,
+                    parsed,
+                    cache=self.cache,
+                    executor=self.executor,
+                    seed=self.settings.seed,
+                    realistic=self.settings.image_bytes == "realistic",
+                )
+            )
+        await asyncio.sleep(latency)
+        if decision.error_code is not None:
+            raise core.ApiError(decision.error_code)
+        if decision.outcome == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing more to say on a dropped connection
+        body = (
+            await render if render else core.special_response(model, parsed, decision.outcome or "")
+        )
+        model_ms = int((time.monotonic() - started) * 1000)
+        headers = {"x-emulator-model-time-ms": str(model_ms)}
+        outcome = {"block": "blocked", "safety": "image_safety", "noimage": "no_image"}.get(
+            decision.outcome or "", "ok"
+        )
+        if request.path.endswith(":streamGenerateContent"):
+            resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(b"data: " + json.dumps(body).encode() + b"\r\n\r\n")
+            await resp.write_eof()
+            return outcome, resp
+        return outcome, web.Response(
+            body=json.dumps(body).encode(), content_type="application/json", headers=headers
+        )
+
+    # --- control endpoints ----------------------------------------------------------------
+
+    async def get_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.stats.as_dict(self.cache))
+
+    async def reset(self, _request: web.Request) -> web.Response:
+        self.stats.reset()
+        self.faults.reset()
+        return web.json_response({"ok": True})
+
+    async def get_faults(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.settings.faults.as_dict())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        try:
+            self.settings.faults.update(await self.read_json(request))
+        except (ValueError, TypeError) as exc:
+            raise core.ApiError(400, str(exc)) from exc
+        return web.json_response(self.settings.faults.as_dict())
+
+    async def clear_faults(self, _request: web.Request) -> web.Response:
+        self.settings.faults.update(self.initial_faults.as_dict())
+        self.faults.reset()
+        return web.json_response(self.settings.faults.as_dict())
+
+    def config(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "latency": s.latency,
+            "jitter": s.jitter,
+            "batch_step_seconds": s.batch_step_seconds,
+            "image_bytes": s.image_bytes,
+            "seed": s.seed,
+        }
+
+    async def get_config(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.config())
+
+    async def set_config(self, request: web.Request) -> web.Response:
+        body = await self.read_json(request)
+        for key in ("latency", "jitter", "batch_step_seconds"):
+            if key in body:
+                setattr(self.settings, key, float(body[key]))
+        if body.get("image_bytes") in ("realistic", "small"):
+            self.settings.image_bytes = body["image_bytes"]
+        return web.json_response(self.config())
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "models": sorted(MODELS)})
+
+
+_HTML_502 = """<!DOCTYPE html>
+<html lang=en><meta charset=utf-8><title>Error 502 (Server Error)!!1</title>
+<p><b>502.</b> <ins>That's an error.</ins>
+<p>The server encountered a temporary error and could not complete your request.
+<p>Please try again in 30 seconds. <ins>That's all we know.</ins></html>
+"""
+
+
+def run(settings: Settings) -> None:
+    emulator = Emulator(settings)
+    print(f"Gemini emulator on http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(
+        emulator.app(),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        backlog=1024,
+    )
