@@ -1,0 +1,292 @@
+"""The Gemini adapter: the only module in Bunch that imports google.genai.
+
+One attempt per call; retries belong to `retry.call_with_retries`, so the SDK's own retry is
+switched off (attempts=1) rather than stacked under ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import httpx2
+from google import genai
+from google.genai import errors
+from google.genai import types as gt
+from PIL import Image
+
+from .registry import ModelSpec, get_model
+from .types import (
+    GeneratedImage,
+    ImageRequest,
+    ImageResult,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+    TokenUsage,
+)
+
+MODEL_TIME_HEADER = "x-emulator-model-time-ms"
+REFUSAL_REASONS = frozenset(
+    {
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+        "IMAGE_OTHER",
+        "SAFETY",
+        "PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+    }
+)
+_UNAVAILABLE_CODES = frozenset({408, 500, 502, 503})
+
+
+class GeminiProvider:
+    def __init__(self, api_key: str, base_url: str | None = None, timeout_s: float = 120) -> None:
+        self._http_options = gt.HttpOptions(
+            api_version="v1beta",
+            base_url=base_url,
+            timeout=int(timeout_s * 1000),
+            retry_options=gt.HttpRetryOptions(attempts=1),
+        )
+        self._api_key = api_key
+        self._client = self._new_client()
+
+    def _new_client(self) -> genai.Client:
+        return genai.Client(api_key=self._api_key, http_options=self._http_options)
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        """One call, no retries; raises a ProviderError subclass on failure."""
+        spec, contents, config = _prepare(request)
+        try:
+            response = self._client.models.generate_content(
+                model=spec.model_id, contents=contents, config=config
+            )
+        except Exception as exc:
+            raise translate_error(exc) from exc
+        return _to_result(spec, contents, response)
+
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[AsyncGeminiSession]:
+        """An async client bound to the running event loop; open one per loop."""
+        client = self._new_client()  # referenced until the session ends: GC closes it
+        async with client.aio as aclient:
+            yield AsyncGeminiSession(aclient)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AsyncGeminiSession:
+    def __init__(self, aclient: Any) -> None:
+        self._aclient = aclient
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        spec, contents, config = _prepare(request)
+        try:
+            response = await self._aclient.models.generate_content(
+                model=spec.model_id, contents=contents, config=config
+            )
+        except Exception as exc:
+            raise translate_error(exc) from exc
+        return _to_result(spec, contents, response)
+
+
+# --- request ----------------------------------------------------------------------------
+
+
+def _prepare(
+    request: ImageRequest,
+) -> tuple[ModelSpec, list[gt.Content], gt.GenerateContentConfig]:
+    try:
+        spec = get_model(request.tier)
+    except KeyError as exc:
+        raise PermanentProviderError("invalid_argument", str(exc.args[0])) from exc
+    parts = [gt.Part.from_bytes(data=i.data, mime_type=i.mime_type) for i in request.input_images]
+    parts.append(gt.Part.from_text(text=request.prompt))
+    contents = [gt.Content.model_validate_json(json.dumps(turn)) for turn in request.history]
+    contents.append(gt.Content(role="user", parts=parts))
+    # Earlier turns may hold text; asking for TEXT too lets the model answer in kind.
+    modalities = ["TEXT", "IMAGE"] if request.history else ["IMAGE"]
+    config = gt.GenerateContentConfig(
+        response_modalities=modalities,
+        image_config=gt.ImageConfig(
+            aspect_ratio=request.aspect_ratio, image_size=request.image_size
+        ),
+    )
+    return spec, contents, config
+
+
+# --- response ---------------------------------------------------------------------------
+
+
+def _name(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
+
+
+def _to_result(
+    spec: ModelSpec, contents: list[gt.Content], response: gt.GenerateContentResponse
+) -> ImageResult:
+    feedback = response.prompt_feedback
+    if not response.candidates:
+        if feedback is not None and feedback.block_reason:
+            reason = _name(feedback.block_reason)
+            raise PermanentProviderError(
+                "prompt_blocked",
+                f"The prompt was blocked by the model's safety filters ({reason}). "
+                "Rephrase the prompt and try again.",
+            )
+        raise PermanentProviderError("no_image", "The model returned no image. Try again.")
+    candidate = response.candidates[0]
+    finish = _name(candidate.finish_reason)
+    images = [
+        _image(part.inline_data.data, part.inline_data.mime_type or "image/png")
+        for part in (candidate.content.parts or [] if candidate.content else [])
+        if not part.thought and part.inline_data is not None and part.inline_data.data
+    ]
+    if not images:
+        if finish in REFUSAL_REASONS:
+            raise PermanentProviderError(
+                "image_refused",
+                f"The model refused to create this image ({finish}). "
+                "Change the prompt or the input images and try again.",
+            )
+        raise PermanentProviderError(
+            "no_image",
+            f"The model finished ({finish or 'no reason given'}) without returning an image. "
+            "Try again, or make the prompt ask for an image more explicitly.",
+        )
+    history = [c.model_dump(mode="json", exclude_none=True) for c in contents]
+    if candidate.content is not None:
+        history.append(candidate.content.model_dump(mode="json", exclude_none=True))
+    return ImageResult(
+        images=images,
+        usage=_usage(response.usage_metadata),
+        model=spec.model_id,
+        model_version=response.model_version or spec.model_id,
+        response_id=response.response_id or "",
+        finish_reason=finish,
+        model_time_ms=_model_time(response),
+        history=tuple(history),
+    )
+
+
+def _image(data: bytes, mime_type: str) -> GeneratedImage:
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+    return GeneratedImage(data=data, mime_type=mime_type, width=width, height=height)
+
+
+def _by_modality(details: list[gt.ModalityTokenCount] | None, modality: str) -> int:
+    return sum(d.token_count or 0 for d in details or [] if _name(d.modality) == modality)
+
+
+def _usage(meta: gt.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
+    if meta is None:
+        return TokenUsage()
+    return TokenUsage(
+        prompt_tokens=meta.prompt_token_count or 0,
+        input_text_tokens=_by_modality(meta.prompt_tokens_details, "TEXT"),
+        input_image_tokens=_by_modality(meta.prompt_tokens_details, "IMAGE"),
+        output_text_tokens=_by_modality(meta.candidates_tokens_details, "TEXT"),
+        output_image_tokens=_by_modality(meta.candidates_tokens_details, "IMAGE"),
+        thoughts_tokens=meta.thoughts_token_count or 0,
+        total_tokens=meta.total_token_count or 0,
+    )
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _model_time(response: gt.GenerateContentResponse) -> int | None:
+    http = response.sdk_http_response
+    value = _header(http.headers if http else None, MODEL_TIME_HEADER)
+    return int(value) if value and value.isdigit() else None
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _retry_after(error: errors.APIError) -> float | None:
+    body = error.details if isinstance(error.details, dict) else {}
+    for detail in (body.get("error") or {}).get("details") or []:
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = re.fullmatch(r"\s*([\d.]+)s\s*", str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    headers = getattr(error.response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _api_error(error: errors.APIError) -> ProviderError:
+    code = error.code
+    text = (error.message or "").strip()
+    if code == 429:
+        return RetryableProviderError(
+            "rate_limited",
+            "The model provider is rate limiting requests; the image will be retried.",
+            retry_after=_retry_after(error),
+            http_status=code,
+        )
+    if code == 504:
+        return RetryableProviderError(
+            "provider_timeout", "The model provider timed out.", http_status=code
+        )
+    if code in _UNAVAILABLE_CODES or code >= 500:
+        return RetryableProviderError(
+            "provider_unavailable",
+            f"The model provider is unavailable (HTTP {code}).",
+            retry_after=_retry_after(error),
+            http_status=code,
+        )
+    if code == 400:
+        return PermanentProviderError(
+            "invalid_argument", text or "The request was invalid.", http_status=code
+        )
+    if code in (401, 403):
+        return PermanentProviderError(
+            "permission_denied",
+            "The model provider refused the API key. Check the key and its project.",
+            http_status=code,
+        )
+    if code == 404:
+        return PermanentProviderError(
+            "model_not_found", text or "The model was not found.", http_status=code
+        )
+    return PermanentProviderError(
+        "provider_error", text or f"The model provider failed (HTTP {code}).", http_status=code
+    )
+
+
+def translate_error(exc: BaseException) -> ProviderError:
+    """Map what the SDK and its HTTP stacks (httpx2 sync, aiohttp async) raise to our errors."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, errors.APIError):
+        return _api_error(exc)
+    if isinstance(exc, httpx2.TimeoutException | asyncio.TimeoutError | TimeoutError):
+        return RetryableProviderError(
+            "provider_timeout", "The model provider did not answer in time."
+        )
+    if isinstance(exc, httpx2.TransportError | aiohttp.ClientError | ConnectionError):
+        return RetryableProviderError(
+            "provider_connection_error",
+            f"The connection to the model provider failed ({type(exc).__name__}).",
+        )
+    return PermanentProviderError("provider_error", f"Unexpected provider failure: {exc!r}")
