@@ -1,0 +1,32 @@
+"""Load behaviour: concurrency without blocking, and realistic image sizes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from generation.providers.gemini import GeminiProvider
+from generation.providers.types import ImageRequest
+
+
+def test_200_requests_are_in_flight_at_once(gemini: Any) -> None:
+    gemini.configure(latency=2.0, jitter=0)
+    provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
+
+    async def burst() -> None:
+        async with provider.async_session() as session:
+            request = ImageRequest(tier="lite", prompt="a red kite", aspect_ratio="1:1")
+            await asyncio.gather(*(session.generate(request) for _ in range(200)))
+
+    asyncio.run(burst())
+    stats = gemini.stats()
+    assert stats["max_in_flight"] >= 200
+    assert stats["by_model"]["gemini-3.1-flash-lite-image"]["ok"] == 200
+    assert stats["in_flight"] == 0
+
+
+def test_realistic_images_weigh_about_one_and_a_half_megabytes(gemini: Any) -> None:
+    gemini.configure(image_bytes="realistic")
+    provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
+    result = provider.generate(ImageRequest(tier="lite", prompt="a red kite", aspect_ratio="1:1"))
+    assert 1_200_000 < len(result.images[0].data) < 2_000_000
