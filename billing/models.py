@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from generation.models import Image, Job, Mode
+from tenants.models import Tenant
+
+
+class Price(models.Model):
+    """What the provider charges per 1M tokens, per model and mode. Editable by operators."""
+
+    tier = models.CharField(max_length=8)
+    model = models.CharField(max_length=64)
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    text_output_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    image_output_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "mode"], name="price_unique_line")]
+        ordering = ["tier", "mode"]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.mode})"
+
+
+class UsageEvent(models.Model):
+    """One per stored image: tokens, money, and its delivery to Stripe."""
+
+    class StripeState(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="usage_events")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, related_name="usage")
+    image = models.OneToOneField(Image, on_delete=models.SET_NULL, null=True, related_name="usage")
+    tier = models.CharField(max_length=8)
+    model = models.CharField(max_length=64)
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    input_text_tokens = models.PositiveIntegerField(default=0)
+    input_image_tokens = models.PositiveIntegerField(default=0)
+    output_text_tokens = models.PositiveIntegerField(default=0)
+    output_image_tokens = models.PositiveIntegerField(default=0)
+    thoughts_tokens = models.PositiveIntegerField(default=0)
+    provider_cost = models.DecimalField(max_digits=14, decimal_places=9)
+    markup = models.DecimalField(max_digits=14, decimal_places=9)
+    billed = models.DecimalField(max_digits=14, decimal_places=9)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    stripe_state = models.CharField(
+        max_length=8, choices=StripeState.choices, default=StripeState.PENDING, db_index=True
+    )
+    stripe_attempts = models.PositiveIntegerField(default=0)
+    stripe_last_error = models.TextField(blank=True)
+    stripe_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    stripe_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="usage_tenant_time"),
+            models.Index(fields=["stripe_state", "stripe_next_attempt_at"], name="usage_stripe"),
+        ]
+
+    def __str__(self) -> str:
+        return f"usage {self.pk} {self.model}/{self.mode} ${self.billed}"
+
+    @property
+    def line(self) -> str:
+        """The billable line (one Stripe meter pair per line)."""
+        return f"{self.tier}_{self.mode}"
+
+
+class StripeWebhookEvent(models.Model):
+    """Each Stripe event id is processed once; replays are acknowledged and ignored."""
+
+    event_id = models.CharField(max_length=80, unique=True)
+    event_type = models.CharField(max_length=80)
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

@@ -1,0 +1,63 @@
+"""The price book: what an image costs the platform and what the tenant is billed.
+
+Rounding rule: per-image amounts are exact (every price is a whole number of
+nano-dollars per token, so token × price has at most 9 decimal places and is stored
+unrounded). Totals shown on invoices are rounded half-up to the cent once, per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.models import Price
+from billing.money import token_cost
+from generation.providers.registry import get_model
+from generation.providers.types import TokenUsage
+
+
+@dataclass(frozen=True)
+class Cost:
+    provider_cost: Decimal
+    markup: Decimal
+
+    @property
+    def billed(self) -> Decimal:
+        return self.provider_cost + self.markup
+
+
+def price_for(*, model: str, mode: str) -> Price:
+    return Price.objects.get(model=model, mode=mode)
+
+
+def cost_of(*, usage: TokenUsage, price: Price, markup: Decimal) -> Cost:
+    """Cost of one image from the response's token usage, never from a constant."""
+    provider = (
+        token_cost(usage.input_text_tokens + usage.input_image_tokens, price.input_per_million)
+        + token_cost(usage.output_text_tokens + usage.thoughts_tokens, price.text_output_per_million)
+        + token_cost(usage.output_image_tokens, price.image_output_per_million)
+    )
+    return Cost(provider_cost=provider, markup=markup)
+
+
+def estimate_tokens(*, prompt: str, input_images: int) -> int:
+    # An upper bound: a token is never shorter than one byte of UTF-8.
+    return len(prompt.encode()) + 16 + input_images * 1120
+
+
+def estimate_image_cost(
+    *, tier: str, mode: str, image_size: str, prompt: str, input_images: int, markup: Decimal
+) -> Cost:
+    """A conservative per-image estimate, used to reserve spend before the call."""
+    spec = get_model(tier)
+    price = price_for(model=spec.model_id, mode=mode)
+    usage = TokenUsage(
+        prompt_tokens=0,
+        input_text_tokens=estimate_tokens(prompt=prompt, input_images=0),
+        input_image_tokens=input_images * spec.input_image_tokens,
+        output_text_tokens=0,
+        output_image_tokens=spec.image_tokens[image_size],
+        thoughts_tokens=0,
+        total_tokens=0,
+    )
+    return cost_of(usage=usage, price=price, markup=markup)
