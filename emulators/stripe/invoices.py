@@ -117,7 +117,7 @@ def invoice_create_preview(em: Emulator, params: dict[str, Any]) -> dict[str, An
 def finalize(em: Emulator, customer: str, pay: bool) -> dict[str, Any]:
     """Close the current period now: invoice it, charge it (or fail), roll the period."""
     sub = _subscription_for(em, customer, None)
-    end = now()
+    end = now() + 1  # usage stamped this very second still belongs to the closing period
     invoice = build_invoice(em, sub, new_id("in"), end)
     invoice.update(attempted=True, number=f"EMU-{len(em.store.data['invoices']) + 1:04d}")
     em.store.put("invoices", invoice)

@@ -23,7 +23,7 @@ import aiohttp
 from .store import Store, new_id, now
 
 API_VERSION = "2026-10-28.endive"
-RETRY_DELAYS_S = (0.2, 0.5, 1.0)
+RETRY_DELAYS_S = (0.1, 0.25, 0.5)
 log = logging.getLogger("emulators.stripe.webhooks")
 
 
