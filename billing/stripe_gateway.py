@@ -250,9 +250,12 @@ class StripeGateway:
         """Report usage once. ``identifier`` is the business id Stripe deduplicates on.
 
         The Idempotency-Key is derived from the identifier, so the SDK's own retries and a
-        worker's next attempt replay rather than duplicate. Pass the worker's ``attempt``
-        count: Stripe replays a saved 5xx for its key, and a fresh key per attempt lets a
-        later attempt through, while the identifier still refuses a second copy.
+        worker's next attempt replay rather than duplicate. Every parameter must therefore be
+        the same on each attempt (take ``timestamp`` and ``value`` from the ledger row, never
+        from the clock): a changed one under the same key is a permanent idempotency_error.
+        Pass the worker's ``attempt`` count: Stripe replays a saved 5xx for its key, and a
+        fresh key per attempt lets a later attempt through, while the identifier still
+        refuses a second copy (``ALREADY_EXISTS``).
         """
         params = {
             "event_name": event_name,

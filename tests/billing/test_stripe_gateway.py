@@ -60,20 +60,36 @@ def _window() -> tuple[int, int]:
     return now - 3600, now + 120
 
 
-def _send_until_delivered(
-    gateway: StripeGateway, line: Line, identifier: str, *, vary_key: bool
+def _send(
+    gateway: StripeGateway,
+    line: Line,
+    n: int | str,
+    value: int | Decimal = 1,
+    attempt: int = 0,
+    timestamp: int | None = None,
 ) -> MeterEventOutcome:
-    """What a sync worker does: retry retryable failures, give up on permanent ones."""
+    """Report usage for ``line``; an int ``n`` names the line's n-th event."""
+    return gateway.send_meter_event(
+        event_name=line.event_name,
+        customer_id=line.customer_id,
+        identifier=f"{line.event_name}-{n}" if isinstance(n, int) else n,
+        value=value,
+        timestamp=timestamp or int(time.time()),
+        attempt=attempt,
+    )
+
+
+def _send_until_delivered(
+    gateway: StripeGateway, line: Line, identifier: str, *, vary_key: bool, occurred_at: int
+) -> MeterEventOutcome:
+    """What a sync worker does: retry retryable failures, give up on permanent ones.
+
+    ``occurred_at`` is fixed, as a ledger row's is: under the same Idempotency-Key a changed
+    parameter would be an idempotency_error."""
     for attempt in range(100):
         try:
-            return gateway.send_meter_event(
-                event_name=line.event_name,
-                customer_id=line.customer_id,
-                identifier=identifier,
-                value=1,
-                timestamp=int(time.time()),
-                attempt=attempt if vary_key else 0,
-            )
+            key_attempt = attempt if vary_key else 0
+            return _send(gateway, line, identifier, attempt=key_attempt, timestamp=occurred_at)
         except StripeRetryableError:
             continue
     raise AssertionError(f"{identifier} never got through")
@@ -125,14 +141,7 @@ def test_create_subscription_returns_a_plain_subscription(gateway: StripeGateway
 
 def test_meter_event_is_sent_then_summed(gateway: StripeGateway, line: Line):
     for n in range(3):
-        outcome = gateway.send_meter_event(
-            event_name=line.event_name,
-            customer_id=line.customer_id,
-            identifier=f"{line.event_name}-{n}",
-            value=Decimal("1.5"),
-            timestamp=int(time.time()),
-        )
-        assert outcome is MeterEventOutcome.SENT
+        assert _send(gateway, line, n, Decimal("1.5")) is MeterEventOutcome.SENT
     start, end = _window()
     total = gateway.meter_event_summary_total(
         meter_id=line.meter_id, customer_id=line.customer_id, start=start, end=end
@@ -141,23 +150,21 @@ def test_meter_event_is_sent_then_summed(gateway: StripeGateway, line: Line):
 
 
 def test_duplicate_identifier_under_a_new_key_is_already_exists(gateway: StripeGateway, line):
-    event = {
-        "event_name": line.event_name,
-        "customer_id": line.customer_id,
-        "identifier": f"{line.event_name}-dup",
-        "value": 1,
-        "timestamp": int(time.time()),
-    }
-    assert gateway.send_meter_event(**event) is MeterEventOutcome.SENT
-    assert gateway.send_meter_event(**event) is MeterEventOutcome.SENT  # same key: a replay
-    assert gateway.send_meter_event(**event, attempt=1) is MeterEventOutcome.ALREADY_EXISTS
+    assert _send(gateway, line, f"{line.event_name}-dup") is MeterEventOutcome.SENT
+    assert (
+        _send(gateway, line, f"{line.event_name}-dup") is MeterEventOutcome.SENT
+    )  # same key: a replay
+    assert (
+        _send(gateway, line, f"{line.event_name}-dup", attempt=1)
+        is MeterEventOutcome.ALREADY_EXISTS
+    )
 
 
 @pytest.mark.parametrize("vary_key", [False, True], ids=["same_key", "key_per_attempt"])
 def test_exactly_once_under_drop_after_commit_500_and_429(
     stripe_fake, gateway_without_sdk_retries: StripeGateway, line: Line, vary_key: bool
 ):
-    count = 40
+    count, occurred_at = 40, int(time.time())
     stripe_fake.set_faults(
         rate_429=0.2,
         rate_500=0.2,
@@ -167,7 +174,11 @@ def test_exactly_once_under_drop_after_commit_500_and_429(
     )
     outcomes = [
         _send_until_delivered(
-            gateway_without_sdk_retries, line, f"{line.event_name}-{n}", vary_key=vary_key
+            gateway_without_sdk_retries,
+            line,
+            f"{line.event_name}-{n}",
+            vary_key=vary_key,
+            occurred_at=occurred_at,
         )
         for n in range(count)
     ]
@@ -187,13 +198,16 @@ def test_two_workers_sending_the_same_events_deliver_each_once(
     stripe_fake, gateway_without_sdk_retries: StripeGateway, line: Line
 ):
     identifiers = [f"{line.event_name}-{n}" for n in range(20)]
+    occurred_at = int(time.time())
     stripe_fake.set_faults(
         rate_500=0.3, drop_after_commit_rate=0.3, path_prefix="/v1/billing/meter_events", seed=9
     )
 
     def work(order: list[str]) -> list[MeterEventOutcome]:
         return [
-            _send_until_delivered(gateway_without_sdk_retries, line, i, vary_key=True)
+            _send_until_delivered(
+                gateway_without_sdk_retries, line, i, vary_key=True, occurred_at=occurred_at
+            )
             for i in order
         ]
 
@@ -208,14 +222,7 @@ def test_two_workers_sending_the_same_events_deliver_each_once(
 def test_sdk_retries_a_dropped_answer_with_the_same_key(stripe_fake, gateway, line: Line):
     for n in range(3):
         stripe_fake.set_faults(next_n={"kind": "drop_after_commit", "n": 1})
-        outcome = gateway.send_meter_event(
-            event_name=line.event_name,
-            customer_id=line.customer_id,
-            identifier=f"{line.event_name}-{n}",
-            value=1,
-            timestamp=int(time.time()),
-        )
-        assert outcome is MeterEventOutcome.SENT
+        assert _send(gateway, line, n) is MeterEventOutcome.SENT
     assert len(_stored(stripe_fake, line)) == 3
 
 
@@ -227,13 +234,7 @@ def gateway_without_sdk_retries(stripe_fake) -> StripeGateway:
 
 def test_cancelled_meter_event_leaves_the_total(gateway: StripeGateway, line: Line):
     for n in range(2):
-        gateway.send_meter_event(
-            event_name=line.event_name,
-            customer_id=line.customer_id,
-            identifier=f"{line.event_name}-{n}",
-            value=1,
-            timestamp=int(time.time()),
-        )
+        _send(gateway, line, n)
     gateway.cancel_meter_event(event_name=line.event_name, identifier=f"{line.event_name}-1")
     start, end = _window()
     total = gateway.meter_event_summary_total(
@@ -332,13 +333,7 @@ def test_timeout_is_retryable(stripe_fake):
 
 def test_invoice_preview_bills_usage_at_the_metered_price(gateway: StripeGateway, line: Line):
     for n in range(10):
-        gateway.send_meter_event(
-            event_name=line.event_name,
-            customer_id=line.customer_id,
-            identifier=f"{line.event_name}-{n}",
-            value=1,
-            timestamp=int(time.time()),
-        )
+        _send(gateway, line, n)
     preview = gateway.invoice_preview(customer_id=line.customer_id)
     assert preview.total_cents == 34  # 10 × 3.36¢ = 33.6¢
     assert [(x.quantity, x.amount_cents, x.price_id) for x in preview.lines] == [
