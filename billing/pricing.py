@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from billing.models import Price
 from billing.money import token_cost
-from generation.providers.registry import get_model
+from generation.providers.registry import MODELS, get_model
 from generation.providers.types import TokenUsage
 
 
@@ -26,15 +26,35 @@ class Cost:
         return self.provider_cost + self.markup
 
 
+def registry_prices(*, tier: str, mode: str) -> dict[str, Decimal]:
+    """The list prices from the model registry (DESIGN.md), for seeding the price book."""
+    spec = get_model(tier)
+    factor = spec.batch_discount if mode == "batch" else Decimal(1)
+    return {
+        "input_per_million": spec.input_price_per_m * factor,
+        "text_output_per_million": spec.text_output_price_per_m * factor,
+        "image_output_per_million": spec.image_output_price_per_m * factor,
+    }
+
+
 def price_for(*, model: str, mode: str) -> Price:
-    return Price.objects.get(model=model, mode=mode)
+    """The price book row; seeded from the registry the first time a line is used."""
+    price = Price.objects.filter(model=model, mode=mode).first()
+    if price is None:
+        tier = next(t for t, spec in MODELS.items() if spec.model_id == model)
+        price, _ = Price.objects.get_or_create(
+            model=model, mode=mode, defaults={"tier": tier, **registry_prices(tier=tier, mode=mode)}
+        )
+    return price
 
 
 def cost_of(*, usage: TokenUsage, price: Price, markup: Decimal) -> Cost:
     """Cost of one image from the response's token usage, never from a constant."""
     provider = (
         token_cost(usage.input_text_tokens + usage.input_image_tokens, price.input_per_million)
-        + token_cost(usage.output_text_tokens + usage.thoughts_tokens, price.text_output_per_million)
+        + token_cost(
+            usage.output_text_tokens + usage.thoughts_tokens, price.text_output_per_million
+        )
         + token_cost(usage.output_image_tokens, price.image_output_per_million)
     )
     return Cost(provider_cost=provider, markup=markup)

@@ -9,6 +9,8 @@ handler500 = "config.errors.json_or_html_500"
 
 api_v1 = [
     path("", include("tenants.urls")),
+    path("", include("generation.urls")),
+    path("", include("generation.webhook_urls")),
 ]
 
 urlpatterns = [

@@ -2,4 +2,5 @@ pytest_plugins = [
     "tests.plugins.actors",
     "tests.plugins.gemini",
     "tests.plugins.stripe",
+    "tests.plugins.pipeline",
 ]

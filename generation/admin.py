@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from generation import services
+from generation import webhook_admin as webhook_admin  # registers webhook admins
+from generation.models import Image, Job
+
+
+class ImageInline(admin.TabularInline):
+    model = Image
+    fk_name = "job"
+    extra = 0
+    can_delete = False
+    fields = ("index", "width", "height", "mime_type", "size_bytes", "sha256", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "kind",
+        "tier",
+        "mode",
+        "status",
+        "count",
+        "attempts",
+        "error_code",
+        "created_at",
+    ]
+    list_filter = ["status", "tier", "mode", "kind", "tenant", "created_at"]
+    list_select_related = ["tenant"]
+    search_fields = ["id", "prompt", "tenant__slug", "error_code"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Job._meta.fields]
+    inlines = [ImageInline]
+    actions = ["retry_failed", "cancel"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Retry selected failed jobs (as new jobs)")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        retried = 0
+        for job in queryset.filter(status=Job.Status.FAILED).select_related("tenant__plan"):
+            try:
+                services.job_retry(job=job)
+                retried += 1
+            except services.BunchError as exc:
+                self.message_user(request, f"{job.pk}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Retried {retried} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        canceled = 0
+        for job in queryset.exclude(status__in=Job.FINISHED):
+            try:
+                services.job_cancel(job=job)
+                canceled += 1
+            except services.BunchError as exc:
+                self.message_user(request, f"{job.pk}: {exc.message}", messages.WARNING)
+        self.message_user(request, f"Cancel requested for {canceled} job(s).", messages.SUCCESS)
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "tenant", "job", "index", "source", "width", "height", "created_at"]
+    list_filter = ["source", "tenant", "created_at"]
+    list_select_related = ["tenant", "job"]
+    search_fields = ["id", "sha256", "job__prompt"]
+    readonly_fields = [f.name for f in Image._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,365 @@
+"""Running jobs: claim rows, call the model concurrently, store each image with its usage.
+
+One django-q2 task runs an event loop that keeps up to `BUNCH_JOBS_PER_TASK` jobs in
+flight, claiming more queued jobs as slots free up, so a worker process is limited by the
+provider's latency and concurrency, not by one call at a time. Database work runs on the
+task's own thread (`sync_to_async`, thread-sensitive); image hashing and thumbnailing run
+on a thread pool.
+
+Exactly once: images are unique per (job, index) and one-to-one with their usage event,
+both written in one transaction, so a task delivered twice — or a job reclaimed after its
+worker died — never stores or bills an image twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.money import to_nanos
+from billing.pricing import cost_of, price_for
+from billing.services import usage_record
+from generation import queue
+from generation.gateway import get_provider
+from generation.models import Image, Job
+from generation.providers.gemini import AsyncGeminiSession
+from generation.providers.registry import get_model
+from generation.providers.retry import backoff_delay
+from generation.providers.types import (
+    ImageRequest,
+    ImageResult,
+    InputImage,
+    ProviderError,
+    RetryableProviderError,
+)
+from generation.services import image_build, reservation_release_all
+from tenants.models import Tenant
+from tenants.services import quota_commit
+
+logger = logging.getLogger(__name__)
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+# Claiming -------------------------------------------------------------------------------
+
+
+def requeue_expired(*, now: dt.datetime | None = None) -> int:
+    """Jobs whose worker stopped renewing the lease go back to the queue."""
+    now = now or timezone.now()
+    return Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now).update(
+        status=Job.Status.QUEUED, lease_expires_at=None
+    )
+
+
+def claim_jobs(
+    *, limit: int, prefer: uuid.UUID | None = None, now: dt.datetime | None = None
+) -> list[uuid.UUID]:
+    """Move up to `limit` queued jobs to running, never past a tenant's concurrency limit.
+
+    The tenant row is locked while its running jobs are counted, so two workers cannot
+    both take the last slot (SQLite serialises writers anyway).
+    """
+    if limit <= 0:
+        return []
+    now = now or timezone.now()
+    lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S", 120))
+    queued = Job.objects.filter(status=Job.Status.QUEUED).order_by("created_at")
+    candidates = list(queued.values_list("pk", "tenant_id")[: limit * 4])
+    if prefer is not None and prefer not in {pk for pk, _ in candidates}:
+        preferred = queued.filter(pk=prefer).values_list("pk", "tenant_id").first()
+        if preferred:
+            candidates.insert(0, preferred)
+    by_tenant: dict[int, list[uuid.UUID]] = defaultdict(list)
+    for pk, tenant_id in candidates:
+        by_tenant[tenant_id].append(pk)
+
+    claimed: list[uuid.UUID] = []
+    for tenant_id, ids in by_tenant.items():
+        if len(claimed) >= limit:
+            break
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant_id)
+            running = Job.objects.filter(tenant_id=tenant_id, status=Job.Status.RUNNING).count()
+            room = min(tenant.plan.max_concurrent_jobs - running, limit - len(claimed))
+            take = ids[: max(room, 0)]
+            if not take:
+                continue
+            Job.objects.filter(pk__in=take, status=Job.Status.QUEUED).update(
+                status=Job.Status.RUNNING, lease_expires_at=lease_until, started_at=now
+            )
+            claimed += Job.objects.filter(
+                pk__in=take, status=Job.Status.RUNNING, lease_expires_at=lease_until
+            ).values_list("pk", flat=True)
+    return claimed
+
+
+def renew_leases(job_ids: list[uuid.UUID]) -> None:
+    if job_ids:
+        until = timezone.now() + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S", 120))
+        Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING).update(lease_expires_at=until)
+
+
+# Preparing and storing ------------------------------------------------------------------
+
+
+@dataclass
+class JobPlan:
+    job: Job
+    request: ImageRequest
+    pending: list[int]
+    per_image_nanos: int
+    markup: Decimal
+    attempts: int = 0
+    error: ProviderError | None = None
+    canceled: bool = False
+    done: set[int] = field(default_factory=set)
+
+
+def _plan(job_id: uuid.UUID) -> JobPlan | None:
+    job = Job.objects.select_related("tenant__plan").get(pk=job_id)
+    if job.status != Job.Status.RUNNING:
+        return None
+    stored = {
+        i for i in Image.objects.filter(job=job).values_list("index", flat=True) if i is not None
+    }
+    inputs = []
+    if job.input_image_ids:
+        images = {
+            str(i.pk): i
+            for i in Image.objects.filter(tenant=job.tenant, pk__in=job.input_image_ids)
+        }
+        for image_id in job.input_image_ids:
+            image = images.get(image_id)
+            if image is not None:
+                with image.file.open("rb") as fh:
+                    inputs.append(InputImage(data=fh.read(), mime_type=image.mime_type))
+    request = ImageRequest(
+        tier=job.tier,
+        prompt=job.model_prompt,
+        aspect_ratio=job.aspect_ratio,
+        image_size=job.image_size,
+        input_images=tuple(inputs),
+    )
+    return JobPlan(
+        job=job,
+        request=request,
+        pending=[i for i in range(job.count) if i not in stored],
+        per_image_nanos=to_nanos(job.estimated_cost) // job.count,
+        markup=job.tenant.plan.markup_per_image,
+        done=stored,
+    )
+
+
+def _prepare_image(plan: JobPlan, index: int, result: ImageResult) -> Image:
+    generated = result.images[0]
+    parent_id = plan.job.parent_image_id
+    return image_build(
+        tenant_id=plan.job.tenant_id,
+        data=generated.data,
+        mime_type=generated.mime_type,
+        width=generated.width,
+        height=generated.height,
+        source=Image.Source.GENERATED,
+        job=plan.job,
+        index=index,
+        parent_id=parent_id,
+    )
+
+
+def _store(plan: JobPlan, index: int, image: Image, result: ImageResult) -> bool:
+    """Image + usage event + quota in one transaction; False if already stored."""
+    job = plan.job
+    price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
+    cost = cost_of(usage=result.usage, price=price, markup=plan.markup)
+    try:
+        with transaction.atomic():
+            image.save(force_insert=True)
+            usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
+            quota_commit(
+                period_id=job.quota_period_id or 0,
+                images=1,
+                reserved_nanos=plan.per_image_nanos,
+                spent=cost.billed,
+            )
+            Job.objects.filter(pk=job.pk).update(
+                reserved_images=F("reserved_images") - 1,
+                reserved_nanos=F("reserved_nanos") - plan.per_image_nanos,
+            )
+    except IntegrityError:
+        # Another delivery of this task stored it first: keep theirs, drop our files.
+        for stored_file in (image.file, image.thumbnail):
+            if stored_file.name:
+                default_storage.delete(stored_file.name)
+        return False
+    return True
+
+
+def _cancel_requested(job_id: uuid.UUID) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def job_finish(*, job_id: uuid.UUID, attempts: int = 0, error: ProviderError | None = None) -> Job:
+    """Settle a job: final status, unused reservation released, webhooks emitted."""
+    from generation.events import job_event_emit
+
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
+        if job.is_finished:
+            return job
+        made = Image.objects.filter(job=job).count()
+        job.attempts += attempts
+        if made >= job.count:
+            job.status = Job.Status.SUCCEEDED
+        elif job.cancel_requested:
+            job.status = Job.Status.CANCELED
+        else:
+            job.status = Job.Status.FAILED
+            job.error_code = error.code if error else "internal_error"
+            job.error_message = (
+                error.message if error else "The job stopped unexpectedly; it was not retried."
+            )
+        job.finished_at = timezone.now()
+        job.lease_expires_at = None
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "error_code",
+                "error_message",
+                "finished_at",
+                "lease_expires_at",
+            ]
+        )
+        reservation_release_all(job=job)
+        job_event_emit(job=job)
+        tenant_id = job.tenant_id
+        transaction.on_commit(lambda: _wake_waiting(tenant_id))
+    return job
+
+
+def _wake_waiting(tenant_id: int) -> None:
+    """A slot freed up: ring the doorbell for the tenant's next queued job."""
+    next_ids = list(
+        Job.objects.filter(tenant_id=tenant_id, status=Job.Status.QUEUED)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:1]
+    )
+    queue.enqueue_jobs(next_ids)
+
+
+# Running ----------------------------------------------------------------------------------
+
+
+async def _generate_one(
+    plan: JobPlan, index: int, session: AsyncGeminiSession, calls: asyncio.Semaphore
+) -> None:
+    max_attempts = int(_setting("BUNCH_PROVIDER_MAX_ATTEMPTS", 4))
+    attempt = 0
+    while True:
+        if plan.error is not None or plan.canceled:
+            return
+        if await sync_to_async(_cancel_requested)(plan.job.pk):
+            plan.canceled = True
+            return
+        attempt += 1
+        plan.attempts += 1
+        try:
+            async with calls:
+                result = await session.generate(plan.request)
+        except RetryableProviderError as error:
+            if attempt >= max_attempts:
+                plan.error = error
+                return
+            await asyncio.sleep(
+                backoff_delay(
+                    attempt,
+                    error,
+                    base_delay=_setting("BUNCH_PROVIDER_BACKOFF_S", 1.0),
+                    max_delay=_setting("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0),
+                    rand=random.random,
+                )
+            )
+            continue
+        except ProviderError as error:
+            plan.error = error
+            return
+        image = await asyncio.to_thread(_prepare_image, plan, index, result)
+        if await sync_to_async(_store)(plan, index, image, result):
+            plan.done.add(index)
+        return
+
+
+async def _run_job(
+    job_id: uuid.UUID, session: AsyncGeminiSession, calls: asyncio.Semaphore
+) -> None:
+    plan = await sync_to_async(_plan)(job_id)
+    if plan is None:
+        return
+    try:
+        await asyncio.gather(*(_generate_one(plan, i, session, calls) for i in plan.pending))
+    except Exception:
+        logger.exception("Job %s crashed while generating", job_id)
+        raise
+    await sync_to_async(job_finish)(job_id=job_id, attempts=plan.attempts, error=plan.error)
+
+
+async def _run(first: uuid.UUID | None) -> int:
+    """Keep jobs in flight until the queue is empty or the task's time budget is spent."""
+    slots = int(_setting("BUNCH_JOBS_PER_TASK", 32))
+    budget = _setting("BUNCH_TASK_BUDGET_S", 60.0)
+    lease_every = _setting("BUNCH_JOB_LEASE_S", 120) / 3
+    calls = asyncio.Semaphore(int(_setting("BUNCH_CALLS_PER_TASK", 64)))
+    started = time.monotonic()
+    last_renewal = started
+    running: dict[asyncio.Task[None], uuid.UUID] = {}
+    handled = 0
+    provider = get_provider()
+    async with provider.async_session() as session:
+        prefer = first
+        while True:
+            free = slots - len(running)
+            if (
+                free > 0
+                and time.monotonic() - started < budget
+                and (free >= max(1, slots // 4) or not running)
+            ):
+                ids = await sync_to_async(claim_jobs)(limit=free, prefer=prefer)
+                prefer = None
+                for job_id in ids:
+                    running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
+                handled += len(ids)
+            if not running:
+                return handled
+            done, _ = await asyncio.wait(
+                running, timeout=min(lease_every, 1.0), return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                job_id = running.pop(task)
+                if task.exception() is not None:
+                    logger.error("Job %s failed in the runner: %r", job_id, task.exception())
+            if time.monotonic() - last_renewal >= lease_every:
+                await sync_to_async(renew_leases)(list(running.values()))
+                last_renewal = time.monotonic()
+
+
+def run_jobs(first: uuid.UUID | str | None = None) -> int:
+    """Entry point of the `run_job` task: returns how many jobs this task handled."""
+    first_id = uuid.UUID(str(first)) if first else None
+    return int(async_to_sync(_run)(first_id))

@@ -1,0 +1,100 @@
+"""Tenant-scoped reads of jobs and images: every lookup names the tenant."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from config.errors import NotFound
+from generation.models import Image, Job
+from tenants.models import Tenant
+
+
+def _uuid(value: Any, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
+
+
+def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
+    images = Image.objects.select_related("usage").order_by("index")
+    return (
+        Job.objects.filter(tenant=tenant)
+        .prefetch_related(Prefetch("images", queryset=images))
+        .annotate(actual_cost=Sum("usage__billed"))
+    )
+
+
+def job_get_for_tenant(tenant: Tenant, job_id: Any) -> Job:
+    job = jobs_for_tenant(tenant).filter(pk=_uuid(job_id, "job")).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def job_list(
+    tenant: Tenant,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+    metadata: dict[str, str] | None = None,
+) -> QuerySet[Job]:
+    jobs = jobs_for_tenant(tenant)
+    if status:
+        jobs = jobs.filter(status=status)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if created_after:
+        jobs = jobs.filter(created_at__gt=created_after)
+    if created_before:
+        jobs = jobs.filter(created_at__lt=created_before)
+    for key, value in (metadata or {}).items():
+        jobs = jobs.filter(**{f"metadata__{key}": value})
+    return jobs
+
+
+def images_for_tenant(tenant: Tenant) -> QuerySet[Image]:
+    return Image.objects.filter(tenant=tenant).select_related("job", "usage", "parent")
+
+
+def image_get_for_tenant(tenant: Tenant, image_id: Any) -> Image:
+    image = images_for_tenant(tenant).filter(pk=_uuid(image_id, "image")).first()
+    if image is None:
+        raise NotFound("No such image.")
+    return image
+
+
+def image_versions(image: Image) -> list[Image]:
+    """The chain this image belongs to: its ancestors, itself, then its descendants."""
+    chain: list[Image] = []
+    node: Image | None = image
+    seen: set[uuid.UUID] = set()
+    while node is not None and node.pk not in seen:
+        seen.add(node.pk)
+        chain.insert(0, node)
+        node = node.parent
+    frontier = [image]
+    while frontier:
+        children = list(
+            Image.objects.filter(parent__in=frontier, tenant_id=image.tenant_id).order_by(
+                "created_at"
+            )
+        )
+        chain.extend(c for c in children if c.pk not in seen)
+        seen.update(c.pk for c in children)
+        frontier = children
+    return chain
+
+
+def image_get_signed(image_id: Any) -> Image:
+    """For a request carrying a valid signed link (checked by the caller) to this image."""
+    image = Image.objects.filter(pk=_uuid(image_id, "image")).first()
+    if image is None:
+        raise NotFound("No such image.")
+    return image

@@ -1,0 +1,41 @@
+"""django-q2 tasks: thin, idempotent, keyed by id. The job rows are the truth."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from generation import queue, runner
+
+
+def run_job(job_id: str) -> int:
+    return runner.run_jobs(job_id)
+
+
+def sweep() -> dict[str, int]:
+    """Scheduled: recover jobs whose worker died and ring for jobs left waiting.
+
+    Needed with either broker: the ORM broker redelivers a killed task only after its
+    retry period, and the Redis broker never does.
+    """
+    from generation.models import Job
+    from generation.webhooks import deliveries_due
+
+    now = timezone.now()
+    requeued = runner.requeue_expired(now=now)
+    stale = now - timezone.timedelta(seconds=30)
+    waiting = list(
+        Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=stale)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:200]
+    )
+    queue.enqueue_jobs(waiting)
+    due = deliveries_due(now)
+    for delivery_id in due:
+        queue.enqueue_webhook_delivery(delivery_id)
+    return {"requeued": requeued, "doorbells": len(waiting), "webhooks": len(due)}
+
+
+def deliver_webhook(delivery_id: str) -> None:
+    from generation.webhooks import delivery_attempt
+
+    delivery_attempt(delivery_id=delivery_id)

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from generation import api
+
+urlpatterns = [
+    path("generations", api.GenerationListView.as_view(), name="generation-list"),
+    path("generations/<str:job_id>", api.GenerationDetailView.as_view(), name="generation-detail"),
+    path(
+        "generations/<str:job_id>/cancel",
+        api.GenerationCancelView.as_view(),
+        name="generation-cancel",
+    ),
+    path("images", api.ImageUploadView.as_view(), name="image-upload"),
+    path("images/<str:image_id>", api.ImageDetailView.as_view(), name="image-detail"),
+    path("images/<str:image_id>/content", api.ImageContentView.as_view(), name="image-content"),
+    path(
+        "images/<str:image_id>/thumbnail",
+        api.ImageThumbnailView.as_view(),
+        name="image-thumbnail",
+    ),
+    path("images/<str:image_id>/edits", api.ImageEditView.as_view(), name="image-edits"),
+]
