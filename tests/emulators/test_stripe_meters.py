@@ -304,3 +304,24 @@ def test_wrong_api_key_is_refused_with_401(stripe_fake):
     client = stripe.StripeClient("sk_test_wrong", base_addresses={"api": stripe_fake.api_base})
     with pytest.raises(stripe.AuthenticationError):
         client.v1.customers.list()
+
+
+def test_v2_meter_event_counts_like_v1(stripe_client, meter, customer):
+    identifier = _unique("img")
+    event = stripe_client.v2.billing.meter_events.create(
+        {
+            "event_name": meter.event_name,
+            "payload": {"stripe_customer_id": customer.id, "value": "2"},
+            "identifier": identifier,
+        }
+    )
+    assert (event.object, event.identifier) == ("v2.billing.meter_event", identifier)
+    assert _total(stripe_client, meter, customer, *_around_now()) == 2
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v2.billing.meter_events.create(
+            {
+                "event_name": meter.event_name,
+                "payload": {"stripe_customer_id": customer.id, "value": "2"},
+                "identifier": identifier,
+            }
+        )
