@@ -109,7 +109,8 @@ if env.is_set("DATABASE_URL"):
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": VAR_DIR / "db.sqlite3",
+        # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
+        "NAME": env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"),
         "OPTIONS": _SQLITE_OPTIONS,
         # A file, not :memory:, so that a django-q2 cluster in another process sees the
         # same test database.
@@ -166,6 +167,15 @@ if not STRIPE_API_KEY:
     STRIPE_API_KEY = "sk_test_emulator"
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", "whsec_emulator_development_secret")
 BILLING_ENABLED = env.bool("BUNCH_BILLING_ENABLED", True)
+
+# Job pipeline (see generation/runner.py and docs/performance.md).
+BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
+BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
+BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
+BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
+BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
+BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
+BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
 
 # Webhooks out to loopback/private addresses are refused unless allowed (development).
 WEBHOOKS_ALLOW_PRIVATE = env.bool("BUNCH_WEBHOOKS_ALLOW_PRIVATE", DEBUG)
@@ -262,5 +272,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "google_genai": {"level": "WARNING"},
+    },
 }

@@ -53,8 +53,8 @@ from tenants.services import quota_commit
 logger = logging.getLogger(__name__)
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+def _setting(name: str) -> float:
+    return float(getattr(settings, name))
 
 
 # Claiming -------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def claim_jobs(
     if limit <= 0:
         return []
     now = now or timezone.now()
-    lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S", 120))
+    lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
     queued = Job.objects.filter(status=Job.Status.QUEUED).order_by("created_at")
     candidates = list(queued.values_list("pk", "tenant_id")[: limit * 4])
     if prefer is not None and prefer not in {pk for pk, _ in candidates}:
@@ -112,7 +112,7 @@ def claim_jobs(
 
 def renew_leases(job_ids: list[uuid.UUID]) -> None:
     if job_ids:
-        until = timezone.now() + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S", 120))
+        until = timezone.now() + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
         Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING).update(lease_expires_at=until)
 
 
@@ -268,42 +268,48 @@ def _wake_waiting(tenant_id: int) -> None:
 
 
 async def _generate_one(
-    plan: JobPlan, index: int, session: AsyncGeminiSession, calls: asyncio.Semaphore
+    plan: JobPlan, index: int, session: AsyncGeminiSession, slots: asyncio.Semaphore
 ) -> None:
-    max_attempts = int(_setting("BUNCH_PROVIDER_MAX_ATTEMPTS", 4))
+    """One image: call (with retries), then store. A slot is held from call to store."""
+    max_attempts = int(_setting("BUNCH_PROVIDER_MAX_ATTEMPTS"))
     attempt = 0
     while True:
-        if plan.error is not None or plan.canceled:
-            return
-        if await sync_to_async(_cancel_requested)(plan.job.pk):
-            plan.canceled = True
-            return
-        attempt += 1
-        plan.attempts += 1
-        try:
-            async with calls:
+        async with slots:
+            # Checked once a slot is ours: a cancel stops every image not yet started.
+            if plan.error is not None or plan.canceled:
+                return
+            if await sync_to_async(_cancel_requested)(plan.job.pk):
+                plan.canceled = True
+                return
+            attempt += 1
+            plan.attempts += 1
+            try:
                 result = await session.generate(plan.request)
-        except RetryableProviderError as error:
-            if attempt >= max_attempts:
+            except RetryableProviderError as error:
+                retry_error: RetryableProviderError | None = error
+            except ProviderError as error:
                 plan.error = error
                 return
-            await asyncio.sleep(
-                backoff_delay(
-                    attempt,
-                    error,
-                    base_delay=_setting("BUNCH_PROVIDER_BACKOFF_S", 1.0),
-                    max_delay=_setting("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0),
-                    rand=random.random,
-                )
-            )
-            continue
-        except ProviderError as error:
-            plan.error = error
+            else:
+                retry_error = None
+                image = await asyncio.to_thread(_prepare_image, plan, index, result)
+                if await sync_to_async(_store)(plan, index, image, result):
+                    plan.done.add(index)
+                return
+        # Back off outside the slot, so waiting never holds up other images.
+        if attempt >= max_attempts:
+            plan.error = retry_error
             return
-        image = await asyncio.to_thread(_prepare_image, plan, index, result)
-        if await sync_to_async(_store)(plan, index, image, result):
-            plan.done.add(index)
-        return
+        assert retry_error is not None
+        await asyncio.sleep(
+            backoff_delay(
+                attempt,
+                retry_error,
+                base_delay=_setting("BUNCH_PROVIDER_BACKOFF_S"),
+                max_delay=_setting("BUNCH_PROVIDER_BACKOFF_MAX_S"),
+                rand=random.random,
+            )
+        )
 
 
 async def _run_job(
@@ -322,10 +328,10 @@ async def _run_job(
 
 async def _run(first: uuid.UUID | None) -> int:
     """Keep jobs in flight until the queue is empty or the task's time budget is spent."""
-    slots = int(_setting("BUNCH_JOBS_PER_TASK", 32))
-    budget = _setting("BUNCH_TASK_BUDGET_S", 60.0)
-    lease_every = _setting("BUNCH_JOB_LEASE_S", 120) / 3
-    calls = asyncio.Semaphore(int(_setting("BUNCH_CALLS_PER_TASK", 64)))
+    slots = int(_setting("BUNCH_JOBS_PER_TASK"))
+    budget = _setting("BUNCH_TASK_BUDGET_S")
+    lease_every = _setting("BUNCH_JOB_LEASE_S") / 3
+    calls = asyncio.Semaphore(int(_setting("BUNCH_CALLS_PER_TASK")))
     started = time.monotonic()
     last_renewal = started
     running: dict[asyncio.Task[None], uuid.UUID] = {}
