@@ -17,9 +17,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
+
+if TYPE_CHECKING:
+    from stripe.params.billing import MeterEventCreateParams
+    from stripe.params.checkout import SessionCreateParams
 
 METER_EVENT_KEY_PREFIX = "meter-event:"
 ALREADY_EXISTS_MESSAGE = "An event already exists with identifier"
@@ -196,7 +200,7 @@ class StripeGateway:
                 {
                     "product": product_id,
                     "currency": currency,
-                    "unit_amount_decimal": str(unit_amount_decimal),
+                    "unit_amount_decimal": unit_amount_decimal,
                     "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
                     "lookup_key": lookup_key,
                     "transfer_lookup_key": bool(found),
@@ -257,7 +261,7 @@ class StripeGateway:
         fresh key per attempt lets a later attempt through, while the identifier still
         refuses a second copy (``ALREADY_EXISTS``).
         """
-        params = {
+        params: MeterEventCreateParams = {
             "event_name": event_name,
             "payload": {"stripe_customer_id": customer_id, "value": _decimal_text(value)},
             "identifier": identifier,
@@ -308,7 +312,7 @@ class StripeGateway:
         client_reference_id: str | None = None,
     ) -> str:
         """The URL of a subscription-mode Checkout page; metered prices take no quantity."""
-        params: dict[str, Any] = {
+        params: SessionCreateParams = {
             "mode": "subscription",
             "customer": customer_id,
             "line_items": [{"price": p} for p in price_ids],
@@ -390,7 +394,7 @@ def identifier_from_idempotency_key(key: str) -> str | None:
     return head if sep and tail.isdigit() else identifier
 
 
-def _options(idempotency_key: str | None) -> dict[str, Any]:
+def _options(idempotency_key: str | None) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
