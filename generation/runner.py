@@ -60,12 +60,19 @@ def _setting(name: str) -> float:
 # Claiming -------------------------------------------------------------------------------
 
 
-def requeue_expired(*, now: dt.datetime | None = None) -> int:
-    """Jobs whose worker stopped renewing the lease go back to the queue."""
+def requeue_expired(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
+    """Jobs whose worker stopped renewing the lease go back to the queue; returns their ids."""
     now = now or timezone.now()
-    return Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now).update(
+    expired = list(
+        Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    # The status condition again: a job that finished meanwhile is left alone.
+    Job.objects.filter(pk__in=expired, status=Job.Status.RUNNING, lease_expires_at__lt=now).update(
         status=Job.Status.QUEUED, lease_expires_at=None
     )
+    return expired
 
 
 def claim_jobs(

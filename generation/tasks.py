@@ -25,14 +25,15 @@ def sweep() -> dict[str, int]:
     stale = now - timezone.timedelta(seconds=30)
     waiting = list(
         Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=stale)
+        .exclude(pk__in=requeued)
         .order_by("created_at")
         .values_list("pk", flat=True)[:200]
     )
-    queue.enqueue_jobs(waiting)
+    queue.enqueue_jobs([*requeued, *waiting])
     due = deliveries_due(now)
     for delivery_id in due:
         queue.enqueue_webhook_delivery(delivery_id)
-    return {"requeued": requeued, "doorbells": len(waiting), "webhooks": len(due)}
+    return {"requeued": len(requeued), "doorbells": len(waiting), "webhooks": len(due)}
 
 
 def deliver_webhook(delivery_id: str) -> None:

@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.plugins.gemini",
     "tests.plugins.stripe",
     "tests.plugins.pipeline",
+    "tests.plugins.cluster",
 ]

@@ -252,7 +252,7 @@ def test_expired_leases_are_requeued_and_live_ones_are_not(
     claimed = runner.claim_jobs(limit=2)
     Job.objects.filter(pk=claimed[0]).update(lease_expires_at=timezone.now() - dt.timedelta(1))
 
-    assert runner.requeue_expired() == 1
+    assert runner.requeue_expired() == [claimed[0]]
     assert Job.objects.get(pk=claimed[0]).status == "queued"
     assert Job.objects.get(pk=claimed[1]).status == "running"
 
