@@ -35,7 +35,7 @@ from billing.pricing import cost_of, price_for
 from billing.services import usage_record
 from generation import queue
 from generation.gateway import get_provider
-from generation.models import Image, Job
+from generation.models import Image, Job, Mode
 from generation.providers.gemini import AsyncGeminiSession
 from generation.providers.registry import get_model
 from generation.providers.retry import backoff_delay
@@ -87,7 +87,8 @@ def claim_jobs(
         return []
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
-    queued = Job.objects.filter(status=Job.Status.QUEUED).order_by("created_at")
+    # Batch-mode jobs go to the provider's Batch API instead (generation/batches.py).
+    queued = Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD).order_by("created_at")
     candidates = list(queued.values_list("pk", "tenant_id")[: limit * 4])
     if prefer is not None and prefer not in {pk for pk, _ in candidates}:
         preferred = queued.filter(pk=prefer).values_list("pk", "tenant_id").first()
