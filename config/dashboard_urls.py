@@ -1,0 +1,74 @@
+"""Dashboard pages (server-rendered) and the sign-in flow.
+
+The auth views sit outside the ``dashboard`` namespace because settings and Django's own
+auth views name them bare (``LOGIN_URL = "login"``, ``password_reset_confirm``); every
+page lives under ``dashboard:``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, include, path
+
+from billing import views as billing_views
+from generation import views as generation_views
+from tenants import views as tenant_views
+
+pages: list[URLPattern] = [
+    path("", tenant_views.home, name="home"),
+    path("switch/", tenant_views.tenant_switch, name="tenant-switch"),
+    path("generate/", generation_views.generate, name="generate"),
+    path("gallery/", generation_views.gallery, name="gallery"),
+    path("images/<str:image_id>/", generation_views.image_detail, name="image"),
+    path("usage/", billing_views.usage, name="usage"),
+    path("api-keys/", tenant_views.api_keys, name="api-keys"),
+    path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
+    path("webhooks/", generation_views.webhook_list, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", generation_views.webhook_detail, name="webhook"),
+    path(
+        "webhooks/<uuid:endpoint_id>/rotate/",
+        generation_views.webhook_rotate,
+        name="webhook-rotate",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/toggle/",
+        generation_views.webhook_toggle,
+        name="webhook-toggle",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/delete/",
+        generation_views.webhook_delete,
+        name="webhook-delete",
+    ),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver/",
+        generation_views.webhook_redeliver,
+        name="webhook-redeliver",
+    ),
+    path("members/", tenant_views.members, name="members"),
+    path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
+    path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
+]
+
+auth = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]
+
+urlpatterns = [*auth, path("", include((pages, "dashboard")))]

@@ -1,0 +1,242 @@
+"""Dashboard pages of the generation domain: generate, gallery, image, webhooks.
+
+Generating and editing happen in the browser against the REST API (which accepts the
+dashboard session), so that the page can show the job live; these views render.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from billing.pricing import estimate_image_cost, price_for
+from config.errors import BunchError
+from generation import selectors, webhook_selectors, webhooks
+from generation.forms import GalleryFilterForm, WebhookEndpointForm
+from generation.models import Image, Mode
+from generation.presets import PRESETS
+from generation.providers.registry import MODELS, RATIO_PIXELS_1K
+from generation.services import MAX_COUNT, MAX_INPUT_IMAGES
+from generation.signing import signed_image_url
+from tenants.models import Membership, Plan
+from tenants.views import tenant_page
+
+GALLERY_PAGE_SIZE = 24
+SHAPE_BOX_PX = 30
+WEBHOOK_SECRET_SESSION_KEY = "bunch_new_webhook_secret"
+
+
+def _ratio_shapes() -> list[dict[str, Any]]:
+    """Each aspect ratio as a rectangle that fits a small square box."""
+    shapes = []
+    for ratio, (width, height) in RATIO_PIXELS_1K.items():
+        scale = SHAPE_BOX_PX / max(width, height)
+        shapes.append(
+            {
+                "ratio": ratio,
+                "w": max(round(width * scale), 4),
+                "h": max(round(height * scale), 4),
+                "pixels": f"{width}×{height}",
+            }
+        )
+    return shapes
+
+
+def _price_sheet(plan: Plan) -> dict[str, dict[str, str]]:
+    """Per tier, what the cost estimate adds up: a base per image, then per input image
+    and per prompt byte, from the price book and the plan's markup (billing.pricing)."""
+    sheet = {}
+    for tier in MODELS:
+        if not plan.allows_tier(tier):
+            continue
+        spec = MODELS[tier]
+
+        def estimate(prompt: str = "", inputs: int = 0, tier: str = tier) -> Decimal:
+            return estimate_image_cost(
+                tier=tier,
+                mode=Mode.STANDARD,
+                image_size="1K",
+                prompt=prompt,
+                input_images=inputs,
+                markup=plan.markup_per_image,
+            ).billed
+
+        base = estimate()
+        price = price_for(model=spec.model_id, mode=Mode.STANDARD)
+        sheet[tier] = {
+            "base": str(base),
+            "per_input_image": str(estimate(inputs=1) - base),
+            "per_prompt_byte": str(price.input_per_million / Decimal(1_000_000)),
+        }
+    return sheet
+
+
+def _model_choices(plan: Plan, sheet: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tier": tier,
+            "name": spec.display_name,
+            "allowed": plan.allows_tier(tier),
+            "per_image": Decimal(sheet[tier]["base"]) if tier in sheet else None,
+        }
+        for tier, spec in MODELS.items()
+    ]
+
+
+@tenant_page()
+def generate(request: HttpRequest, membership: Membership) -> HttpResponse:
+    plan = membership.tenant.plan
+    sheet = _price_sheet(plan)
+    context = {
+        "presets": list(PRESETS.values()),
+        "presets_json": {
+            k: {"ratio": p.default_ratio, "examples": list(p.examples)} for k, p in PRESETS.items()
+        },
+        "ratios": _ratio_shapes(),
+        "models": _model_choices(plan, sheet),
+        "default_tier": next(iter(sheet), "lite"),
+        "price_sheet": sheet,
+        "max_count": MAX_COUNT,
+        "max_inputs": MAX_INPUT_IMAGES,
+        "count_range": range(1, MAX_COUNT + 1),
+    }
+    return render(request, "dashboard/generate.html", context)
+
+
+@tenant_page()
+def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = GalleryFilterForm(request.GET or None)
+    images = form.filter(selectors.images_for_tenant(membership.tenant)).order_by("-created_at")
+    page = Paginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "tiles": [(image, signed_image_url(image.pk, "thumbnail")) for image in page],
+        "query": query.urlencode(),
+        "filtered": form.active,
+    }
+    return render(request, "dashboard/gallery.html", context)
+
+
+def _image_facts(image: Image) -> dict[str, Any]:
+    job = image.job
+    usage = getattr(image, "usage", None)
+    spec = MODELS.get(job.tier) if job else None
+    return {
+        "prompt": job.prompt if job else "",
+        "kind": PRESETS[job.kind].label if job and job.kind in PRESETS else "Upload",
+        "model": spec.display_name if spec else "—",
+        "usage": usage,
+        "tokens_in": (usage.input_text_tokens + usage.input_image_tokens) if usage else None,
+        "tokens_out": (usage.output_text_tokens + usage.output_image_tokens) if usage else None,
+    }
+
+
+@tenant_page()
+def image_detail(request: HttpRequest, membership: Membership, image_id: str) -> HttpResponse:
+    image = selectors.image_get_for_tenant(membership.tenant, image_id)
+    versions = selectors.image_versions(image)
+    context = {
+        "image": image,
+        "facts": _image_facts(image),
+        "content_url": signed_image_url(image.pk, "content"),
+        "versions": [
+            (number, version, signed_image_url(version.pk, "thumbnail"))
+            for number, version in enumerate(versions, start=1)
+        ],
+        "version_number": next(n for n, v in enumerate(versions, start=1) if v.pk == image.pk),
+        "allowed_models": [
+            (tier, spec.display_name)
+            for tier, spec in MODELS.items()
+            if membership.tenant.plan.allows_tier(tier)
+        ],
+    }
+    return render(request, "dashboard/image.html", context)
+
+
+# Webhooks ------------------------------------------------------------------------------
+
+
+@tenant_page(manage=True)
+def webhook_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = WebhookEndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            endpoint, secret = webhooks.endpoint_create(
+                tenant=membership.tenant, **form.cleaned_data
+            )
+        except BunchError as exc:
+            form.add_error("url", exc.message)
+        else:
+            request.session[WEBHOOK_SECRET_SESSION_KEY] = {"id": str(endpoint.pk), "secret": secret}
+            messages.success(request, "Endpoint added. Copy its signing secret now.")
+            return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
+    context = {
+        "form": form,
+        "endpoints": webhook_selectors.endpoints_for_tenant(membership.tenant),
+    }
+    return render(request, "dashboard/webhooks.html", context)
+
+
+@tenant_page(manage=True)
+def webhook_detail(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
+    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
+    new_secret = request.session.pop(WEBHOOK_SECRET_SESSION_KEY, None)
+    if new_secret and new_secret["id"] != str(endpoint.pk):
+        new_secret = None
+    context = {
+        "endpoint": endpoint,
+        "deliveries": webhook_selectors.deliveries_for_endpoint(endpoint).order_by("-created_at")[
+            :50
+        ],
+        "new_secret": new_secret,
+    }
+    return render(request, "dashboard/webhook.html", context)
+
+
+@tenant_page(manage=True)
+@require_POST
+def webhook_rotate(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
+    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
+    secret = webhooks.endpoint_rotate_secret(endpoint=endpoint)
+    request.session[WEBHOOK_SECRET_SESSION_KEY] = {"id": str(endpoint.pk), "secret": secret}
+    messages.success(request, "New secret issued; the old one no longer verifies.")
+    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
+
+
+@tenant_page(manage=True)
+@require_POST
+def webhook_toggle(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
+    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
+    webhooks.endpoint_update(endpoint=endpoint, enabled=not endpoint.enabled)
+    messages.success(request, f"Endpoint {'enabled' if endpoint.enabled else 'paused'}.")
+    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
+
+
+@tenant_page(manage=True)
+@require_POST
+def webhook_delete(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
+    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
+    webhooks.endpoint_delete(endpoint=endpoint)
+    messages.success(request, f"Deleted the endpoint {endpoint.url}.")
+    return redirect("dashboard:webhooks")
+
+
+@tenant_page(manage=True)
+@require_POST
+def webhook_redeliver(
+    request: HttpRequest, membership: Membership, endpoint_id: str, delivery_id: str
+) -> HttpResponse:
+    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
+    delivery = webhook_selectors.delivery_get_for_endpoint(endpoint, delivery_id)
+    webhooks.delivery_redeliver(delivery=delivery)
+    messages.success(request, f"{delivery.event_type} queued for delivery again.")
+    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)

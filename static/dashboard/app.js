@@ -1,0 +1,300 @@
+/* Bunch dashboard: small progressive enhancements, no build step. */
+(function () {
+  "use strict";
+
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+  const POLL_MS = 800;
+
+  // The REST API accepts the dashboard session; errors come in one shape.
+  async function api(path, options) {
+    const opts = Object.assign({ credentials: "same-origin", headers: {} }, options || {});
+    opts.headers["X-CSRFToken"] = csrf();
+    opts.headers["Accept"] = "application/json";
+    if (opts.json !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(opts.json);
+    }
+    let response;
+    try {
+      response = await fetch(path, opts);
+    } catch (e) {
+      throw new Error("We couldn't reach Bunch. Check your connection and try again.");
+    }
+    let body = null;
+    try { body = await response.json(); } catch (e) { /* not JSON */ }
+    if (!response.ok) {
+      const error = body && body.error;
+      const message = error ? friendly(error) : `Something went wrong (HTTP ${response.status}). Try again.`;
+      const err = new Error(message);
+      err.status = response.status;
+      throw err;
+    }
+    return body;
+  }
+
+  function friendly(error) {
+    if (error.fields) {
+      const first = Object.values(error.fields)[0];
+      if (Array.isArray(first) && first.length && typeof first[0] === "string" && error.code === "validation_error") {
+        return `${Object.keys(error.fields)[0].replace("_", " ")}: ${first[0]}`;
+      }
+    }
+    if (error.code === "rate_limited") return "You're going a bit fast. Wait a few seconds and try again.";
+    if (error.code === "not_authenticated") return "Your session has ended. Reload the page and sign in again.";
+    return error.message;
+  }
+
+  function busy(button, on) {
+    if (!button) return;
+    button.disabled = on;
+    button.classList.toggle("is-loading", on);
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  async function pollJob(url, onUpdate) {
+    for (;;) {
+      const job = await api(url);
+      onUpdate(job);
+      if (["succeeded", "failed", "canceled"].includes(job.status)) return job;
+      await sleep(POLL_MS);
+    }
+  }
+
+  // Copy buttons and confirmations ------------------------------------------------------
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const text = $(button.dataset.copy).textContent.trim();
+    const label = $("span", button);
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (e) {
+      const range = document.createRange();
+      range.selectNodeContents($(button.dataset.copy));
+      const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+      document.execCommand && document.execCommand("copy");
+    }
+    if (label) { label.textContent = "Copied"; setTimeout(() => { label.textContent = "Copy"; }, 1600); }
+  });
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+
+  // Generate ------------------------------------------------------------------------------
+  function setupGenerate(form) {
+    const sheet = JSON.parse($("#price-sheet").textContent);
+    const presets = JSON.parse($("#presets").textContent);
+    const maxInputs = Number(form.dataset.maxInputs);
+    const prompt = $("#prompt", form);
+    const count = $("#count", form);
+    const refs = [];  // {id, url, el}
+    const money = (n) => "$" + (n < 0.1 ? n.toFixed(4) : n.toFixed(2));
+
+    function selected(name) { const el = $(`input[name="${name}"]:checked`, form); return el ? el.value : null; }
+
+    function showExamples() {
+      const kind = selected("kind");
+      const box = $("#examples");
+      box.innerHTML = "";
+      presets[kind].examples.forEach((text) => {
+        const chip = document.createElement("button");
+        chip.type = "button"; chip.className = "chip"; chip.textContent = text;
+        chip.addEventListener("click", () => { prompt.value = text; prompt.focus(); updateCost(); });
+        box.appendChild(chip);
+      });
+      const ratio = $(`input[name="aspect_ratio"][value="${presets[kind].ratio}"]`, form);
+      if (ratio) ratio.checked = true;
+    }
+
+    function updateCost() {
+      const tier = selected("model");
+      const line = sheet[tier];
+      const n = Math.min(Math.max(parseInt(count.value, 10) || 1, 1), Number(count.max));
+      if (!line) { $("#cost").textContent = "—"; return; }
+      const bytes = new TextEncoder().encode(prompt.value).length;
+      const each = Number(line.base) + refs.length * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte);
+      $("#cost").textContent = money(each * n);
+      $("#cost-detail").textContent = `${n} × ${money(each)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
+    }
+
+    async function addFiles(files) {
+      const error = $("#form-error");
+      error.textContent = "";
+      for (const file of files) {
+        if (refs.length >= maxInputs) { error.textContent = `At most ${maxInputs} reference images.`; break; }
+        const el = document.createElement("div");
+        el.className = "ref is-uploading";
+        el.innerHTML = `<img alt=""><button type="button" aria-label="Remove">×</button>`;
+        $("img", el).src = URL.createObjectURL(file);
+        $("#refs").appendChild(el);
+        const ref = { id: null, el };
+        refs.push(ref);
+        $("button", el).addEventListener("click", () => { refs.splice(refs.indexOf(ref), 1); el.remove(); updateCost(); });
+        const data = new FormData();
+        data.append("file", file);
+        try {
+          const image = await api("/api/v1/images", { method: "POST", body: data });
+          ref.id = image.id;
+          el.classList.remove("is-uploading");
+        } catch (e) {
+          refs.splice(refs.indexOf(ref), 1); el.remove();
+          error.textContent = `${file.name}: ${e.message}`;
+        }
+        updateCost();
+      }
+    }
+
+    function renderJob(job) {
+      $("#job-empty").hidden = true;
+      $("#job-live").hidden = false;
+      const badge = $("#job-badge");
+      badge.textContent = job.status;
+      badge.className = `badge badge-${job.status}`;
+      const done = job.images.length;
+      const text = {
+        queued: "Waiting for a worker…",
+        running: `Making image ${Math.min(done + 1, job.count)} of ${job.count}…`,
+        succeeded: `Done: ${done} image${done === 1 ? "" : "s"}.`,
+        failed: "The job failed.",
+        canceled: "Canceled.",
+      }[job.status] || job.status;
+      $("#job-text").textContent = text;
+      $("#job-cost").textContent = job.status === "succeeded" ? `Cost ${money(Number(job.actual_cost))}` : `Up to ${money(Number(job.estimated_cost))}`;
+      $("#job-progress").style.width = `${Math.max(job.status === "queued" ? 4 : 12, (done / job.count) * 100)}%`;
+      const slots = $("#slots");
+      while (slots.children.length < job.count) {
+        const slot = document.createElement("div");
+        slot.className = "slot is-waiting";
+        slots.appendChild(slot);
+      }
+      job.images.forEach((image, i) => {
+        const slot = slots.children[i];
+        if (slot.dataset.image === image.id) return;
+        slot.dataset.image = image.id;
+        slot.className = "slot";
+        slot.innerHTML = `<a href="/images/${image.id}/" data-testid="result"><img alt="Generated image ${i + 1}"></a>`;
+        $("img", slot).src = image.thumbnail_url;
+      });
+      if (job.status !== "queued" && job.status !== "running") {
+        $$(".slot.is-waiting", slots).forEach((s) => { s.className = "slot"; s.innerHTML = '<span class="muted small">not made</span>'; });
+      }
+      $("#job-error").textContent = job.error ? job.error.message : "";
+    }
+
+    form.addEventListener("change", (e) => {
+      if (e.target.name === "kind") showExamples();
+      updateCost();
+    });
+    prompt.addEventListener("input", updateCost);
+    count.addEventListener("input", updateCost);
+    $$(".counter button", form).forEach((b) => b.addEventListener("click", () => {
+      count.value = Math.min(Math.max((parseInt(count.value, 10) || 1) + Number(b.dataset.step), 1), Number(count.max));
+      updateCost();
+    }));
+    const input = $("#refs-input");
+    input.addEventListener("change", () => { addFiles(Array.from(input.files)); input.value = ""; });
+    const zone = $("#dropzone");
+    ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("is-over"); }));
+    ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, () => zone.classList.remove("is-over")));
+    zone.addEventListener("drop", (e) => { e.preventDefault(); addFiles(Array.from(e.dataTransfer.files)); });
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = $("#form-error");
+      error.textContent = "";
+      if (!prompt.value.trim()) { error.textContent = "Write a prompt first — or pick one of the examples."; prompt.focus(); return; }
+      if (refs.some((r) => !r.id)) { error.textContent = "Wait for the reference images to finish uploading."; return; }
+      const button = $("#submit");
+      busy(button, true);
+      $("#slots").innerHTML = "";
+      try {
+        const job = await api("/api/v1/generations", {
+          method: "POST",
+          json: {
+            prompt: prompt.value,
+            kind: selected("kind"),
+            aspect_ratio: selected("aspect_ratio"),
+            count: parseInt(count.value, 10) || 1,
+            model: selected("model"),
+            input_images: refs.map((r) => r.id),
+          },
+        });
+        renderJob(job);
+        if (window.innerWidth < 1100) $("#job-panel").scrollIntoView({ behavior: "smooth" });
+        busy(button, false);
+        await pollJob(job.links.self, renderJob);
+      } catch (e) {
+        error.textContent = e.message;
+      } finally {
+        busy(button, false);
+      }
+    });
+
+    showExamples();
+    updateCost();
+  }
+
+  // Edit an image -------------------------------------------------------------------------
+  function setupEdit(form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = $("#edit-error");
+      const instruction = $("#instruction", form);
+      error.textContent = "";
+      if (!instruction.value.trim()) { error.textContent = "Say what to change first."; instruction.focus(); return; }
+      const button = $("#edit-submit");
+      busy(button, true);
+      const badge = $("#edit-badge");
+      try {
+        const job = await api(`/api/v1/images/${form.dataset.image}/edits`, {
+          method: "POST",
+          json: { instruction: instruction.value, model: $("#edit-model").value },
+        });
+        $("#edit-status").hidden = false;
+        const final = await pollJob(job.links.self, (j) => {
+          badge.textContent = j.status;
+          badge.className = `badge badge-${j.status}`;
+          $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : "Working on it…";
+        });
+        if (final.status === "succeeded" && final.images.length) {
+          window.location.assign(`/images/${final.images[0].id}/`);
+          return;
+        }
+        error.textContent = final.error ? final.error.message : "The edit didn't produce an image. Try rewording it.";
+      } catch (e) {
+        error.textContent = e.message;
+      }
+      busy(button, false);
+    });
+  }
+
+  // Billing ---------------------------------------------------------------------------------
+  function setupBilling() {
+    $$("[data-billing]").forEach((button) => button.addEventListener("click", async () => {
+      const error = $("#billing-error");
+      error.textContent = "";
+      busy(button, true);
+      try {
+        const kind = button.dataset.billing;
+        const body = kind === "checkout" ? { plan: button.dataset.plan } : {};
+        const result = await api(`/api/v1/billing/${kind}`, { method: "POST", json: body });
+        window.location.assign(result.url);
+      } catch (e) {
+        error.textContent = e.status === 404 ? "Online billing isn't available yet. Contact us to change plan." : e.message;
+        busy(button, false);
+      }
+    }));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const gen = $("#generate-form");
+    if (gen) setupGenerate(gen);
+    const edit = $("#edit-form");
+    if (edit) setupEdit(edit);
+    setupBilling();
+  });
+})();
