@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from tenants.models import ApiKey, Membership
+from tenants.selectors import current_membership
 from tenants.services import api_key_check, api_key_touch
 
 
@@ -56,7 +57,7 @@ class DashboardSessionAuthentication(SessionAuthentication):
         result = super().authenticate(request)
         if result is None:
             return None
-        membership: Membership | None = getattr(request._request, "membership", None)
+        membership: Membership | None = current_membership(request._request)
         if membership is None:
             return None
         request._request.tenant = membership.tenant  # type: ignore[attr-defined]
