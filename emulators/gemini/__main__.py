@@ -41,6 +41,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument(
         "--image-bytes", choices=["realistic", "small"], default=_env("IMAGE_BYTES", "realistic")
     )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(_env("MAX_CONCURRENCY", "0") or 0),
+        help="calls in flight beyond N get 429 RESOURCE_EXHAUSTED with RetryInfo (0: no limit)",
+    )
+    p.add_argument(
+        "--request-log",
+        default=_env("REQUEST_LOG", None),
+        help="append one JSON line per generateContent call (prompt hash, times, model time)",
+    )
     for name, default in FaultRates().as_dict().items():
         flag = name.replace("_", "-")
         p.add_argument(
@@ -61,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         batch_step_seconds=a.batch_step_seconds,
         image_bytes=a.image_bytes,
         faults=faults,
+        max_concurrency=a.max_concurrency,
+        request_log=a.request_log,
     )
 
 

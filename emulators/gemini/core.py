@@ -29,7 +29,7 @@ from .catalog import (
     nearest_ratio,
     pixel_size,
 )
-from .render import RenderCache, RenderSpec
+from .render import RenderCache, RenderSpec, clean_prompt
 
 STATUS_BY_CODE = {
     400: "INVALID_ARGUMENT",
@@ -292,7 +292,9 @@ async def image_response(
     source = req.input_images[0] if req.input_images else req.history_image
     spec = RenderSpec(
         model=model.model_id,
-        prompt=req.prompt,
+        # The drawing depends on the prompt without its [[trigger]] markers, so the cache
+        # is keyed on that: prompts that differ only in markers share one render.
+        prompt=clean_prompt(req.prompt),
         width=width,
         height=height,
         seed=seed,

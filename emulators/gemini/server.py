@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -36,6 +37,12 @@ class Settings:
     batch_step_seconds: float = 5.0
     image_bytes: str = "realistic"
     faults: FaultRates = field(default_factory=FaultRates)
+    # Calls in flight beyond this get 429 RESOURCE_EXHAUSTED with RetryInfo (0: no limit),
+    # like a provider's per-project concurrency quota.
+    max_concurrency: int = 0
+    # One JSON line per generateContent call (prompt hash, wall-clock start/end, model
+    # time), for benchmarks that need the model time of each image.
+    request_log: str | None = None
 
 
 class Stats:
@@ -71,6 +78,7 @@ class Emulator:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="render")
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
+        self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
@@ -95,6 +103,8 @@ class Emulator:
 
     async def _shutdown(self, _app: web.Application) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.request_log is not None:
+            self.request_log.close()
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -168,6 +178,10 @@ class Emulator:
 
     async def generate(self, request: web.Request, model_id: str) -> web.StreamResponse:
         self.stats.requests += 1
+        limit = self.settings.max_concurrency
+        if limit and self.stats.in_flight >= limit:
+            self.stats.record(model_id.removeprefix("models/"), "error_429_concurrency")
+            raise self.rate_limit_error()
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
         name = model_id
@@ -219,6 +233,7 @@ class Emulator:
             await render if render else core.special_response(model, parsed, decision.outcome or "")
         )
         model_ms = int((time.monotonic() - started) * 1000)
+        self._log_request(parsed.prompt, started, model_ms)
         headers = {"x-emulator-model-time-ms": str(model_ms)}
         outcome = {"block": "blocked", "safety": "image_safety", "noimage": "no_image"}.get(
             decision.outcome or "", "ok"
@@ -232,6 +247,19 @@ class Emulator:
         return outcome, web.Response(
             body=json.dumps(body).encode(), content_type="application/json", headers=headers
         )
+
+    def _log_request(self, prompt: str, started: float, model_ms: int) -> None:
+        if self.request_log is None:
+            return
+        end = time.time()
+        line = {
+            "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+            "start": round(end - (time.monotonic() - started), 4),
+            "end": round(end, 4),
+            "model_time_ms": model_ms,
+        }
+        self.request_log.write(json.dumps(line) + "\n")
+        self.request_log.flush()
 
     # --- control endpoints ----------------------------------------------------------------
 
@@ -266,6 +294,7 @@ class Emulator:
             "batch_step_seconds": s.batch_step_seconds,
             "image_bytes": s.image_bytes,
             "seed": s.seed,
+            "max_concurrency": s.max_concurrency,
         }
 
     async def get_config(self, _request: web.Request) -> web.Response:
@@ -276,6 +305,8 @@ class Emulator:
         for key in ("latency", "jitter", "batch_step_seconds"):
             if key in body:
                 setattr(self.settings, key, float(body[key]))
+        if "max_concurrency" in body:
+            self.settings.max_concurrency = int(body["max_concurrency"])
         if body.get("image_bytes") in ("realistic", "small"):
             self.settings.image_bytes = body["image_bytes"]
         return web.json_response(self.config())

@@ -1,0 +1,301 @@
+"""`python -m bench`: run the whole stack under load and print what it achieved."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import figures, querycount
+from bench.procstat import RoleStats, Sampler
+from bench.stack import ROOT, Stack, StackConfig, procfile_web_args
+
+BROKERS = ("sqlite", "postgres", "redis")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    web_workers, web_threads = procfile_web_args()
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--broker", default="postgres", help="sqlite, postgres, redis or a list: a,b")
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--images", type=int, default=1, help="images per job")
+    p.add_argument("--rate", type=float, default=0.0, help="submits/s; 0 = as fast as possible")
+    p.add_argument("--connections", type=int, default=16, help="load generator connections")
+    p.add_argument(
+        "--prefill",
+        action="store_true",
+        help="submit every job before the workers start (queue depth = --jobs)",
+    )
+    p.add_argument("--latency", type=float, default=4.0, help="emulated model seconds")
+    p.add_argument("--jitter", type=float, default=0.5)
+    p.add_argument(
+        "--provider-concurrency",
+        type=int,
+        default=80,
+        help="the emulator answers 429 beyond this many calls in flight; the workers are "
+        "sized to stay at it (calls per task = this / workers)",
+    )
+    p.add_argument("--workers", type=int, default=4, help="django-q2 worker processes")
+    p.add_argument("--jobs-per-task", type=int, default=0, help="0: 1.5 × calls per task")
+    p.add_argument("--calls-per-task", type=int, default=0, help="0: concurrency / workers")
+    p.add_argument("--task-budget", type=float, default=60.0, help="seconds a task keeps claiming")
+    p.add_argument("--web-workers", type=int, default=web_workers)
+    p.add_argument("--web-threads", type=int, default=web_threads)
+    p.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
+    p.add_argument("--no-query-count", action="store_true")
+    p.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    p.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
+    p.add_argument("--label", default="", help="free text stored with the results")
+    args = p.parse_args(argv)
+    for broker in args.broker.split(","):
+        if broker not in BROKERS:
+            p.error(f"unknown broker {broker!r}; use {', '.join(BROKERS)}")
+    return args
+
+
+def _config(args: argparse.Namespace, broker: str, run_dir: Path) -> StackConfig:
+    calls = args.calls_per_task or max(1, args.provider_concurrency // args.workers)
+    return StackConfig(
+        broker=broker,
+        run_dir=run_dir,
+        latency=args.latency,
+        jitter=args.jitter,
+        provider_concurrency=args.provider_concurrency,
+        q_workers=args.workers,
+        jobs_per_task=args.jobs_per_task or calls + calls // 2,
+        calls_per_task=calls,
+        task_budget_s=args.task_budget,
+        web_workers=args.web_workers,
+        web_threads=args.web_threads,
+        count_queries=not args.no_query_count,
+    )
+
+
+def _django(stack: Stack) -> None:
+    """Point this process's Django at the run's database, migrate, and set up."""
+    os.environ.update(stack.env())
+    for name in ("DATABASE_URL", "REDIS_URL", "BUNCH_SQLITE_PATH", "BUNCH_BENCH_QUERY_DIR"):
+        if name not in stack.env():
+            os.environ.pop(name, None)
+    os.environ.pop("BUNCH_BENCH_QUERY_DIR", None)  # the driver's own queries don't count
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _tenant_key() -> str:
+    """A tenant on the Scale plan (1M images, 20,000 requests/min, 500 jobs at once)."""
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def _load(stack: Stack, args: argparse.Namespace, key: str) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable, "-m", "bench.load", "--url", stack.web_url, "--key", key,
+        "--jobs", str(args.jobs), "--images", str(args.images), "--rate", str(args.rate),
+        "--connections", str(args.connections), "--out", str(stack.config.run_dir / "load.json"),
+    ]  # fmt: skip
+    return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _wait_finished(expected: int, timeout_s: float) -> float:
+    from generation.models import Job
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = Job.objects.filter(status__in=Job.FINISHED).count()
+        if done >= expected:
+            return time.monotonic()
+        time.sleep(1.0)
+    raise TimeoutError(f"only {done} of {expected} jobs finished within {timeout_s:.0f} s")
+
+
+def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int], dict[str, int]]:
+    from django.db.models import Count, Sum
+
+    from billing.models import UsageEvent
+    from generation.models import Image, Job
+    from tenants.models import QuotaPeriod
+
+    jobs = list(Job.objects.values("id", "status", "created_at", "model_prompt"))
+    images = list(Image.objects.filter(job__isnull=False).values("job_id", "index", "created_at"))
+    usage = UsageEvent.objects.aggregate(
+        events=Count("id"), distinct_images=Count("image_id", distinct=True)
+    )
+    quota = QuotaPeriod.objects.aggregate(
+        images_used=Sum("images_used"),
+        images_reserved=Sum("images_reserved"),
+        spend_reserved_nanos=Sum("spend_reserved_nanos"),
+    )
+    return jobs, images, usage, {k: int(v or 0) for k, v in quota.items()}
+
+
+def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = (args.out / f"{stamp}-{broker}-{args.jobs}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(_config(args, broker, run_dir))
+    stack.create_database()
+    try:
+        _django(stack)
+        key = _tenant_key()
+        stack.start_emulator()
+        if not args.prefill:
+            stack.start_worker()
+        stack.start_web()
+        time.sleep(1.0)  # the cluster's processes settle
+        roots = {role: p.pid for role, p in stack.processes.items()}
+        sampler = Sampler(roots).start()
+        cpu_start = sampler.snapshot()
+        t_start = time.monotonic() - sampler.started
+        load = _load(stack, args, key)
+        if load.wait() != 0:
+            raise RuntimeError("the load generator failed")
+        if args.prefill:
+            cpu_submit = sampler.snapshot()
+            stack.start_worker()
+            sampler.roots["worker"] = stack.processes["worker"].pid
+            sampler.roles["worker"] = RoleStats()
+        else:
+            cpu_submit = cpu_start
+        _wait_finished(args.jobs, args.timeout)
+        t_end = time.monotonic() - sampler.started
+        sampler.sample()
+        cpu_end = sampler.snapshot()
+        sampler.stop()
+        return _report(args, stack, sampler, cpu_start, cpu_submit, cpu_end, t_start, t_end)
+    finally:
+        stack.stop()
+        if not args.keep_db:
+            from django.db import connections
+
+            connections.close_all()
+            stack.drop_database()
+
+
+def _report(
+    args: argparse.Namespace, stack: Stack, sampler: Sampler, cpu_start: dict[str, float],
+    cpu_submit: dict[str, float], cpu_end: dict[str, float], t_start: float, t_end: float,
+) -> dict[str, Any]:  # fmt: skip
+    c = stack.config
+    load = json.loads((c.run_dir / "load.json").read_text())
+    jobs, images, usage, quota = _rows()
+    n_images = max(len(images), 1)
+    cpu = {
+        role: (cpu_end[role] - (cpu_submit if role == "worker" else cpu_start).get(role, 0.0))
+        / n_images
+        for role in cpu_end
+    }
+    queries = querycount.totals(stack.query_dir)
+    return {
+        "label": args.label,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "config": {
+            "broker": c.broker,
+            "jobs": args.jobs,
+            "images_per_job": args.images,
+            "rate": args.rate,
+            "connections": args.connections,
+            "prefill": args.prefill,
+            "latency": c.latency,
+            "jitter": c.jitter,
+            "provider_concurrency": c.provider_concurrency,
+            "q_workers": c.q_workers,
+            "jobs_per_task": c.jobs_per_task,
+            "calls_per_task": c.calls_per_task,
+            "task_budget_s": c.task_budget_s,
+            "web_workers": c.web_workers,
+            "web_threads": c.web_threads,
+        },
+        "argv": sys.argv[1:],
+        "submit": figures.submit_figures(load),
+        "pipeline": figures.pipeline_figures(
+            jobs=jobs,
+            images=images,
+            prompts={str(j["id"]): j["model_prompt"] for j in jobs},
+            request_log=stack.request_log,
+            provider_concurrency=c.provider_concurrency,
+            latency=c.latency,
+        ),
+        "cpu_s_per_image": cpu,
+        "peak_rss_mb": {r: s.peak_process_rss_mb() for r, s in sampler.roles.items()},
+        "memory": {
+            r: figures.memory_figures(s.rss_series, t_start, t_end)
+            for r, s in sampler.roles.items()
+        },
+        "queries_per_job": {role: n / max(len(jobs), 1) for role, n in queries.items()},
+        "emulator": _emulator_stats(stack),
+        "correctness": figures.correctness(
+            jobs=jobs,
+            images=images,
+            usage=usage,
+            quota=quota,
+            requested_jobs=args.jobs,
+            images_per_job=args.images,
+        ),
+        "run_dir": str(c.run_dir),
+    }
+
+
+def _emulator_stats(stack: Stack) -> dict[str, Any]:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{stack.emulator_url}/_emulator/stats", timeout=5) as r:
+            stats: dict[str, Any] = json.load(r)
+            return stats
+    except OSError:
+        return {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench.table import render
+
+    args = parse_args(argv)
+    results = []
+    for broker in args.broker.split(","):
+        if results:  # one Django per process: run each further broker in a fresh one
+            argv_one = [a for a in (argv or sys.argv[1:])]
+            _rerun(argv_one, broker)
+            continue
+        result = run_one(args, broker)
+        results.append(result)
+        path = Path(result["run_dir"]) / "result.json"
+        path.write_text(json.dumps(result, indent=2, default=str))
+        print(render(result))
+        print(f"results: {path}")
+    if not all(r["correctness"]["ok"] for r in results):
+        sys.exit(1)
+
+
+def _rerun(argv: list[str], broker: str) -> None:
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--broker":
+            skip = True
+            continue
+        if a.startswith("--broker="):
+            continue
+        rest.append(a)
+    code = subprocess.call([sys.executable, "-m", "bench", "--broker", broker, *rest], cwd=ROOT)
+    if code:
+        sys.exit(code)

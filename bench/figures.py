@@ -1,0 +1,144 @@
+"""Turning a finished run into figures: read the database, the load and emulator logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def submit_figures(load: dict[str, Any]) -> dict[str, Any]:
+    requests = load["requests"]
+    accepted = [r for r in requests if r[3] == 202]
+    latencies = [r[2] * 1000 for r in accepted]
+    first = min((r[1] for r in requests), default=0.0)
+    last = max((r[1] + r[2] for r in requests), default=0.0)
+    span = max(last - first, 1e-9)
+    return {
+        "requests": len(requests),
+        "accepted": len(accepted),
+        "statuses": dict(Counter(str(r[3]) for r in requests)),
+        "accepted_per_s": len(accepted) / span,
+        "latency_ms": {
+            "p50": percentile(latencies, 0.5),
+            "p95": percentile(latencies, 0.95),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies, default=float("nan")),
+        },
+        "span_s": span,
+    }
+
+
+def model_times(request_log: Path) -> dict[str, float]:
+    """Model seconds per prompt hash; a retried prompt keeps its last (answered) call."""
+    out: dict[str, float] = {}
+    if request_log.exists():
+        for line in request_log.read_text().splitlines():
+            row = json.loads(line)
+            out[row["prompt_sha256"]] = row["model_time_ms"] / 1000
+    return out
+
+
+def pipeline_figures(
+    *,
+    jobs: list[dict[str, Any]],
+    images: list[dict[str, Any]],
+    prompts: dict[str, str],
+    request_log: Path,
+    provider_concurrency: int,
+    latency: float,
+) -> dict[str, Any]:
+    """Throughput, efficiency and per-image overhead from job and image rows."""
+    times = model_times(request_log)
+    job_by_id = {str(j["id"]): j for j in jobs}
+    stored = sorted(i["created_at"].timestamp() for i in images)
+    overheads, models = [], []
+    for image in images:
+        job = job_by_id[str(image["job_id"])]
+        sha = hashlib.sha256(prompts[str(job["id"])].encode()).hexdigest()
+        if sha not in times:
+            continue
+        total = image["created_at"].timestamp() - job["created_at"].timestamp()
+        overheads.append((total - times[sha]) * 1000)
+        models.append(times[sha])
+    out: dict[str, Any] = {"images": len(images)}
+    if not stored:
+        return out
+    first_submit = min(j["created_at"].timestamp() for j in jobs)
+    span = stored[-1] - first_submit
+    # Sustained: the middle 80 % of stored images, leaving out ramp-up and the tail.
+    lo, hi = stored[len(stored) // 10], stored[(len(stored) * 9) // 10]
+    middle = (len(stored) * 9) // 10 - len(stored) // 10
+    sustained = middle / (hi - lo) * 60 if hi > lo else float("nan")
+    ideal = provider_concurrency / latency * 60
+    out.update(
+        {
+            "end_to_end_per_min": len(stored) / span * 60 if span > 0 else float("nan"),
+            "sustained_per_min": sustained,
+            "ideal_per_min": ideal,
+            "efficiency": sustained / ideal,
+            "first_submit_to_last_image_s": span,
+            "overhead_ms": {
+                "p50": percentile(overheads, 0.5),
+                "p95": percentile(overheads, 0.95),
+                "p99": percentile(overheads, 0.99),
+                "matched": len(overheads),
+            },
+            "model_time_s_mean": statistics.fmean(models) if models else float("nan"),
+        }
+    )
+    return out
+
+
+def correctness(
+    *, jobs: list[dict[str, Any]], images: list[dict[str, Any]], usage: dict[str, int],
+    quota: dict[str, int], requested_jobs: int, images_per_job: int,
+) -> dict[str, Any]:  # fmt: skip
+    statuses = Counter(j["status"] for j in jobs)
+    keys = Counter((str(i["job_id"]), i["index"]) for i in images)
+    requested = requested_jobs * images_per_job
+    checks = {
+        "jobs": len(jobs),
+        "statuses": dict(statuses),
+        "images": len(images),
+        "usage_events": usage["events"],
+        "usage_events_distinct_images": usage["distinct_images"],
+        "requested_images": requested,
+        "duplicate_image_slots": sum(1 for n in keys.values() if n > 1),
+        "quota_images_used": quota["images_used"],
+        "quota_images_reserved": quota["images_reserved"],
+        "quota_spend_reserved_nanos": quota["spend_reserved_nanos"],
+    }
+    checks["ok"] = (
+        len(jobs) == requested_jobs
+        and statuses.get("succeeded", 0) == requested_jobs
+        and len(images) == usage["events"] == usage["distinct_images"] == requested
+        and checks["duplicate_image_slots"] == 0
+        and quota["images_used"] == requested
+        and quota["images_reserved"] == 0
+        and quota["spend_reserved_nanos"] == 0
+    )
+    return checks
+
+
+def memory_figures(series: list[tuple[float, int]], start: float, end: float) -> dict[str, float]:
+    """Total RSS of a role in the first and last fifth of the measured interval."""
+    window = [(t, kb) for t, kb in series if start <= t <= end]
+    if len(window) < 5:
+        return {}
+    fifth = max(1, len(window) // 5)
+    first = statistics.fmean(kb for _, kb in window[:fifth]) / 1024
+    last = statistics.fmean(kb for _, kb in window[-fifth:]) / 1024
+    return {"first_fifth_mb": first, "last_fifth_mb": last, "growth_mb": last - first}
