@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench seed venv clean-var browser-deps
+.PHONY: run test lint format bench seed venv clean-var system-deps
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -25,20 +25,24 @@ seed: venv
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 
-run: venv
+run: venv system-deps
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	@bash scripts/run.sh
 
-test: venv browser-deps
+test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Browser tests drive Debian's Chromium; install it when missing (CI runs as root).
-browser-deps:
-	@command -v chromium >/dev/null || { \
-	  echo "Installing chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages: Chromium for the browser tests, a CJK font so the Gemini emulator can
+# draw CJK headlines. Installed when missing (needs root, as on CI).
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lint: venv
 	$(VENV)/bin/ruff check .

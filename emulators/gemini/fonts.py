@@ -16,6 +16,7 @@ from PIL import ImageDraw, ImageFont
 _DEJAVU = "/usr/share/fonts/truetype/dejavu/"
 _PRIMARY = [_DEJAVU + "DejaVuSans-Bold.ttf", _DEJAVU + "DejaVuSans.ttf"]
 _FALLBACK_GLOBS = [
+    "/usr/share/fonts/**/wqy-microhei.ttc",  # CJK (Debian fonts-wqy-microhei, 1.6 MB)
     "/usr/share/fonts/**/NotoSans-*Bold.ttf",
     "/usr/share/fonts/**/NotoSans*-Bold.tt[fc]",
     "/usr/share/fonts/**/NotoSansCJK*-Bold.ttc",
