@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
+from billing.money import from_nanos, to_cents
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
-from tenants.services import api_key_revoke
+from tenants.services import api_key_revoke, period_start
 
 
 class MembershipInline(admin.TabularInline):
@@ -43,11 +44,39 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "plan", "status", "stripe_customer_id", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "plan",
+        "status",
+        "usage_this_period",
+        "stripe_customer_id",
+        "created_at",
+    ]
     list_filter = ["plan", "status"]
     list_select_related = ["plan"]
     search_fields = ["name", "slug", "stripe_customer_id"]
     inlines = [MembershipInline, ApiKeyInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        # One subquery, not one query per row.
+        period = QuotaPeriod.objects.filter(
+            tenant=OuterRef("pk"), period_start=period_start(timezone.now())
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                period_images=Subquery(period.values("images_used")[:1]),
+                period_nanos=Subquery(period.values("spend_used_nanos")[:1]),
+            )
+        )
+
+    @admin.display(description="Usage this period", ordering="period_images")
+    def usage_this_period(self, tenant: Tenant) -> str:
+        images = getattr(tenant, "period_images", None) or 0
+        spend = from_nanos(getattr(tenant, "period_nanos", None) or 0)
+        return f"{images} / {tenant.plan.monthly_image_quota} images · ${to_cents(spend)}"
 
 
 @admin.register(ApiKey)
