@@ -1,0 +1,26 @@
+"""The project's URLs with the batch routes mounted, whether or not config/urls.py has them."""
+
+from django.urls import include, path
+
+from config import urls as project
+
+handler404 = project.handler404
+handler500 = project.handler500
+
+
+def _mounted(patterns: list, name: str) -> bool:  # type: ignore[type-arg]
+    return any(getattr(p, "urlconf_name", None) == name for p in patterns)
+
+
+api_v1 = list(project.api_v1)
+if not _mounted(api_v1, "generation.batch_urls"):
+    api_v1.append(path("", include("generation.batch_urls")))
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    *project.urlpatterns,
+]
+if not _mounted(project.urlpatterns, "generation.batch_dashboard_urls"):
+    urlpatterns.insert(0, path("", include("generation.batch_dashboard_urls")))
+if not _mounted(project.urlpatterns, "config.dashboard_urls"):
+    urlpatterns.insert(0, path("", include("config.dashboard_urls")))
