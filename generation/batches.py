@@ -66,9 +66,11 @@ def route_mode(
     deadline: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> str:
-    """`Mode.BATCH` for economy work (or a deadline ≥ 24 h away) when the plan allows it."""
+    """`Mode.BATCH` for `priority="economy"`, or no priority and a deadline ≥ 24 h away,
+    when the plan allows batch; an explicit `priority="standard"` always runs now."""
     now = now or timezone.now()
-    economy = priority == "economy" or (deadline is not None and deadline - now >= ECONOMY_DEADLINE)
+    far = deadline is not None and deadline - now >= ECONOMY_DEADLINE
+    economy = priority == "economy" or (priority is None and far)
     return Mode.BATCH if economy and tenant.plan.batch_allowed else Mode.STANDARD
 
 
