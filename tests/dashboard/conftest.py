@@ -14,8 +14,7 @@ from tests.plugins.actors import PASSWORD, Actor
 
 
 @pytest.fixture(autouse=True)
-def dashboard_urls(settings: Any) -> None:
-    settings.ROOT_URLCONF = "tests.dashboard.urls"
+def webhooks_without_dns(settings: Any) -> None:
     settings.WEBHOOKS_ALLOW_PRIVATE = True  # example.com must not need DNS in tests
 
 

@@ -2,7 +2,7 @@
 
 Jobs run inline in the live server's request thread against the Gemini emulator (the
 `inline_worker` fixture), so what the browser sees is what a real worker would produce.
-Chromium missing is a failure, never a skip: CI installs it (`make browser-deps`).
+Chromium missing is a failure, never a skip: CI installs it (`make system-deps`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """One browser per test, so the async-safety switch below never outlives a browser test."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-            "(`apt-get install chromium`, or `make browser-deps`)."
+            "(`apt-get install chromium`, or `make system-deps`)."
         )
     # Playwright's sync API runs an event loop in this thread; Django then refuses ORM
     # calls from the test unless told the loop is not ours to protect (as pytest-playwright
@@ -58,8 +59,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def site(live_server: Any, inline_worker: Any, settings: Any) -> str:
-    settings.ROOT_URLCONF = "tests.dashboard.urls"
+def site(live_server: Any, inline_worker: Any) -> str:
     return str(live_server.url)
 
 
