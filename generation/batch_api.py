@@ -15,7 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generation import batch_results, batch_selectors, batches, templates_service
+from config.errors import BunchError
+from generation import batch_results, batch_selectors, batches, services, templates_service
 from generation.api import _actor, _tenant  # the one place requests name their actor
 from generation.batch_serializers import (
     BatchIn,
@@ -26,6 +27,7 @@ from generation.batch_serializers import (
     TemplateIn,
     TemplateOut,
 )
+from generation.models import IdempotencyRecord
 from generation.services import JobParams
 from tenants.models import Tenant
 
@@ -45,6 +47,19 @@ class ItemPagination(BatchPagination):
     page_size = 100
     max_page_size = 1000
     ordering = "index"
+
+
+def _idempotency_begin(request: Request, tenant: Tenant) -> IdempotencyRecord | None:
+    """Same key + same body → the first response again (a client that lost the answer
+    re-sends safely); same key + another body → 409."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None
+    if len(key) > 255:
+        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
+    body = request.data if isinstance(request.data, dict) else {}
+    fingerprint = services.request_fingerprint({"path": request.path, "body": body})
+    return services.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
 
 
 def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[batches.ItemSpec], Any]:
@@ -80,23 +95,42 @@ def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[batches.ItemSpec], A
 
 
 class BatchListView(APIView):
-    @extend_schema(request=BatchIn, responses={202: BatchOut}, summary="Submit a batch")
+    @extend_schema(
+        request=BatchIn,
+        responses={202: BatchOut},
+        summary="Submit a batch",
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
     def post(self, request: Request) -> Response:
-        data = BatchIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
         tenant = _tenant(request)
-        items, template = _items(tenant, v)
-        batch = batches.batch_submit(
-            tenant=tenant,
-            items=items,
-            mode=v["mode"],
-            name=v["name"],
-            template=template,
-            metadata=v["metadata"],
-            **_actor(request),
-        )
+        record = _idempotency_begin(request, tenant)
+        if getattr(record, "replayed", False):
+            return Response(
+                record.response_body,  # type: ignore[union-attr]
+                status=record.response_status,  # type: ignore[union-attr]
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            data = BatchIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            v = data.validated_data
+            items, template = _items(tenant, v)
+            batch = batches.batch_submit(
+                tenant=tenant,
+                items=items,
+                mode=v["mode"],
+                name=v["name"],
+                template=template,
+                metadata=v["metadata"],
+                **_actor(request),
+            )
+        except Exception:
+            if record is not None:
+                services.idempotency_abandon(record=record)
+            raise
         body = _batch_body(tenant, batch.pk)
+        if record is not None:
+            services.idempotency_finish(record=record, status=202, body=body)
         return Response(
             body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
         )

@@ -300,3 +300,17 @@ def test_items_are_listed_in_order_with_their_labels_and_jobs(
     assert rows[0]["job"]["status"] == "succeeded" and len(rows[0]["job"]["images"]) == 1
     listed = owner.api().get(BATCHES).json()["results"]
     assert [b["id"] for b in listed] == [created["id"]]
+
+
+def test_resending_with_the_same_idempotency_key_returns_the_first_batch(owner: Actor) -> None:
+    body = {"mode": "realtime", "items": items("a")}
+    first = owner.api().post(BATCHES, body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    again = owner.api().post(BATCHES, body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    other = owner.api().post(
+        BATCHES, {**body, "name": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+
+    assert first.status_code == again.status_code == 202
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and Batch.objects.count() == 1
+    assert_error(other, 409, "idempotency_key_reused")
