@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures, querycount
-from bench.procstat import RoleStats, Sampler
+from bench.procstat import RoleStats, Sampler, server_pid
 from bench.stack import ROOT, Stack, StackConfig, procfile_web_args
 
 BROKERS = ("sqlite", "postgres", "redis")
@@ -160,6 +160,10 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
         stack.start_web()
         time.sleep(1.0)  # the cluster's processes settle
         roots = {role: p.pid for role, p in stack.processes.items()}
+        for server in ("postgres", "redis-server") if broker != "sqlite" else ():
+            pid = server_pid(server)
+            if pid and (server != "redis-server" or broker == "redis"):
+                roots[server.removesuffix("-server")] = pid
         sampler = Sampler(roots).start()
         cpu_start = sampler.snapshot()
         t_start = time.monotonic() - sampler.started

@@ -29,6 +29,26 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+def server_pid(name: str) -> int | None:
+    """The top process named `name` (e.g. the postmaster), or None: its tree is sampled too.
+
+    Shared servers also serve other work on the machine; their figures are an upper bound.
+    """
+    comms: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            comms[int(entry.name)] = (comm, int(stat.rsplit(")", 1)[1].split()[1]))
+    for pid, (comm, ppid) in comms.items():
+        if comm.startswith(name) and not comms.get(ppid, ("", 0))[0].startswith(name):
+            return pid
+    return None
+
+
 def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
     out, todo = [], [root]
     while todo:

@@ -36,6 +36,9 @@ def render(r: dict[str, Any]) -> str:
         ("mean model time s", _f(p.get("model_time_s_mean"), 3)),
         ("CPU ms/image web/worker/emulator",
          " / ".join(_f(r["cpu_s_per_image"].get(x, 0) * 1000) for x in roles)),
+        ("CPU ms/image postgres/redis (shared)",
+         " / ".join(_f(r["cpu_s_per_image"].get(x, float("nan")) * 1000)
+                    for x in ("postgres", "redis"))),
         ("peak RSS MB/process web/worker/emu",
          " / ".join(_f(r["peak_rss_mb"].get(x, 0), 0) for x in roles)),
         ("RSS growth MB web/worker/emu",

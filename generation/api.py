@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import BunchError
 from generation import selectors, services
-from generation.models import Job
+from generation.models import Image, Job
 from generation.serializers import EditIn, GenerationIn, ImageOut, JobOut, UploadIn
 from generation.signing import signature_allows
 from tenants.models import ApiKey, Tenant
@@ -40,10 +40,20 @@ def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
     return JobOut(selectors.job_get_for_tenant(tenant, job_id)).data  # type: ignore[return-value]
 
 
-def _wait_for(tenant: Tenant, job: Job, request: Request) -> tuple[int, dict[str, Any]]:
+def _accepted_body(job: Job) -> dict[str, Any]:
+    """The body of a job just created: no images or usage yet, so nothing to read back."""
+    job._prefetched_objects_cache = {"images": Image.objects.none()}  # type: ignore[attr-defined]
+    return JobOut(job).data  # type: ignore[return-value]
+
+
+def _wait_for(
+    tenant: Tenant, job: Job, request: Request, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
     """`Prefer: wait=N`: hold the answer up to N s (≤ 60) for the job to finish."""
     match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
     wait = min(int(match.group(1)), MAX_WAIT_S) if match else 0
+    if not wait:
+        return status.HTTP_202_ACCEPTED, body
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline:
         if Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).exists():
@@ -78,10 +88,10 @@ def _submit(request: Request, submit: Any) -> Response:
         if record is not None:
             services.idempotency_abandon(record=record)
         raise
-    body = _job_body(tenant, job.pk)
+    body = _accepted_body(job)
     if record is not None:
         services.idempotency_finish(record=record, status=202, body=body)
-    code, body = _wait_for(tenant, job, request)
+    code, body = _wait_for(tenant, job, request, body)
     return Response(body, status=code, headers={"Location": body["links"]["self"]})
 
 
