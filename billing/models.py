@@ -86,3 +86,35 @@ class StripeWebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class MeterLine(models.Model):
+    """One billable line (tier × mode) as set up in Stripe by `billing_setup`.
+
+    Two meters per line: `images` (value 1 per image, priced at 0, so the invoice shows the
+    count) and `amount` (value = the billed amount in cents, priced at 1 cent per unit, so the
+    invoice total equals the ledger to the cent).
+    """
+
+    line = models.CharField(max_length=32, unique=True)
+    tier = models.CharField(max_length=8)
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    images_event_name = models.CharField(max_length=100)
+    images_meter_id = models.CharField(max_length=80)
+    images_price_id = models.CharField(max_length=80)
+    images_product_id = models.CharField(max_length=80)
+    amount_event_name = models.CharField(max_length=100)
+    amount_meter_id = models.CharField(max_length=80)
+    amount_price_id = models.CharField(max_length=80)
+    amount_product_id = models.CharField(max_length=80)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["line"]
+
+    def __str__(self) -> str:
+        return self.line
+
+    @property
+    def price_ids(self) -> list[str]:
+        return [self.images_price_id, self.amount_price_id]

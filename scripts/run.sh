@@ -22,4 +22,6 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
+# Stripe: the emulator starts under honcho; billing_setup waits for it, sets up, and exits.
+($PY manage.py billing_setup --wait 60 || echo "billing_setup failed; run it again") >&2 &
 exec .venv/bin/honcho start -f Procfile

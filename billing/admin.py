@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from billing.models import MeterLine, Price, StripeWebhookEvent, UsageEvent
+from billing.services import usage_resend
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the system: operators look, they don't edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = [
+        "model",
+        "tier",
+        "mode",
+        "input_per_million",
+        "text_output_per_million",
+        "image_output_per_million",
+    ]
+    list_filter = ["tier", "mode"]
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "model",
+        "mode",
+        "output_image_tokens",
+        "provider_cost",
+        "billed",
+        "stripe_state",
+        "stripe_attempts",
+        "occurred_at",
+    ]
+    list_filter = ["stripe_state", "model", "mode", "tenant", "occurred_at"]
+    list_select_related = ["tenant"]
+    search_fields = ["id", "tenant__slug", "stripe_last_error"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = [f.name for f in UsageEvent._meta.fields]
+    actions = ["resend_to_stripe"]
+
+    @admin.action(description="Resend selected failed rows to Stripe")
+    def resend_to_stripe(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
+        count = usage_resend(events=queryset)
+        self.message_user(
+            request, f"{count} failed row(s) queued for the next sync.", messages.SUCCESS
+        )
+
+
+@admin.register(StripeWebhookEvent)
+class StripeWebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "event_type", "received_at"]
+    list_filter = ["event_type"]
+    search_fields = ["event_id"]
+    readonly_fields = [f.name for f in StripeWebhookEvent._meta.fields]
+
+
+@admin.register(MeterLine)
+class MeterLineAdmin(ReadOnlyAdmin):
+    list_display = ["line", "images_meter_id", "amount_meter_id", "updated_at"]
+    readonly_fields = [f.name for f in MeterLine._meta.fields]

@@ -1,0 +1,156 @@
+"""Tenant-scoped reads of the usage ledger, and the current invoice estimate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from billing.money import to_cents
+from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from tenants.models import Tenant
+from tenants.services import period_end, period_start
+
+from .models import UsageEvent
+
+GROUPS = {"day": TruncDate("occurred_at"), "model": F("model"), "mode": F("mode")}
+TOKEN_FIELDS = (
+    "input_text_tokens",
+    "input_image_tokens",
+    "output_text_tokens",
+    "output_image_tokens",
+    "thoughts_tokens",
+)
+# Wide enough for any tenant's totals; the ledger's own fields hold one image each.
+MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
+
+
+def usage_for_tenant(tenant: Tenant) -> QuerySet[UsageEvent]:
+    return UsageEvent.objects.filter(tenant=tenant)
+
+
+def usage_in(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> QuerySet[UsageEvent]:
+    """The tenant's usage events in [start, end)."""
+    return usage_for_tenant(tenant).filter(occurred_at__gte=start, occurred_at__lt=end)
+
+
+def _totals() -> dict[str, Any]:
+    return {
+        "images": Count("pk"),
+        "provider_cost": Sum("provider_cost", output_field=MONEY_SUM),
+        "billed": Sum("billed", output_field=MONEY_SUM),
+        **{field: Sum(field) for field in TOKEN_FIELDS},
+    }
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    tokens = {field.removesuffix("_tokens"): row.pop(field) or 0 for field in TOKEN_FIELDS}
+    return {
+        **row,
+        "tokens": tokens,
+        "provider_cost": row["provider_cost"] or Decimal(0),
+        "billed": row["billed"] or Decimal(0),
+    }
+
+
+def usage_summary(
+    tenant: Tenant, *, start: dt.datetime, end: dt.datetime, group_by: str
+) -> dict[str, Any]:
+    """Images, tokens by modality and money in [start, end), grouped by day, model or mode."""
+    events = usage_in(tenant, start=start, end=end)
+    groups = (
+        events.annotate(key=GROUPS[group_by]).values("key").annotate(**_totals()).order_by("key")
+    )
+    return {
+        "groups": [_clean(dict(row)) for row in groups],
+        "total": _clean(dict(events.aggregate(**_totals()))),
+    }
+
+
+# -- the current invoice --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceLineEstimate:
+    line: str
+    tier: str
+    mode: str
+    images: int
+    billed: Decimal
+
+    @property
+    def amount_cents(self) -> int:
+        """Exact per-image amounts, summed, then rounded half-up to the cent once per line."""
+        return int(to_cents(self.billed) * 100)
+
+
+@dataclass(frozen=True)
+class InvoiceEstimate:
+    period_start: dt.datetime
+    period_end: dt.datetime
+    lines: list[InvoiceLineEstimate]
+    not_yet_reported: int
+    stripe_total_cents: int | None
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+
+def invoice_estimate(
+    tenant: Tenant, *, gateway: StripeGateway, now: dt.datetime
+) -> InvoiceEstimate:
+    """The invoice so far, from the ledger; Stripe's own preview total when reachable."""
+    start, end, stripe_total = _stripe_period(tenant, gateway=gateway)
+    if start is None or end is None:
+        first = period_start(now)
+        start = dt.datetime.combine(first, dt.time(), dt.UTC)
+        end = dt.datetime.combine(period_end(first), dt.time(), dt.UTC)
+    events = usage_in(tenant, start=start, end=end)
+    rows = (
+        events.values("tier", "mode")
+        .annotate(images=Count("pk"), billed=Sum("billed", output_field=MONEY_SUM))
+        .order_by("tier", "mode")
+    )
+    lines = [
+        InvoiceLineEstimate(
+            line=f"{row['tier']}_{row['mode']}",
+            tier=row["tier"],
+            mode=row["mode"],
+            images=row["images"],
+            billed=row["billed"] or Decimal(0),
+        )
+        for row in rows
+    ]
+    unreported = events.filter(~Q(stripe_state=UsageEvent.StripeState.SENT)).count()
+    return InvoiceEstimate(
+        period_start=start,
+        period_end=end,
+        lines=lines,
+        not_yet_reported=unreported,
+        stripe_total_cents=stripe_total,
+    )
+
+
+def _stripe_period(
+    tenant: Tenant, *, gateway: StripeGateway
+) -> tuple[dt.datetime | None, dt.datetime | None, int | None]:
+    if not (tenant.stripe_customer_id and tenant.stripe_subscription_id):
+        return None, None, None
+    try:
+        subscription = gateway.retrieve_subscription(subscription_id=tenant.stripe_subscription_id)
+        preview = gateway.invoice_preview(customer_id=tenant.stripe_customer_id)
+    except StripeGatewayError:
+        return None, None, None
+    item = subscription.items[0] if subscription.items else None
+    if item is None or item.current_period_start is None or item.current_period_end is None:
+        return None, None, preview.total_cents
+    return (
+        dt.datetime.fromtimestamp(item.current_period_start, dt.UTC),
+        dt.datetime.fromtimestamp(item.current_period_end, dt.UTC),
+        preview.total_cents,
+    )

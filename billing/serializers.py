@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from billing.money import usd
+from billing.selectors import GROUPS, InvoiceEstimate
+from tenants.models import Plan
+from tenants.serializers import QuotaOut
+
+MAX_RANGE_DAYS = 366
+
+
+class UsageQueryIn(serializers.Serializer):
+    from_ = serializers.DateField(required=False, help_text="First UTC day (inclusive).")
+    to = serializers.DateField(required=False, help_text="Last UTC day (inclusive).")
+    group_by = serializers.ChoiceField(choices=list(GROUPS), default="day")
+
+    def get_fields(self) -> dict[str, Any]:
+        # `from` is a Python keyword; expose the field under its query-string name.
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = timezone.now().astimezone(dt.UTC).date()
+        first = attrs.get("from") or today.replace(day=1)
+        last = attrs.get("to") or today
+        if first > last:
+            raise serializers.ValidationError({"from": ["`from` must not be after `to`."]})
+        if (last - first).days >= MAX_RANGE_DAYS:
+            raise serializers.ValidationError({"to": [f"At most {MAX_RANGE_DAYS} days at once."]})
+        return {
+            "start": dt.datetime.combine(first, dt.time(), dt.UTC),
+            "end": dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
+            "group_by": attrs["group_by"],
+        }
+
+
+class TokensOut(serializers.Serializer):
+    input_text = serializers.IntegerField()
+    input_image = serializers.IntegerField()
+    output_text = serializers.IntegerField()
+    output_image = serializers.IntegerField()
+    thoughts = serializers.IntegerField()
+
+
+class UsageRowOut(serializers.Serializer):
+    images = serializers.IntegerField()
+    tokens = TokensOut()
+    provider_cost = serializers.SerializerMethodField(help_text="USD, exact (9 places).")
+    billed = serializers.SerializerMethodField(help_text="USD, exact (9 places).")
+
+    def get_provider_cost(self, row: dict[str, Any]) -> str:
+        return usd(row["provider_cost"], 9)
+
+    def get_billed(self, row: dict[str, Any]) -> str:
+        return usd(row["billed"], 9)
+
+
+class UsageGroupOut(UsageRowOut):
+    key = serializers.SerializerMethodField(help_text="The day, model id or mode.")
+
+    def get_key(self, row: dict[str, Any]) -> str:
+        key = row["key"]
+        return key.isoformat() if isinstance(key, dt.date) else str(key)
+
+
+class UsageOut(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    group_by = serializers.CharField()
+    groups = UsageGroupOut(many=True)
+    total = UsageRowOut()
+    quota = QuotaOut()
+
+
+class CheckoutIn(serializers.Serializer):
+    plan = serializers.SlugRelatedField(slug_field="slug", queryset=Plan.objects.all())
+
+
+class UrlOut(serializers.Serializer):
+    url = serializers.URLField()
+
+
+class InvoiceLineOut(serializers.Serializer):
+    line = serializers.CharField()
+    tier = serializers.CharField()
+    mode = serializers.CharField()
+    images = serializers.IntegerField()
+    amount_cents = serializers.IntegerField()
+
+
+class StripePreviewOut(serializers.Serializer):
+    reachable = serializers.BooleanField()
+    total_cents = serializers.IntegerField(allow_null=True)
+
+
+class InvoiceOut(serializers.Serializer):
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    currency = serializers.CharField()
+    lines = InvoiceLineOut(many=True)
+    total_cents = serializers.IntegerField()
+    not_yet_reported = serializers.IntegerField(
+        help_text="Images in the total that are not yet reported to Stripe."
+    )
+    stripe = StripePreviewOut()
+
+    @staticmethod
+    def from_estimate(estimate: InvoiceEstimate) -> dict[str, Any]:
+        return {
+            "period_start": estimate.period_start,
+            "period_end": estimate.period_end,
+            "currency": "usd",
+            "lines": estimate.lines,
+            "total_cents": estimate.total_cents,
+            "not_yet_reported": estimate.not_yet_reported,
+            "stripe": {
+                "reachable": estimate.stripe_total_cents is not None,
+                "total_cents": estimate.stripe_total_cents,
+            },
+        }

@@ -1,0 +1,218 @@
+"""The Stripe side of billing, set up idempotently: meters, products, prices, subscriptions.
+
+Per billable line (tier × mode) there are two meters, each summing `value`:
+
+- ``bunch_images_<line>``: 1 per image, priced at 0 — the invoice shows the image count;
+- ``bunch_amount_<line>``: the image's billed amount in cents, priced at 1 cent per unit —
+  the invoice line is the exact sum, rounded half-up to the cent once, as the ledger is.
+
+Every call here can be repeated: Stripe objects are found by event name, product id or price
+lookup key before anything is created, and tenant objects use deterministic
+Idempotency-Keys, so two runs (or a run and a sync worker) converge on the same objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from billing.models import MeterLine
+from billing.services import tenant_stripe_ids_set
+from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from config.errors import BunchError
+from generation.models import Mode
+from generation.providers.registry import MODELS
+from tenants.models import Membership, Plan, Tenant
+
+IMAGES = "images"
+AMOUNT = "amount"
+IMAGES_UNIT_CENTS = Decimal(0)
+AMOUNT_UNIT_CENTS = Decimal(1)
+CHECKOUT_REFERENCE_PREFIX = "bunch:"
+
+
+@dataclass
+class SetupReport:
+    lines: list[str] = field(default_factory=list)
+    customers_created: int = 0
+    subscriptions_created: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def billable_lines() -> list[tuple[str, str]]:
+    """Every (tier, mode) that can produce a usage event."""
+    return [(tier, mode) for tier in MODELS for mode in Mode.values]
+
+
+def event_name(kind: str, line: str) -> str:
+    return f"bunch_{kind}_{line}"
+
+
+def lines_ensure(*, gateway: StripeGateway) -> list[MeterLine]:
+    """Meters, products and metered prices for every line; their ids recorded in MeterLine."""
+    return [_line_ensure(gateway=gateway, tier=t, mode=m) for t, m in billable_lines()]
+
+
+def _line_ensure(*, gateway: StripeGateway, tier: str, mode: str) -> MeterLine:
+    line = f"{tier}_{mode}"
+    label = f"{MODELS[tier].display_name}, {mode}"
+    ids: dict[str, str] = {}
+    for kind, unit, title in (
+        (IMAGES, IMAGES_UNIT_CENTS, f"Images — {label}"),
+        (AMOUNT, AMOUNT_UNIT_CENTS, f"Image usage — {label} (USD cents)"),
+    ):
+        name = event_name(kind, line)
+        meter_id = gateway.ensure_meter(event_name=name, display_name=title)
+        product_id = gateway.ensure_product(name=title, lookup=name)
+        ids[f"{kind}_event_name"] = name
+        ids[f"{kind}_meter_id"] = meter_id
+        ids[f"{kind}_product_id"] = product_id
+        ids[f"{kind}_price_id"] = gateway.ensure_metered_price(
+            product_id=product_id, meter_id=meter_id, unit_amount_decimal=unit, lookup_key=name
+        )
+    meter_line, _ = MeterLine.objects.update_or_create(
+        line=line, defaults={"tier": tier, "mode": mode, "updated_at": timezone.now(), **ids}
+    )
+    return meter_line
+
+
+def all_price_ids() -> list[str]:
+    return [price for line in MeterLine.objects.order_by("line") for price in line.price_ids]
+
+
+def tenant_customer_ensure(*, tenant: Tenant, gateway: StripeGateway) -> str:
+    """The tenant's Stripe customer id, creating the customer on first use."""
+    if not tenant.stripe_customer_id:
+        tenant.refresh_from_db(fields=["stripe_customer_id"])
+    if tenant.stripe_customer_id:
+        return tenant.stripe_customer_id
+    # The key names this tenant row (pk and creation instant), so concurrent or repeated
+    # calls get the same customer back, and a reused pk (a recreated database) does not.
+    created_us = int(tenant.created_at.timestamp() * 1_000_000)
+    customer_id = gateway.create_customer(
+        name=tenant.name,
+        email=_billing_email(tenant),
+        metadata={"tenant_id": str(tenant.pk), "tenant_slug": tenant.slug},
+        idempotency_key=f"bunch-customer:{tenant.pk}:{created_us}",
+    )
+    tenant_stripe_ids_set(tenant=tenant, customer_id=customer_id)
+    return tenant.stripe_customer_id
+
+
+def tenant_subscription_ensure(*, tenant: Tenant, gateway: StripeGateway) -> str | None:
+    """The tenant's subscription to every line's prices; None until `billing_setup` ran."""
+    if tenant.stripe_subscription_id:
+        return tenant.stripe_subscription_id
+    price_ids = all_price_ids()
+    if not price_ids:
+        return None
+    customer_id = tenant_customer_ensure(tenant=tenant, gateway=gateway)
+    digest = hashlib.sha256(",".join(price_ids).encode()).hexdigest()[:16]
+    subscription = gateway.create_subscription(
+        customer_id=customer_id,
+        price_ids=price_ids,
+        idempotency_key=f"bunch-subscription:{customer_id}:{digest}",
+    )
+    tenant_stripe_ids_set(tenant=tenant, subscription_id=subscription.id)
+    return subscription.id
+
+
+def setup_run(*, gateway: StripeGateway, tenants: bool = True) -> SetupReport:
+    """`billing_setup`: the catalog, then a customer and a subscription per live tenant."""
+    report = SetupReport()
+    if not settings.BILLING_ENABLED:
+        report.problems.append("billing is disabled (BUNCH_BILLING_ENABLED=false)")
+        return report
+    report.lines = [line.line for line in lines_ensure(gateway=gateway)]
+    if not tenants:
+        return report
+    for tenant in Tenant.objects.exclude(status=Tenant.Status.CANCELED).order_by("pk"):
+        had_customer, had_subscription = (
+            bool(tenant.stripe_customer_id),
+            bool(tenant.stripe_subscription_id),
+        )
+        try:
+            tenant_subscription_ensure(tenant=tenant, gateway=gateway)
+        except StripeGatewayError as exc:
+            report.problems.append(f"{tenant.slug}: {exc}")
+        report.customers_created += int(not had_customer and bool(tenant.stripe_customer_id))
+        report.subscriptions_created += int(
+            not had_subscription and bool(tenant.stripe_subscription_id)
+        )
+    return report
+
+
+def _billing_email(tenant: Tenant) -> str:
+    owner = (
+        Membership.objects.filter(tenant=tenant, role=Membership.Role.OWNER)
+        .select_related("user")
+        .order_by("created_at")
+        .first()
+    )
+    return owner.user.email if owner else ""
+
+
+# -- hosted pages ---------------------------------------------------------------------------
+
+
+class BillingUnavailable(BunchError):
+    status = 503
+    code = "billing_unavailable"
+
+
+def _hosted(call: Callable[[], str]) -> str:
+    try:
+        return call()
+    except StripeGatewayError as exc:
+        retry = "Try again in a minute." if exc.retryable else "Contact support."
+        raise BillingUnavailable(f"The payment provider refused the request. {retry}") from exc
+
+
+def checkout_session_create(
+    *, tenant: Tenant, plan: Plan, success_url: str, cancel_url: str, gateway: StripeGateway
+) -> str:
+    """A Stripe Checkout page subscribing the tenant to every line, on ``plan``.
+
+    The plan travels in `client_reference_id` and comes back with
+    `checkout.session.completed`, which switches the tenant's plan (see `billing.webhooks`).
+    """
+
+    def create() -> str:
+        if not all_price_ids():
+            lines_ensure(gateway=gateway)
+        return gateway.create_checkout_session(
+            customer_id=tenant_customer_ensure(tenant=tenant, gateway=gateway),
+            price_ids=all_price_ids(),
+            success_url=success_url,
+            cancel_url=cancel_url,
+            client_reference_id=checkout_reference(tenant=tenant, plan=plan),
+        )
+
+    return _hosted(create)
+
+
+def portal_session_create(*, tenant: Tenant, return_url: str, gateway: StripeGateway) -> str:
+    """Stripe's customer portal: payment methods, invoices, cancellation."""
+    return _hosted(
+        lambda: gateway.create_portal_session(
+            customer_id=tenant_customer_ensure(tenant=tenant, gateway=gateway),
+            return_url=return_url,
+        )
+    )
+
+
+def checkout_reference(*, tenant: Tenant, plan: Plan) -> str:
+    """The Checkout `client_reference_id` that carries the chosen plan back to us."""
+    return f"{CHECKOUT_REFERENCE_PREFIX}{tenant.pk}:{plan.slug}"
+
+
+def checkout_reference_plan(reference: str, *, tenant: Tenant) -> str | None:
+    tenant_id, _, slug = reference.removeprefix(CHECKOUT_REFERENCE_PREFIX).partition(":")
+    if not reference.startswith(CHECKOUT_REFERENCE_PREFIX) or tenant_id != str(tenant.pk):
+        return None
+    return slug or None
