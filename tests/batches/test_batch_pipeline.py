@@ -166,6 +166,7 @@ def test_expired_provider_batch_fails_items_with_batch_expired_and_bills_nothing
 ) -> None:
     endpoint_create(tenant=owner.tenant, url="https://hooks.example.com/b", event_types=[])
     by_trigger = submit(owner, items=items("a tree [[expire]]", "a bush"))
+    finish(by_trigger["id"])
     inline_worker.configure(batch_step_seconds=5)
     by_control = submit(owner, items=items("a rock"))
     inline_worker.expire_batch(ProviderBatch.objects.get(batch_id=by_control["id"]).name)
