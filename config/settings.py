@@ -167,6 +167,8 @@ if not STRIPE_API_KEY:
     STRIPE_API_KEY = "sk_test_emulator"
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", "whsec_emulator_development_secret")
 BILLING_ENABLED = env.bool("BUNCH_BILLING_ENABLED", True)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", 20.0)
 
 # Job pipeline (see generation/runner.py and docs/performance.md).
 BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)

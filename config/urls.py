@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.urls import api_urlpatterns as billing_api
 from config import views
 
 handler404 = "config.errors.json_or_html_404"
@@ -11,6 +12,7 @@ api_v1 = [
     path("", include("tenants.urls")),
     path("", include("generation.urls")),
     path("", include("generation.webhook_urls")),
+    path("", include(billing_api)),
 ]
 
 urlpatterns = [
@@ -19,6 +21,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),
     re_path(r"^api/", views.api_not_found),
 ]

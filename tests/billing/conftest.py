@@ -27,11 +27,6 @@ LITE_1K = TokenUsage(input_text_tokens=12, output_image_tokens=1120)
 RecordUsage = Callable[..., list[UsageEvent]]
 
 
-@pytest.fixture(autouse=True)
-def billing_urls(settings: SettingsWrapper) -> None:
-    settings.ROOT_URLCONF = "tests.billing.urls"
-
-
 @pytest.fixture
 def stripe_app(stripe_fake: StripeEmulator, settings: SettingsWrapper) -> StripeEmulator:
     """The app's settings pointed at the emulator; billing on."""
