@@ -16,8 +16,8 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from billing.models import UsageEvent
 from billing.money import to_cents
+from billing.selectors import usage_in
 from generation.providers.registry import MODELS
 from tenants.models import Membership, Plan, Tenant
 from tenants.selectors import quota_snapshot
@@ -38,10 +38,10 @@ class Bar:
 
 
 def _period_events(tenant: Tenant, start: dt.date, end: dt.date) -> Any:
-    # TODO(billing): move to billing/selectors.py when the billing app grows one.
-    return UsageEvent.objects.filter(
-        tenant=tenant, occurred_at__date__gte=start, occurred_at__date__lt=end
-    )
+    def midnight(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+    return usage_in(tenant, start=midnight(start), end=midnight(end))
 
 
 def _images_per_day(tenant: Tenant, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
