@@ -99,3 +99,18 @@ def test_a_routed_single_job_goes_through_the_batch_api_at_the_batch_price(
     assert job.status == "succeeded" and job.mode == "batch"
     assert ProviderBatch.objects.get(batch=None).job_ids == [str(job.pk)]
     assert {e.mode for e in UsageEvent.objects.filter(job=job)} == {"batch"}
+
+
+def test_poll_batches_command_runs_until_every_batch_is_finished(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    from django.core.management import call_command
+
+    from generation.models import Batch
+
+    inline_worker.configure(batch_step_seconds=0.2)
+    created = submit(owner, items=[{"prompt": "a pear"}, {"prompt": "a plum"}])
+
+    call_command("poll_batches", "--until-idle", "--interval", "0.05", "--timeout", "20")
+
+    assert Batch.objects.get(pk=created["id"]).status == "succeeded"

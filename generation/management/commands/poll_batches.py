@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from generation import batch_dispatch
-from generation.models import Batch, ProviderBatch
+from generation.models import Batch, Job, Mode, ProviderBatch
 
 
 class Command(BaseCommand):
@@ -34,8 +34,9 @@ class Command(BaseCommand):
 
 
 def _idle() -> bool:
-    open_batches = Batch.objects.filter(status__in=[Batch.Status.QUEUED, Batch.Status.RUNNING])
-    return (
-        not open_batches.exists()
-        and not ProviderBatch.objects.filter(ingested_at__isnull=True).exists()
+    waiting = [Job.Status.QUEUED, Job.Status.RUNNING]
+    return not (
+        Batch.objects.filter(status__in=waiting).exists()
+        or Job.objects.filter(mode=Mode.BATCH, status__in=waiting).exists()
+        or ProviderBatch.objects.filter(ingested_at__isnull=True).exists()
     )
