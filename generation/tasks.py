@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.utils import timezone
 
 from generation import queue, runner
@@ -22,7 +24,7 @@ def sweep() -> dict[str, int]:
 
     now = timezone.now()
     requeued = runner.requeue_expired(now=now)
-    stale = now - timezone.timedelta(seconds=30)
+    stale = now - dt.timedelta(seconds=30)
     waiting = list(
         Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=stale)
         .exclude(pk__in=requeued)
