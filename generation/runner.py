@@ -138,6 +138,7 @@ class JobPlan:
     error: ProviderError | None = None
     canceled: bool = False
     done: set[int] = field(default_factory=set)
+    loaded_at: float = field(default_factory=time.monotonic)
 
 
 def _plan(job_id: uuid.UUID) -> JobPlan | None:
@@ -223,8 +224,31 @@ def _cancel_requested(job_id: uuid.UUID) -> bool:
     return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
-def job_finish(*, job_id: uuid.UUID, attempts: int = 0, error: ProviderError | None = None) -> Job:
-    """Settle a job: final status, unused reservation released, webhooks emitted."""
+# Loading the plan read cancel_requested: the job's first call, started this soon after,
+# needs no second read (a single-image job then has no cancel query at all).
+CANCEL_FRESH_S = 0.5
+
+
+async def _cancel_requested_lately(plan: JobPlan) -> bool:
+    if plan.job.cancel_requested:
+        return True
+    if plan.attempts == 0 and time.monotonic() - plan.loaded_at < CANCEL_FRESH_S:
+        return False
+    return await sync_to_async(_cancel_requested)(plan.job.pk)
+
+
+def job_finish(
+    *,
+    job_id: uuid.UUID,
+    attempts: int = 0,
+    error: ProviderError | None = None,
+    wake: bool = True,
+) -> Job:
+    """Settle a job: final status, unused reservation released, webhooks emitted.
+
+    `wake` rings for the tenant's next queued job; the runner passes False because its
+    own loop claims the next jobs (and rings when it stops, see `_run`).
+    """
     from generation.events import job_event_emit
 
     with transaction.atomic():
@@ -256,16 +280,34 @@ def job_finish(*, job_id: uuid.UUID, attempts: int = 0, error: ProviderError | N
             ]
         )
         reservation_release_all(job=job)
-        job_event_emit(job=job)
-        tenant_id = job.tenant_id
-        transaction.on_commit(lambda: _wake_waiting(tenant_id))
+        if _has_webhook_endpoints(job.tenant_id):
+            job_event_emit(job=job)
+        if wake:
+            tenant_id = job.tenant_id
+            transaction.on_commit(lambda: _wake_waiting(tenant_id))
     return job
+
+
+def _has_webhook_endpoints(tenant_id: int) -> bool:
+    # Most tenants poll instead: one cheap query spares serialising every finished job.
+    from generation.models import WebhookEndpoint
+
+    return WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
 
 
 def _wake_waiting(tenant_id: int) -> None:
     """A slot freed up: ring the doorbell for the tenant's next queued job."""
     next_ids = list(
         Job.objects.filter(tenant_id=tenant_id, status=Job.Status.QUEUED)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:1]
+    )
+    queue.enqueue_jobs(next_ids)
+
+
+def _ring_for_queued() -> None:
+    next_ids = list(
+        Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD)
         .order_by("created_at")
         .values_list("pk", flat=True)[:1]
     )
@@ -286,7 +328,7 @@ async def _generate_one(
             # Checked once a slot is ours: a cancel stops every image not yet started.
             if plan.error is not None or plan.canceled:
                 return
-            if await sync_to_async(_cancel_requested)(plan.job.pk):
+            if await _cancel_requested_lately(plan):
                 plan.canceled = True
                 return
             attempt += 1
@@ -331,7 +373,9 @@ async def _run_job(
     except Exception:
         logger.exception("Job %s crashed while generating", job_id)
         raise
-    await sync_to_async(job_finish)(job_id=job_id, attempts=plan.attempts, error=plan.error)
+    await sync_to_async(job_finish)(
+        job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False
+    )
 
 
 async def _run(first: uuid.UUID | None) -> int:
@@ -360,6 +404,9 @@ async def _run(first: uuid.UUID | None) -> int:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
                 handled += len(ids)
             if not running:
+                if time.monotonic() - started >= budget:
+                    # Stopped by the budget, not for want of work: hand over what is left.
+                    await sync_to_async(_ring_for_queued)()
                 return handled
             done, _ = await asyncio.wait(
                 running, timeout=min(lease_every, 1.0), return_when=asyncio.FIRST_COMPLETED
