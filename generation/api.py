@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import BunchError
 from generation import selectors, services
+from generation.batches import route_mode
 from generation.models import Image, Job
 from generation.serializers import EditIn, GenerationIn, ImageOut, JobOut, UploadIn
 from generation.signing import signature_allows
@@ -125,6 +126,9 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
+            mode=route_mode(
+                tenant=_tenant(request), priority=v.get("priority"), deadline=v.get("deadline")
+            ),
         )
         return _submit(
             request,

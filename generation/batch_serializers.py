@@ -26,6 +26,8 @@ def _json_object(value: Any, name: str) -> dict[str, Any]:
 
 class BatchItemIn(GenerationIn):
     input_images = None  # type: ignore[assignment]  # batch items are text prompts
+    priority = None  # type: ignore[assignment]  # the batch's mode decides
+    deadline = None  # type: ignore[assignment]
     label = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.label
         max_length=200, required=False, default="", allow_blank=True
     )

@@ -25,6 +25,9 @@ class GenerationIn(serializers.Serializer):
         child=serializers.UUIDField(), max_length=14, required=False, default=list
     )
     metadata = serializers.JSONField(required=False, default=dict)
+    # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
+    priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
+    deadline = serializers.DateTimeField(required=False)
 
     def validate_metadata(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -114,3 +115,30 @@ def test_poll_batches_command_runs_until_every_batch_is_finished(
     call_command("poll_batches", "--until-idle", "--interval", "0.05", "--timeout", "20")
 
     assert Batch.objects.get(pk=created["id"]).status == "succeeded"
+
+
+def test_generation_with_economy_priority_answers_with_batch_mode_and_the_half_price(
+    owner: Actor,
+) -> None:
+    api = owner.api()
+    economy = api.post(
+        "/api/v1/generations", {"prompt": "a fern", "priority": "economy"}, format="json"
+    )
+    later = (timezone.now() + dt.timedelta(hours=30)).isoformat()
+    by_deadline = api.post(
+        "/api/v1/generations", {"prompt": "a fern", "deadline": later}, format="json"
+    )
+    now = api.post("/api/v1/generations", {"prompt": "a fern"}, format="json")
+
+    assert economy.status_code == by_deadline.status_code == now.status_code == 202
+    assert economy.json()["mode"] == by_deadline.json()["mode"] == "batch"
+    assert now.json()["mode"] == "standard"
+    assert Decimal(economy.json()["estimated_cost"]) < Decimal(now.json()["estimated_cost"])
+
+
+def test_economy_priority_stays_standard_when_the_plan_has_no_batch(owner: Actor) -> None:
+    make_plan(batch_allowed=False)
+    response = owner.api().post(
+        "/api/v1/generations", {"prompt": "a fern", "priority": "economy"}, format="json"
+    )
+    assert response.status_code == 202 and response.json()["mode"] == "standard"
