@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures, querycount
-from bench.procstat import RoleStats, Sampler, server_pid
+from bench.procstat import RoleStats, Sampler, machine_busy_seconds, server_pid
 from bench.stack import ROOT, Stack, StackConfig, procfile_web_args
 
 BROKERS = ("sqlite", "postgres", "redis")
@@ -166,6 +166,7 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
                 roots[server.removesuffix("-server")] = pid
         sampler = Sampler(roots).start()
         cpu_start = sampler.snapshot()
+        busy_start, wall_start = machine_busy_seconds(), time.monotonic()
         t_start = time.monotonic() - sampler.started
         load = _load(stack, args, key)
         if load.wait() != 0:
@@ -182,7 +183,19 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
         sampler.sample()
         cpu_end = sampler.snapshot()
         sampler.stop()
-        return _report(args, stack, sampler, cpu_start, cpu_submit, cpu_end, t_start, t_end)
+        busy = machine_busy_seconds() - busy_start
+        wall = time.monotonic() - wall_start
+        result = _report(args, stack, sampler, cpu_start, cpu_submit, cpu_end, t_start, t_end)
+        ours = sum(
+            cpu_end[role] - cpu_start.get(role, 0.0) for role in cpu_end if role != "postgres"
+        )
+        result["machine_cpu"] = {
+            "wall_s": wall,
+            "busy_cores": busy / wall,
+            "bench_processes_cores": ours / wall,
+            "loadavg_end": os.getloadavg(),
+        }
+        return result
     finally:
         stack.stop()
         if not args.keep_db:

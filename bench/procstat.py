@@ -80,6 +80,13 @@ def _rss_kb(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat), to see other load."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 @dataclass
 class RoleStats:
     ticks: dict[int, int] = field(default_factory=dict)

@@ -46,6 +46,9 @@ def render(r: dict[str, Any]) -> str:
         ("queries/job web/worker",
          " / ".join(_f(r["queries_per_job"].get(x, float("nan"))) for x in ("web", "worker"))),
         ("emulator 429s", r["emulator"].get("by_model", {})),
+        ("machine busy cores (bench processes)",
+         f"{_f(r.get('machine_cpu', {}).get('busy_cores', float('nan')), 2)} "
+         f"({_f(r.get('machine_cpu', {}).get('bench_processes_cores', float('nan')), 2)})"),
         ("correct", f"{ok['ok']}: {ok['statuses']}, images {ok['images']}, usage "
          f"{ok['usage_events']}, requested {ok['requested_images']}, duplicates "
          f"{ok['duplicate_image_slots']}, reserved left {ok['quota_images_reserved']}"),
