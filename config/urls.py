@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("generation.urls")),
     path("", include("generation.webhook_urls")),
     path("", include(billing_api)),
+    path("", include("generation.batch_urls")),
 ]
 
 urlpatterns = [
@@ -23,5 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),
+    path("", include("generation.batch_dashboard_urls")),
     re_path(r"^api/", views.api_not_found),
 ]

@@ -53,21 +53,17 @@ CREATING_TIMEOUT = dt.timedelta(minutes=10)
 STATE = ProviderBatch.State
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 def _inline_max_bytes() -> int:
-    return int(_setting("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024 * 1024))
+    return int(settings.BUNCH_BATCH_INLINE_MAX_BYTES)
 
 
 def _max_requests() -> int:
     # Every image of a finished provider batch is held in memory while it is ingested.
-    return int(_setting("BUNCH_BATCH_MAX_REQUESTS", 200))
+    return int(settings.BUNCH_BATCH_MAX_REQUESTS)
 
 
 def _max_age() -> dt.timedelta:
-    return dt.timedelta(hours=_setting("BUNCH_BATCH_MAX_AGE_HOURS", 48))
+    return dt.timedelta(hours=settings.BUNCH_BATCH_MAX_AGE_HOURS)
 
 
 def _key(job_id: Any, index: int) -> str:
@@ -295,7 +291,7 @@ def _settle_job(job: Job, error: ProviderError | None) -> None:
         error is not None
         and error.retryable
         and not job.cancel_requested
-        and job.attempts + 1 < int(_setting("BUNCH_PROVIDER_MAX_ATTEMPTS", 4))
+        and job.attempts + 1 < int(settings.BUNCH_PROVIDER_MAX_ATTEMPTS)
         and _missing(job)
     )
     if retry:
