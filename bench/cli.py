@@ -132,7 +132,7 @@ def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int],
     from generation.models import Image, Job
     from tenants.models import QuotaPeriod
 
-    jobs = list(Job.objects.values("id", "status", "created_at", "model_prompt"))
+    jobs = list(Job.objects.values("id", "status", "created_at", "started_at", "model_prompt"))
     images = list(Image.objects.filter(job__isnull=False).values("job_id", "index", "created_at"))
     usage = UsageEvent.objects.aggregate(
         events=Count("id"), distinct_images=Count("image_id", distinct=True)

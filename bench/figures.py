@@ -64,7 +64,7 @@ def pipeline_figures(
     times = model_times(request_log)
     job_by_id = {str(j["id"]): j for j in jobs}
     stored = sorted(i["created_at"].timestamp() for i in images)
-    overheads, models = [], []
+    overheads, waits, models = [], [], []
     for image in images:
         job = job_by_id[str(image["job_id"])]
         sha = hashlib.sha256(prompts[str(job["id"])].encode()).hexdigest()
@@ -73,6 +73,8 @@ def pipeline_figures(
         total = image["created_at"].timestamp() - job["created_at"].timestamp()
         overheads.append((total - times[sha]) * 1000)
         models.append(times[sha])
+        if job["started_at"] is not None:
+            waits.append((job["started_at"] - job["created_at"]).total_seconds() * 1000)
     out: dict[str, Any] = {"images": len(images)}
     if not stored:
         return out
@@ -95,6 +97,12 @@ def pipeline_figures(
                 "p95": percentile(overheads, 0.95),
                 "p99": percentile(overheads, 0.99),
                 "matched": len(overheads),
+            },
+            # Of the overhead, the time from submit to a worker claiming the job.
+            "queue_wait_ms": {
+                "p50": percentile(waits, 0.5),
+                "p95": percentile(waits, 0.95),
+                "p99": percentile(waits, 0.99),
             },
             "model_time_s_mean": statistics.fmean(models) if models else float("nan"),
         }

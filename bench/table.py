@@ -33,6 +33,8 @@ def render(r: dict[str, Any]) -> str:
          f"{_f(p.get('efficiency'), 3)} ({_f(p.get('ideal_per_min'), 0)})"),
         ("overhead ms p50/p95/p99",
          f"{_f(ovh.get('p50'))} / {_f(ovh.get('p95'))} / {_f(ovh.get('p99'))}"),
+        ("  of which queue wait ms p50/p95/p99",
+         " / ".join(_f(p.get("queue_wait_ms", {}).get(q, float("nan"))) for q in ("p50", "p95", "p99"))),
         ("mean model time s", _f(p.get("model_time_s_mean"), 3)),
         ("CPU ms/image web/worker/emulator",
          " / ".join(_f(r["cpu_s_per_image"].get(x, 0) * 1000) for x in roles)),

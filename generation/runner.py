@@ -14,12 +14,14 @@ worker died — never stores or bills an image twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -317,14 +319,48 @@ def _ring_for_queued() -> None:
 # Running ----------------------------------------------------------------------------------
 
 
+class CallSlots:
+    """The task's provider calls in flight, and how much work waits for one.
+
+    The loop keeps the backlog (images waiting for a slot, jobs claimed but not yet
+    planned) small: jobs claimed far ahead of free calls would sit here while another
+    worker has calls to spare.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.waiting = 0
+        self.arriving = 0
+        self.in_use = 0
+        self._semaphore = asyncio.Semaphore(size)
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+            self._semaphore.release()
+
+    def room(self, backlog_limit: int) -> int:
+        """How many more jobs to claim: free slots plus a small backlog, less what waits."""
+        return self.size - self.in_use + backlog_limit - self.waiting - self.arriving
+
+
 async def _generate_one(
-    plan: JobPlan, index: int, session: AsyncGeminiSession, slots: asyncio.Semaphore
+    plan: JobPlan, index: int, session: AsyncGeminiSession, slots: CallSlots
 ) -> None:
     """One image: call (with retries), then store. A slot is held from call to store."""
     max_attempts = int(_setting("BUNCH_PROVIDER_MAX_ATTEMPTS"))
     attempt = 0
     while True:
-        async with slots:
+        async with slots.hold():
             # Checked once a slot is ours: a cancel stops every image not yet started.
             if plan.error is not None or plan.canceled:
                 return
@@ -362,10 +398,11 @@ async def _generate_one(
         )
 
 
-async def _run_job(
-    job_id: uuid.UUID, session: AsyncGeminiSession, calls: asyncio.Semaphore
-) -> None:
-    plan = await sync_to_async(_plan)(job_id)
+async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSlots) -> None:
+    try:
+        plan = await sync_to_async(_plan)(job_id)
+    finally:
+        calls.arriving -= 1
     if plan is None:
         return
     try:
@@ -383,7 +420,8 @@ async def _run(first: uuid.UUID | None) -> int:
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
     budget = _setting("BUNCH_TASK_BUDGET_S")
     lease_every = _setting("BUNCH_JOB_LEASE_S") / 3
-    calls = asyncio.Semaphore(int(_setting("BUNCH_CALLS_PER_TASK")))
+    calls = CallSlots(int(_setting("BUNCH_CALLS_PER_TASK")))
+    backlog_limit = max(1, calls.size // 2)
     started = time.monotonic()
     last_renewal = started
     running: dict[asyncio.Task[None], uuid.UUID] = {}
@@ -392,14 +430,15 @@ async def _run(first: uuid.UUID | None) -> int:
     async with provider.async_session() as session:
         prefer = first
         while True:
-            free = slots - len(running)
+            free = min(slots - len(running), calls.room(backlog_limit))
             if (
                 free > 0
                 and time.monotonic() - started < budget
-                and (free >= max(1, slots // 4) or not running)
+                and (free >= max(1, backlog_limit // 2) or not running)
             ):
                 ids = await sync_to_async(claim_jobs)(limit=free, prefer=prefer)
                 prefer = None
+                calls.arriving += len(ids)
                 for job_id in ids:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
                 handled += len(ids)
