@@ -15,15 +15,12 @@ from rest_framework.views import APIView
 from billing import selectors, setup
 from billing.gateway_factory import stripe_gateway
 from billing.serializers import CheckoutIn, InvoiceOut, UrlOut, UsageOut, UsageQueryIn
-from tenants.models import Membership, Tenant
+from tenants.authentication import request_tenant
+from tenants.models import Membership
 from tenants.permissions import HasActiveTenant
 from tenants.selectors import quota_snapshot
 
 DASHBOARD_FALLBACK = "/billing/"
-
-
-def _tenant(request: Request) -> Tenant:
-    return request._request.tenant  # type: ignore[attr-defined, no-any-return]
 
 
 def _dashboard_url(request: Request, query: str = "") -> str:
@@ -57,7 +54,7 @@ class UsageView(APIView):
         query = UsageQueryIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         summary = selectors.usage_summary(
             tenant, start=params["start"], end=params["end"], group_by=params["group_by"]
         )
@@ -71,7 +68,7 @@ class InvoiceView(APIView):
     @extend_schema(responses=InvoiceOut, summary="The current period's estimated invoice")
     def get(self, request: Request) -> Response:
         estimate = selectors.invoice_estimate(
-            _tenant(request), gateway=stripe_gateway(), now=timezone.now()
+            request_tenant(request), gateway=stripe_gateway(), now=timezone.now()
         )
         return Response(InvoiceOut(InvoiceOut.from_estimate(estimate)).data)
 
@@ -87,7 +84,7 @@ class CheckoutView(APIView):
         data = CheckoutIn(data=request.data)
         data.is_valid(raise_exception=True)
         url = setup.checkout_session_create(
-            tenant=_tenant(request),
+            tenant=request_tenant(request),
             plan=data.validated_data["plan"],
             success_url=_dashboard_url(
                 request, "?checkout=success&session_id={CHECKOUT_SESSION_ID}"
@@ -105,6 +102,8 @@ class PortalView(APIView):
     @extend_schema(request=None, responses=UrlOut, summary="A Stripe customer portal page")
     def post(self, request: Request) -> Response:
         url = setup.portal_session_create(
-            tenant=_tenant(request), return_url=_dashboard_url(request), gateway=stripe_gateway()
+            tenant=request_tenant(request),
+            return_url=_dashboard_url(request),
+            gateway=stripe_gateway(),
         )
         return Response(UrlOut({"url": url}).data)

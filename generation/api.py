@@ -21,20 +21,11 @@ from generation.batches import route_mode
 from generation.models import Image, Job
 from generation.serializers import EditIn, GenerationIn, ImageOut, JobOut, UploadIn
 from generation.signing import signature_allows
-from tenants.models import ApiKey, Tenant
+from tenants.authentication import request_actor, request_tenant
+from tenants.models import Tenant
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
-
-
-def _tenant(request: Request) -> Tenant:
-    return request._request.tenant  # type: ignore[attr-defined, no-any-return]
-
-
-def _actor(request: Request) -> dict[str, Any]:
-    if isinstance(request.auth, ApiKey):
-        return {"api_key": request.auth}
-    return {"user": request.user if request.user and request.user.is_authenticated else None}
 
 
 def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
@@ -67,7 +58,7 @@ def _wait_for(
 
 def _submit(request: Request, submit: Any) -> Response:
     """Run `submit()` under the request's Idempotency-Key, if any, and answer."""
-    tenant = _tenant(request)
+    tenant = request_tenant(request)
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 255:
         raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
@@ -127,12 +118,16 @@ class GenerationListView(APIView):
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
             mode=route_mode(
-                tenant=_tenant(request), priority=v.get("priority"), deadline=v.get("deadline")
+                tenant=request_tenant(request),
+                priority=v.get("priority"),
+                deadline=v.get("deadline"),
             ),
         )
         return _submit(
             request,
-            lambda: services.job_submit(tenant=_tenant(request), params=params, **_actor(request)),
+            lambda: services.job_submit(
+                tenant=request_tenant(request), params=params, **request_actor(request)
+            ),
         )
 
     @extend_schema(
@@ -152,7 +147,7 @@ class GenerationListView(APIView):
         query = request.query_params
         metadata = dict(item.split(":", 1) for item in query.getlist("metadata") if ":" in item)
         jobs = selectors.job_list(
-            _tenant(request),
+            request_tenant(request),
             status=query.get("status"),
             kind=query.get("kind"),
             created_after=_datetime(query.get("created_after"), "created_after"),
@@ -182,7 +177,7 @@ def _datetime(value: str | None, name: str) -> Any:
 class GenerationDetailView(APIView):
     @extend_schema(responses=JobOut, summary="A job, its images, usage and cost")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(_job_body(_tenant(request), job_id))
+        return Response(_job_body(request_tenant(request), job_id))
 
 
 class GenerationCancelView(APIView):
@@ -190,7 +185,7 @@ class GenerationCancelView(APIView):
 
     @extend_schema(request=None, responses=JobOut, summary="Cancel images not yet started")
     def post(self, request: Request, job_id: str) -> Response:
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
         return Response(_job_body(tenant, job.pk))
@@ -211,14 +206,14 @@ class ImageUploadView(APIView):
                 fields={"file": ["This field is required."]},
             )
         services.image_size_check(upload.size or 0)
-        image = services.image_upload(tenant=_tenant(request), data=upload.read())
+        image = services.image_upload(tenant=request_tenant(request), data=upload.read())
         return Response(ImageOut(image).data, status=status.HTTP_201_CREATED)
 
 
 class ImageDetailView(APIView):
     @extend_schema(responses=ImageOut, summary="An image's metadata and links")
     def get(self, request: Request, image_id: str) -> Response:
-        image = selectors.image_get_for_tenant(_tenant(request), image_id)
+        image = selectors.image_get_for_tenant(request_tenant(request), image_id)
         body = ImageOut(image).data
         body["versions"] = [str(i.pk) for i in selectors.image_versions(image)]
         return Response(body)
@@ -242,7 +237,7 @@ class _ImageFileView(APIView):
         if self._signed:
             image = selectors.image_get_signed(image_id)
         else:
-            image = selectors.image_get_for_tenant(_tenant(request), image_id)
+            image = selectors.image_get_for_tenant(request_tenant(request), image_id)
         if self.variant == "thumbnail":
             return FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
         response = FileResponse(image.file.open("rb"), content_type=image.mime_type)
@@ -283,7 +278,7 @@ class ImageEditView(APIView):
         ],
     )
     def post(self, request: Request, image_id: str) -> Response:
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         image = selectors.image_get_for_tenant(tenant, image_id)
         data = EditIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -297,6 +292,6 @@ class ImageEditView(APIView):
                 extra_input_ids=tuple(v["input_images"]),
                 count=v["count"],
                 tier=v["model"],
-                **_actor(request),
+                **request_actor(request),
             ),
         )

@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from config.errors import BunchError
 from generation import batch_results, batch_selectors, batches, services, templates_service
-from generation.api import _actor, _tenant  # the one place requests name their actor
 from generation.batch_serializers import (
     BatchIn,
     BatchItemOut,
@@ -29,6 +28,7 @@ from generation.batch_serializers import (
 )
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
+from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
 
 
@@ -102,7 +102,7 @@ class BatchListView(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def post(self, request: Request) -> Response:
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         record = _idempotency_begin(request, tenant)
         if getattr(record, "replayed", False):
             return Response(
@@ -122,7 +122,7 @@ class BatchListView(APIView):
                 name=v["name"],
                 template=template,
                 metadata=v["metadata"],
-                **_actor(request),
+                **request_actor(request),
             )
         except Exception:
             if record is not None:
@@ -142,7 +142,7 @@ class BatchListView(APIView):
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
-        rows = batch_selectors.batches_for_tenant(_tenant(request))
+        rows = batch_selectors.batches_for_tenant(request_tenant(request))
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(BatchOut(page, many=True).data)
 
@@ -150,7 +150,7 @@ class BatchListView(APIView):
 class BatchDetailView(APIView):
     @extend_schema(responses=BatchOut, summary="A batch: progress, estimated and actual cost")
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(_batch_body(_tenant(request), batch_id))
+        return Response(_batch_body(request_tenant(request), batch_id))
 
 
 class BatchItemsView(APIView):
@@ -160,7 +160,7 @@ class BatchItemsView(APIView):
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     )
     def get(self, request: Request, batch_id: str) -> Response:
-        batch = batch_selectors.batch_get_for_tenant(_tenant(request), batch_id)
+        batch = batch_selectors.batch_get_for_tenant(request_tenant(request), batch_id)
         paginator = ItemPagination()
         page = paginator.paginate_queryset(batch_selectors.batch_items(batch), request, view=self)
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
@@ -171,7 +171,7 @@ class BatchCancelView(APIView):
 
     @extend_schema(request=None, responses=BatchOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
-        tenant = _tenant(request)
+        tenant = request_tenant(request)
         batch = batch_selectors.batch_get_for_tenant(tenant, batch_id)
         batches.batch_cancel(batch=batch)
         return Response(_batch_body(tenant, batch.pk))
@@ -180,7 +180,7 @@ class BatchCancelView(APIView):
 class BatchResultsCsvView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="Results manifest")
     def get(self, request: Request, batch_id: str) -> HttpResponse:
-        batch = batch_selectors.batch_get_for_tenant(_tenant(request), batch_id)
+        batch = batch_selectors.batch_get_for_tenant(request_tenant(request), batch_id)
         out = io.StringIO()
         batch_results.write_csv(batch, out)
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
@@ -194,7 +194,7 @@ class BatchResultsZipView(APIView):
         summary="Images and manifest.csv",
     )
     def get(self, request: Request, batch_id: str) -> FileResponse:
-        batch = batch_selectors.batch_get_for_tenant(_tenant(request), batch_id)
+        batch = batch_selectors.batch_get_for_tenant(request_tenant(request), batch_id)
         archive = tempfile.TemporaryFile()  # noqa: SIM115  # the response closes it once sent
         batch_results.write_zip(batch, archive)
         archive.seek(0)
@@ -214,14 +214,16 @@ class TemplateListView(APIView):
     def post(self, request: Request) -> Response:
         data = TemplateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        template = templates_service.template_create(tenant=_tenant(request), **data.validated_data)
+        template = templates_service.template_create(
+            tenant=request_tenant(request), **data.validated_data
+        )
         return Response(TemplateOut(template).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=TemplateOut(many=True), summary="List templates")
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
         paginator.ordering = "-created_at"
-        rows = batch_selectors.templates_for_tenant(_tenant(request))
+        rows = batch_selectors.templates_for_tenant(request_tenant(request))
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(TemplateOut(page, many=True).data)
 
@@ -229,12 +231,12 @@ class TemplateListView(APIView):
 class TemplateDetailView(APIView):
     @extend_schema(responses=TemplateOut, summary="A template")
     def get(self, request: Request, template_id: str) -> Response:
-        template = batch_selectors.template_get_for_tenant(_tenant(request), template_id)
+        template = batch_selectors.template_get_for_tenant(request_tenant(request), template_id)
         return Response(TemplateOut(template).data)
 
     @extend_schema(request=TemplateIn(partial=True), responses=TemplateOut, summary="Change")
     def patch(self, request: Request, template_id: str) -> Response:
-        template = batch_selectors.template_get_for_tenant(_tenant(request), template_id)
+        template = batch_selectors.template_get_for_tenant(request_tenant(request), template_id)
         data = TemplateIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = {k: v for k, v in data.validated_data.items() if k in request.data}
@@ -243,7 +245,7 @@ class TemplateDetailView(APIView):
 
     @extend_schema(request=None, responses={204: None}, summary="Delete a template")
     def delete(self, request: Request, template_id: str) -> Response:
-        template = batch_selectors.template_get_for_tenant(_tenant(request), template_id)
+        template = batch_selectors.template_get_for_tenant(request_tenant(request), template_id)
         templates_service.template_delete(template=template)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -253,7 +255,7 @@ class TemplatePreviewView(APIView):
 
     @extend_schema(request=PreviewIn, responses=PreviewOut, summary="Render the prompts")
     def post(self, request: Request, template_id: str) -> Response:
-        template = batch_selectors.template_get_for_tenant(_tenant(request), template_id)
+        template = batch_selectors.template_get_for_tenant(request_tenant(request), template_id)
         data = PreviewIn(data=request.data)
         data.is_valid(raise_exception=True)
         prompts = templates_service.template_render(template=template, **data.validated_data)

@@ -28,7 +28,7 @@ from config.errors import BunchError
 from generation import queue
 from generation.models import Batch, BatchItem, Job, Mode, PromptTemplate
 from generation.presets import model_prompt
-from generation.services import BillingInactive, InvalidRequest, JobParams, _check_params
+from generation.services import BillingInactive, InvalidRequest, JobParams, job_params_check
 from generation.templates_service import template_render
 from tenants.models import ApiKey, Tenant
 from tenants.services import quota_reserve
@@ -132,7 +132,7 @@ def _validate(tenant: Tenant, items: Sequence[ItemSpec], mode: str) -> list[str]
     problems: dict[str, list[str]] = {}
     for i, item in enumerate(items):
         try:
-            ratios.append(_check_params(tenant, item.params))
+            ratios.append(job_params_check(tenant, item.params))
         except BunchError as error:
             for name, messages in (error.fields or {"": [error.message]}).items():
                 problems[f"items[{i}]" + (f".{name}" if name else "")] = messages

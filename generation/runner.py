@@ -421,7 +421,7 @@ async def _run(first: uuid.UUID | None) -> int:
     budget = _setting("BUNCH_TASK_BUDGET_S")
     lease_every = _setting("BUNCH_JOB_LEASE_S") / 3
     calls = CallSlots(int(_setting("BUNCH_CALLS_PER_TASK")))
-    backlog_limit = max(1, calls.size // 2)
+    backlog_limit = max(2, calls.size // 4)
     started = time.monotonic()
     last_renewal = started
     running: dict[asyncio.Task[None], uuid.UUID] = {}

@@ -48,7 +48,7 @@ class UploadIn(serializers.Serializer):
     file = serializers.FileField()
 
 
-class UsageOut(serializers.Serializer):
+class ImageUsageOut(serializers.Serializer):
     input_text_tokens = serializers.IntegerField()
     input_image_tokens = serializers.IntegerField()
     output_text_tokens = serializers.IntegerField()
@@ -101,10 +101,10 @@ class ImageOut(serializers.ModelSerializer):
     def get_download_url(self, image: Image) -> str:
         return signed_image_url(image.pk, "content")
 
-    @extend_schema_field(UsageOut(allow_null=True))
+    @extend_schema_field(ImageUsageOut(allow_null=True))
     def get_usage(self, image: Image) -> dict[str, Any] | None:
         usage = getattr(image, "usage", None)
-        return UsageOut(usage).data if usage is not None else None
+        return ImageUsageOut(usage).data if usage is not None else None
 
 
 class ErrorOut(serializers.Serializer):

@@ -73,7 +73,7 @@ def _invalid(field_name: str, message: str, code: str = "invalid_request") -> In
     return InvalidRequest(message, code=code, fields={field_name: [message]})
 
 
-def _check_params(tenant: Tenant, params: JobParams) -> str:
+def job_params_check(tenant: Tenant, params: JobParams) -> str:
     """Validate against the model and the plan; returns the aspect ratio to use."""
     if params.kind not in PRESETS:
         raise _invalid("kind", f"Unknown kind {params.kind!r}; use one of {', '.join(PRESETS)}.")
@@ -144,7 +144,7 @@ def job_submit(
             f"New work is paused while the account is {tenant.status.replace('_', ' ')}; "
             "update the payment method to resume."
         )
-    ratio = _check_params(tenant, params)
+    ratio = job_params_check(tenant, params)
     input_ids = _check_inputs(tenant, params.input_image_ids)
     prompt = model_prompt(params.kind, params.prompt)
     per_image = estimate_image_cost(

@@ -28,7 +28,7 @@ from generation.webhook_serializers import (
     WebhookEndpointUpdateIn,
     WebhookEndpointWithSecretOut,
 )
-from tenants.models import Tenant
+from tenants.authentication import request_tenant
 
 TAGS = ["webhooks"]
 
@@ -38,10 +38,6 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
-
-
-def _tenant(request: Request) -> Tenant:
-    return request._request.tenant  # type: ignore[attr-defined, no-any-return]
 
 
 class _ListView(GenericAPIView):
@@ -63,7 +59,7 @@ class WebhookEndpointListView(_ListView):
         responses=WebhookEndpointOut(many=True),
     )
     def get(self, request: Request) -> Response:
-        return self._page(endpoints_for_tenant(_tenant(request)))
+        return self._page(endpoints_for_tenant(request_tenant(request)))
 
     @extend_schema(
         tags=TAGS,
@@ -75,7 +71,7 @@ class WebhookEndpointListView(_ListView):
         data = WebhookEndpointCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint, secret = webhooks.endpoint_create(
-            tenant=_tenant(request),
+            tenant=request_tenant(request),
             url=data.validated_data["url"],
             event_types=data.validated_data.get("event_types", []),
             description=data.validated_data.get("description", ""),
@@ -86,7 +82,7 @@ class WebhookEndpointListView(_ListView):
 
 class WebhookEndpointDetailView(APIView):
     def _endpoint(self, request: Request, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-        return endpoint_get_for_tenant(_tenant(request), endpoint_id)
+        return endpoint_get_for_tenant(request_tenant(request), endpoint_id)
 
     @extend_schema(tags=TAGS, summary="One webhook endpoint", responses=WebhookEndpointOut)
     def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
@@ -123,7 +119,7 @@ class WebhookEndpointRotateSecretView(APIView):
         responses=WebhookEndpointWithSecretOut,
     )
     def post(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        endpoint = endpoint_get_for_tenant(_tenant(request), endpoint_id)
+        endpoint = endpoint_get_for_tenant(request_tenant(request), endpoint_id)
         secret = webhooks.endpoint_rotate_secret(endpoint=endpoint)
         return Response(WebhookEndpointWithSecretOut(endpoint).data | {"secret": secret})
 
@@ -137,7 +133,7 @@ class WebhookDeliveryListView(_ListView):
         responses=WebhookDeliveryOut(many=True),
     )
     def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        endpoint = endpoint_get_for_tenant(_tenant(request), endpoint_id)
+        endpoint = endpoint_get_for_tenant(request_tenant(request), endpoint_id)
         return self._page(deliveries_for_endpoint(endpoint))
 
 
@@ -149,7 +145,7 @@ class WebhookDeliveryRedeliverView(APIView):
         responses={202: WebhookDeliveryOut},
     )
     def post(self, request: Request, endpoint_id: uuid.UUID, delivery_id: uuid.UUID) -> Response:
-        endpoint = endpoint_get_for_tenant(_tenant(request), endpoint_id)
+        endpoint = endpoint_get_for_tenant(request_tenant(request), endpoint_id)
         delivery: WebhookDelivery = delivery_get_for_endpoint(endpoint, delivery_id)
         delivery = webhooks.delivery_redeliver(delivery=delivery)
         return Response(WebhookDeliveryOut(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -5,6 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tenants.authentication import request_tenant
 from tenants.models import ApiKey
 from tenants.selectors import quota_snapshot
 from tenants.serializers import MeOut
@@ -15,7 +16,7 @@ class MeView(APIView):
 
     @extend_schema(responses=MeOut, summary="The tenant behind this key, its plan and quota")
     def get(self, request: Request) -> Response:
-        tenant = request._request.tenant  # type: ignore[attr-defined]
+        tenant = request_tenant(request)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         data = {
             "tenant": tenant,

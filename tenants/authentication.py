@@ -7,7 +7,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
-from tenants.models import ApiKey, Membership
+from tenants.models import ApiKey, Membership, Tenant
 from tenants.selectors import current_membership
 from tenants.services import api_key_check, api_key_touch
 
@@ -62,3 +62,16 @@ class DashboardSessionAuthentication(SessionAuthentication):
             return None
         request._request.tenant = membership.tenant  # type: ignore[attr-defined]
         return (result[0], membership)
+
+
+def request_tenant(request: Request) -> Tenant:
+    """The tenant an authenticated API request acts for (set by the authenticators above)."""
+    return request._request.tenant  # type: ignore[attr-defined, no-any-return]
+
+
+def request_actor(request: Request) -> dict[str, Any]:
+    """Who is acting, as the keyword arguments services take: an API key or a user."""
+    if isinstance(request.auth, ApiKey):
+        return {"api_key": request.auth}
+    user = request.user if request.user and request.user.is_authenticated else None
+    return {"user": user}
