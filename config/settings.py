@@ -285,5 +285,6 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "google_genai": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
     },
 }
