@@ -42,10 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the emulator answers 429 beyond this many calls in flight; the workers are "
         "sized to stay at it (calls per task = this / workers)",
     )
-    p.add_argument("--workers", type=int, default=4, help="django-q2 worker processes")
-    p.add_argument("--jobs-per-task", type=int, default=0, help="0: 1.5 × calls per task")
+    p.add_argument("--workers", type=int, default=2, help="django-q2 worker processes")
+    p.add_argument("--jobs-per-task", type=int, default=0, help="0: 3 × calls per task")
     p.add_argument("--calls-per-task", type=int, default=0, help="0: concurrency / workers")
-    p.add_argument("--task-budget", type=float, default=60.0, help="seconds a task keeps claiming")
+    p.add_argument("--task-budget", type=float, default=240.0, help="seconds a task keeps claiming")
     p.add_argument("--web-workers", type=int, default=web_workers)
     p.add_argument("--web-threads", type=int, default=web_threads)
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
@@ -69,7 +69,7 @@ def _config(args: argparse.Namespace, broker: str, run_dir: Path) -> StackConfig
         jitter=args.jitter,
         provider_concurrency=args.provider_concurrency,
         q_workers=args.workers,
-        jobs_per_task=args.jobs_per_task or calls + calls // 2,
+        jobs_per_task=args.jobs_per_task or calls * 3,
         calls_per_task=calls,
         task_budget_s=args.task_budget,
         web_workers=args.web_workers,
