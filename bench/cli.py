@@ -113,6 +113,13 @@ def _load(stack: Stack, args: argparse.Namespace, key: str) -> subprocess.Popen[
     return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def _load_records(stack: Stack) -> list[list[Any]]:
+    records: list[list[Any]] = json.loads((stack.config.run_dir / "load.json").read_text())[
+        "requests"
+    ]
+    return records
+
+
 def _wait_finished(expected: int, timeout_s: float) -> float:
     from generation.models import Job
 
@@ -178,7 +185,8 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
             sampler.roles["worker"] = RoleStats()
         else:
             cpu_submit = cpu_start
-        _wait_finished(args.jobs, args.timeout)
+        accepted = sum(1 for r in _load_records(stack) if r[3] == 202)
+        _wait_finished(accepted, args.timeout)
         t_end = time.monotonic() - sampler.started
         sampler.sample()
         cpu_end = sampler.snapshot()

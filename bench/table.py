@@ -13,7 +13,7 @@ def _f(value: Any, digits: int = 1) -> str:
 
 def render(r: dict[str, Any]) -> str:
     c, s, p, ok = r["config"], r["submit"], r["pipeline"], r["correctness"]
-    lat, ovh = s["latency_ms"], p.get("overhead_ms", {})
+    lat, ovh, wait = s["latency_ms"], p.get("overhead_ms", {}), p.get("queue_wait_ms", {})
     roles = ("web", "worker", "emulator")
     rows = [
         ("broker", c["broker"]),
@@ -34,7 +34,7 @@ def render(r: dict[str, Any]) -> str:
         ("overhead ms p50/p95/p99",
          f"{_f(ovh.get('p50'))} / {_f(ovh.get('p95'))} / {_f(ovh.get('p99'))}"),
         ("  of which queue wait ms p50/p95/p99",
-         " / ".join(_f(p.get("queue_wait_ms", {}).get(q, float("nan"))) for q in ("p50", "p95", "p99"))),
+         " / ".join(_f(wait.get(q, float("nan"))) for q in ("p50", "p95", "p99"))),
         ("mean model time s", _f(p.get("model_time_s_mean"), 3)),
         ("CPU ms/image web/worker/emulator",
          " / ".join(_f(r["cpu_s_per_image"].get(x, 0) * 1000) for x in roles)),

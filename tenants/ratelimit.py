@@ -6,10 +6,10 @@ set. Neither keeps state in process memory.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
 from django.db import connection
@@ -56,11 +56,18 @@ def _db_hit(key: str, window_start: int) -> int:
     return count
 
 
-@cache
-def _redis_client():  # type: ignore[no-untyped-def]
-    import redis
+_clients = threading.local()
 
-    return redis.Redis.from_url(settings.REDIS_URL)
+
+def _redis_client():  # type: ignore[no-untyped-def]
+    # One client per thread: gunicorn's threads sharing one client got "Bad file
+    # descriptor" (500s) when they opened its first connections at the same moment.
+    client = getattr(_clients, "client", None)
+    if client is None:
+        import redis
+
+        client = _clients.client = redis.Redis.from_url(settings.REDIS_URL)
+    return client
 
 
 def _redis_hit(key: str, window_start: int) -> int:
