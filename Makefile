@@ -53,6 +53,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Whole-stack benchmark (docs/performance.md). The default run (SQLite, 2,000 jobs)
+# takes about 2 minutes; e.g. BENCH_ARGS="--broker sqlite,postgres,redis --jobs 5000".
+BENCH_ARGS ?=
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)
 

@@ -23,7 +23,7 @@ BROKERS = ("sqlite", "postgres", "redis")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     web_workers, web_threads = procfile_web_args()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--broker", default="postgres", help="sqlite, postgres, redis or a list: a,b")
+    p.add_argument("--broker", default="sqlite", help="sqlite, postgres, redis or a list: a,b")
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--images", type=int, default=1, help="images per job")
     p.add_argument("--rate", type=float, default=0.0, help="submits/s; 0 = as fast as possible")

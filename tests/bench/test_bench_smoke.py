@@ -1,0 +1,37 @@
+"""A tiny run of the whole-stack benchmark, so that `make bench` cannot rot unnoticed.
+
+It checks what the run must get right (every job done, one image and one usage event per
+requested image, nothing left reserved), never how fast: timings belong to
+docs/performance.md, not to the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_small_benchmark_run_stores_and_bills_every_image_once(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "bench", "--broker", "sqlite", "--jobs", "8", "--images", "2",
+        "--latency", "0.05", "--jitter", "0", "--provider-concurrency", "4", "--workers", "1",
+        "--web-workers", "1", "--web-threads", "4", "--timeout", "120", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    [result_file] = tmp_path.glob("*/result.json")
+    result = json.loads(result_file.read_text())
+    correct = result["correctness"]
+    assert correct["ok"], correct
+    assert correct["statuses"] == {"succeeded": 8}
+    assert correct["images"] == correct["usage_events"] == correct["requested_images"] == 16
+    assert correct["duplicate_image_slots"] == 0
+    assert result["submit"]["accepted"] == 8
+    assert result["pipeline"]["overhead_ms"]["matched"] == 16
+    assert set(result["cpu_s_per_image"]) >= {"web", "worker", "emulator"}
+    assert result["queries_per_job"]["web"] > 0
