@@ -141,7 +141,7 @@ def correctness(
     return checks
 
 
-def memory_figures(series: list[tuple[float, int]], start: float, end: float) -> dict[str, float]:
+def memory_figures(series: list[tuple[float, int]], start: float, end: float) -> dict[str, Any]:
     """Total RSS of a role in the first and last fifth of the measured interval."""
     window = [(t, kb) for t, kb in series if start <= t <= end]
     if len(window) < 5:
@@ -149,4 +149,10 @@ def memory_figures(series: list[tuple[float, int]], start: float, end: float) ->
     fifth = max(1, len(window) // 5)
     first = statistics.fmean(kb for _, kb in window[:fifth]) / 1024
     last = statistics.fmean(kb for _, kb in window[-fifth:]) / 1024
-    return {"first_fifth_mb": first, "last_fifth_mb": last, "growth_mb": last - first}
+    step = max(1, len(window) // 20)
+    return {
+        "first_fifth_mb": first,
+        "last_fifth_mb": last,
+        "growth_mb": last - first,
+        "series_s_mb": [(t, round(kb / 1024, 1)) for t, kb in window[::step]],
+    }
