@@ -415,6 +415,11 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
     )
 
 
+# A job submitted while this task has room waits for the loop's next look at the queue:
+# at most this long (measured: 1 s here put 0.5–0.9 s on the overhead's p99).
+CLAIM_EVERY_S = 0.2
+
+
 async def _run(first: uuid.UUID | None) -> int:
     """Keep jobs in flight until the queue is empty or the task's time budget is spent."""
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
@@ -448,7 +453,9 @@ async def _run(first: uuid.UUID | None) -> int:
                     await sync_to_async(_ring_for_queued)()
                 return handled
             done, _ = await asyncio.wait(
-                running, timeout=min(lease_every, 1.0), return_when=asyncio.FIRST_COMPLETED
+                running,
+                timeout=min(lease_every, CLAIM_EVERY_S),
+                return_when=asyncio.FIRST_COMPLETED,
             )
             for task in done:
                 job_id = running.pop(task)
