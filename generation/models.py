@@ -80,6 +80,8 @@ class Job(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
             models.Index(fields=["tenant", "status"], name="job_tenant_status"),
+            # The runner's claim: the oldest queued standard-mode jobs.
+            models.Index(fields=["status", "mode", "created_at"], name="job_claim_order"),
         ]
 
     def __str__(self) -> str:

@@ -156,6 +156,10 @@ def period_end(start: dt.date) -> dt.date:
 
 def quota_period_for(*, tenant: Tenant, now: dt.datetime | None = None) -> QuotaPeriod:
     start = period_start(now or timezone.now())
+    # The row exists for all but a tenant's first request of a month: one SELECT, no savepoint.
+    period = QuotaPeriod.objects.filter(tenant=tenant, period_start=start).first()
+    if period is not None:
+        return period
     try:
         with transaction.atomic():
             period, _ = QuotaPeriod.objects.get_or_create(tenant=tenant, period_start=start)
