@@ -150,12 +150,14 @@ def test_meter_event_is_sent_then_summed(gateway: StripeGateway, line: Line):
 
 
 def test_duplicate_identifier_under_a_new_key_is_already_exists(gateway: StripeGateway, line):
-    assert _send(gateway, line, f"{line.event_name}-dup") is MeterEventOutcome.SENT
+    # One timestamp for all three: a replay must repeat the first request's parameters.
+    at = int(time.time())
+    identifier = f"{line.event_name}-dup"
+    assert _send(gateway, line, identifier, timestamp=at) is MeterEventOutcome.SENT
+    # the same key again: a replay of the first answer
+    assert _send(gateway, line, identifier, timestamp=at) is MeterEventOutcome.SENT
     assert (
-        _send(gateway, line, f"{line.event_name}-dup") is MeterEventOutcome.SENT
-    )  # same key: a replay
-    assert (
-        _send(gateway, line, f"{line.event_name}-dup", attempt=1)
+        _send(gateway, line, identifier, attempt=1, timestamp=at)
         is MeterEventOutcome.ALREADY_EXISTS
     )
 
