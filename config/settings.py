@@ -253,7 +253,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.Job.Status"},
+    "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.WorkStatus"},
 }
 
 # Rate limits are shared by all web processes: the database by default, Redis when set.

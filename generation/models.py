@@ -22,15 +22,19 @@ class Mode(models.TextChoices):
     BATCH = "batch"
 
 
-class Job(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELED = "canceled"
+class WorkStatus(models.TextChoices):
+    """The life of a job, and of a batch of jobs."""
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Job(models.Model):
+    Status = WorkStatus
+    FINISHED = (WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
@@ -161,14 +165,8 @@ class IdempotencyRecord(models.Model):
 class Batch(models.Model):
     """Many generation items submitted together (see the batches issue)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELED = "canceled"
-
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    Status = WorkStatus
+    FINISHED = (WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="batches")

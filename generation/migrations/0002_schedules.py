@@ -1,23 +1,8 @@
 from django.db import migrations
 
-
-def create(apps, schema_editor):  # type: ignore[no-untyped-def]
-    Schedule = apps.get_model("django_q", "Schedule")
-    Schedule.objects.update_or_create(
-        name="generation.sweep",
-        defaults={
-            "func": "generation.tasks.sweep",
-            "schedule_type": "I",
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-
-
-def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
-    apps.get_model("django_q", "Schedule").objects.filter(name="generation.sweep").delete()
+from config.schedules import every_minute
 
 
 class Migration(migrations.Migration):
     dependencies = [("generation", "0001_initial"), ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more")]
-    operations = [migrations.RunPython(create, remove)]
+    operations = [every_minute("generation.sweep", "generation.tasks.sweep")]

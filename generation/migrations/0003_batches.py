@@ -7,21 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
-
-def schedule_create(apps, schema_editor):  # type: ignore[no-untyped-def]
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name="generation.batches_poll",
-        defaults={
-            "func": "generation.batch_tasks.poll",
-            "schedule_type": "I",
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-
-
-def schedule_remove(apps, schema_editor):  # type: ignore[no-untyped-def]
-    apps.get_model("django_q", "Schedule").objects.filter(name="generation.batches_poll").delete()
+from config.schedules import every_minute
 
 
 class Migration(migrations.Migration):
@@ -144,5 +130,5 @@ class Migration(migrations.Migration):
             model_name='batchitem',
             constraint=models.UniqueConstraint(fields=('batch', 'index'), name='batch_item_unique_index'),
         ),
-        migrations.RunPython(schedule_create, schedule_remove),
+        every_minute("generation.batches_poll", "generation.batch_tasks.poll"),
     ]
