@@ -20,30 +20,22 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing.money import to_nanos
-from billing.pricing import cost_of, price_for
-from billing.services import usage_record
+from generation import ingest
 from generation.batches import batch_settle, batches_settle_open
 from generation.gateway import get_provider
-from generation.models import Batch, Image, Job, Mode, ProviderBatch
+from generation.models import Batch, Job, Mode, ProviderBatch
 from generation.providers.gemini import BatchStatus, GeminiProvider
-from generation.providers.registry import get_model
 from generation.providers.types import (
     ImageRequest,
-    ImageResult,
-    InputImage,
     PermanentProviderError,
     ProviderError,
     RetryableProviderError,
 )
 from generation.runner import job_finish
-from generation.services import image_build
-from tenants.services import quota_commit
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +63,7 @@ def _key(job_id: Any, index: int) -> str:
 
 
 def _missing(job: Job) -> list[int]:
-    stored = set(Image.objects.filter(job=job).values_list("index", flat=True))
+    stored = ingest.stored_indexes(job)
     return [i for i in range(job.count) if i not in stored]
 
 
@@ -123,17 +115,7 @@ def _claim(tenant_id: int, batch_id: Any, tier: str, now: dt.datetime) -> Provid
 def _requests(record: ProviderBatch) -> list[tuple[str, ImageRequest]]:
     requests = []
     for job in Job.objects.filter(pk__in=record.job_ids).order_by("created_at"):
-        inputs = []
-        for image in Image.objects.filter(tenant_id=job.tenant_id, pk__in=job.input_image_ids):
-            with image.file.open("rb") as fh:
-                inputs.append(InputImage(data=fh.read(), mime_type=image.mime_type))
-        request = ImageRequest(
-            tier=job.tier,
-            prompt=job.model_prompt,
-            aspect_ratio=job.aspect_ratio,
-            image_size=job.image_size,
-            input_images=tuple(inputs),
-        )
+        request = ingest.job_request(job)
         requests += [(_key(job.pk, index), request) for index in _missing(job)]
     return requests
 
@@ -215,52 +197,6 @@ def recover_stale(*, now: dt.datetime | None = None) -> int:
 # Storing --------------------------------------------------------------------------------
 
 
-def result_store(*, job: Job, index: int, result: ImageResult) -> bool:
-    """Image + usage event at the job's mode's price + quota, in one transaction.
-
-    False (and the written files removed) when the image was stored before or the job has
-    already finished, so a result delivered twice is stored and billed once.
-    """
-    generated = result.images[0]
-    image = image_build(
-        tenant_id=job.tenant_id,
-        data=generated.data,
-        mime_type=generated.mime_type,
-        width=generated.width,
-        height=generated.height,
-        source=Image.Source.GENERATED,
-        job=job,
-        index=index,
-        parent_id=job.parent_image_id,
-    )
-    price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
-    cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
-    per_image_nanos = to_nanos(job.estimated_cost) // job.count
-    try:
-        with transaction.atomic():
-            locked = Job.objects.select_for_update().filter(pk=job.pk).values("status").first()
-            if locked is None or locked["status"] in Job.FINISHED:
-                raise IntegrityError("job already finished")
-            image.save(force_insert=True)
-            usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
-            quota_commit(
-                period_id=job.quota_period_id or 0,
-                images=1,
-                reserved_nanos=per_image_nanos,
-                spent=cost.billed,
-            )
-            Job.objects.filter(pk=job.pk).update(
-                reserved_images=F("reserved_images") - 1,
-                reserved_nanos=F("reserved_nanos") - per_image_nanos,
-            )
-    except IntegrityError:
-        for stored_file in (image.file, image.thumbnail):
-            if stored_file.name:
-                default_storage.delete(stored_file.name)
-        return False
-    return True
-
-
 # Poll and ingest ------------------------------------------------------------------------
 
 _TERMINAL_ERRORS: dict[str, ProviderError] = {
@@ -321,7 +257,7 @@ def _ingest(record: ProviderBatch, status: BatchStatus) -> None:
                 if isinstance(result, ProviderError):
                     error = error or result
                 elif job.status == Job.Status.RUNNING:
-                    result_store(job=job, index=index, result=result)
+                    ingest.result_store(job=job, index=index, result=result)
         _settle_job(job, error)
     _close(record, status.state, error=status.error)
     if record.batch_id is not None:

@@ -23,34 +23,25 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
-from billing.money import to_nanos
-from billing.pricing import cost_of, price_for
-from billing.services import usage_record
-from generation import queue
+from generation import ingest, queue
 from generation.gateway import get_provider
 from generation.models import Image, Job, Mode
 from generation.providers.gemini import AsyncGeminiSession
-from generation.providers.registry import get_model
 from generation.providers.retry import backoff_delay
 from generation.providers.types import (
     ImageRequest,
     ImageResult,
-    InputImage,
     ProviderError,
     RetryableProviderError,
 )
-from generation.services import image_build, reservation_release_all
+from generation.services import reservation_release_all
 from tenants.models import Tenant
-from tenants.services import quota_commit
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +125,6 @@ class JobPlan:
     job: Job
     request: ImageRequest
     pending: list[int]
-    per_image_nanos: int
-    markup: Decimal
     attempts: int = 0
     error: ProviderError | None = None
     canceled: bool = False
@@ -147,79 +136,17 @@ def _plan(job_id: uuid.UUID) -> JobPlan | None:
     job = Job.objects.select_related("tenant__plan").get(pk=job_id)
     if job.status != Job.Status.RUNNING:
         return None
-    stored = {
-        i for i in Image.objects.filter(job=job).values_list("index", flat=True) if i is not None
-    }
-    inputs = []
-    if job.input_image_ids:
-        images = {
-            str(i.pk): i
-            for i in Image.objects.filter(tenant=job.tenant, pk__in=job.input_image_ids)
-        }
-        for image_id in job.input_image_ids:
-            image = images.get(image_id)
-            if image is not None:
-                with image.file.open("rb") as fh:
-                    inputs.append(InputImage(data=fh.read(), mime_type=image.mime_type))
-    request = ImageRequest(
-        tier=job.tier,
-        prompt=job.model_prompt,
-        aspect_ratio=job.aspect_ratio,
-        image_size=job.image_size,
-        input_images=tuple(inputs),
-    )
+    stored = ingest.stored_indexes(job)
     return JobPlan(
         job=job,
-        request=request,
+        request=ingest.job_request(job),
         pending=[i for i in range(job.count) if i not in stored],
-        per_image_nanos=to_nanos(job.estimated_cost) // job.count,
-        markup=job.tenant.plan.markup_per_image,
         done=stored,
     )
 
 
-def _prepare_image(plan: JobPlan, index: int, result: ImageResult) -> Image:
-    generated = result.images[0]
-    parent_id = plan.job.parent_image_id
-    return image_build(
-        tenant_id=plan.job.tenant_id,
-        data=generated.data,
-        mime_type=generated.mime_type,
-        width=generated.width,
-        height=generated.height,
-        source=Image.Source.GENERATED,
-        job=plan.job,
-        index=index,
-        parent_id=parent_id,
-    )
-
-
 def _store(plan: JobPlan, index: int, image: Image, result: ImageResult) -> bool:
-    """Image + usage event + quota in one transaction; False if already stored."""
-    job = plan.job
-    price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
-    cost = cost_of(usage=result.usage, price=price, markup=plan.markup)
-    try:
-        with transaction.atomic():
-            image.save(force_insert=True)
-            usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
-            quota_commit(
-                period_id=job.quota_period_id or 0,
-                images=1,
-                reserved_nanos=plan.per_image_nanos,
-                spent=cost.billed,
-            )
-            Job.objects.filter(pk=job.pk).update(
-                reserved_images=F("reserved_images") - 1,
-                reserved_nanos=F("reserved_nanos") - plan.per_image_nanos,
-            )
-    except IntegrityError:
-        # Another delivery of this task stored it first: keep theirs, drop our files.
-        for stored_file in (image.file, image.thumbnail):
-            if stored_file.name:
-                default_storage.delete(stored_file.name)
-        return False
-    return True
+    return ingest.image_store(job=plan.job, image=image, result=result)
 
 
 def _cancel_requested(job_id: uuid.UUID) -> bool:
@@ -378,7 +305,7 @@ async def _generate_one(
                 return
             else:
                 retry_error = None
-                image = await asyncio.to_thread(_prepare_image, plan, index, result)
+                image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
                 if await sync_to_async(_store)(plan, index, image, result):
                     plan.done.add(index)
                 return

@@ -1,0 +1,104 @@
+"""A model result becomes a stored, billed image — once. Shared by the realtime runner and
+the Batch API poller.
+
+Image + usage event + quota commit + the job's reservation counters are written in one
+transaction, after locking the job row: an image is unique per (job, index) and one-to-one
+with its usage event, and a job that has finished (settled, its reservation released)
+takes no more images. So a result delivered twice, or by a worker that lost its lease, is
+neither stored nor billed twice.
+"""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from billing.money import to_nanos
+from billing.pricing import cost_of, price_for
+from billing.services import usage_record
+from generation.models import Image, Job
+from generation.providers.registry import get_model
+from generation.providers.types import ImageRequest, ImageResult, InputImage
+from generation.services import image_build
+from tenants.services import quota_commit
+
+
+def job_request(job: Job) -> ImageRequest:
+    """What to ask the model for one image of `job`, input images in the order given."""
+    inputs = []
+    if job.input_image_ids:
+        found = Image.objects.filter(tenant_id=job.tenant_id, pk__in=job.input_image_ids)
+        images = {str(image.pk): image for image in found}
+        for image_id in job.input_image_ids:
+            image = images.get(image_id)
+            if image is not None:
+                with image.file.open("rb") as fh:
+                    inputs.append(InputImage(data=fh.read(), mime_type=image.mime_type))
+    return ImageRequest(
+        tier=job.tier,
+        prompt=job.model_prompt,
+        aspect_ratio=job.aspect_ratio,
+        image_size=job.image_size,
+        input_images=tuple(inputs),
+    )
+
+
+def stored_indexes(job: Job) -> set[int]:
+    indexes = Image.objects.filter(job=job).values_list("index", flat=True)
+    return {index for index in indexes if index is not None}
+
+
+def per_image_nanos(job: Job) -> int:
+    """The share of the job's reservation that one image turns into usage."""
+    return to_nanos(job.estimated_cost) // job.count
+
+
+def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
+    """The unsaved image, its file and thumbnail written (CPU-bound: run it off the loop)."""
+    generated = result.images[0]
+    return image_build(
+        tenant_id=job.tenant_id,
+        data=generated.data,
+        mime_type=generated.mime_type,
+        width=generated.width,
+        height=generated.height,
+        source=Image.Source.GENERATED,
+        job=job,
+        index=index,
+        parent_id=job.parent_image_id,
+    )
+
+
+def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
+    """Store `image` with its usage event in one transaction; False (files removed) when it
+    was stored before or the job has finished."""
+    price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
+    cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
+    share = per_image_nanos(job)
+    try:
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().filter(pk=job.pk).values("status").first()
+            if locked is None or locked["status"] in Job.FINISHED:
+                raise IntegrityError("job already finished")
+            image.save(force_insert=True)
+            usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
+            quota_commit(
+                period_id=job.quota_period_id or 0,
+                images=1,
+                reserved_nanos=share,
+                spent=cost.billed,
+            )
+            Job.objects.filter(pk=job.pk).update(
+                reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
+            )
+    except IntegrityError:
+        for stored_file in (image.file, image.thumbnail):
+            if stored_file.name:
+                default_storage.delete(stored_file.name)
+        return False
+    return True
+
+
+def result_store(*, job: Job, index: int, result: ImageResult) -> bool:
+    return image_store(job=job, image=image_from_result(job, index, result), result=result)
