@@ -55,7 +55,8 @@ def per_image_nanos(job: Job) -> int:
 
 
 def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
-    """The unsaved image, its file and thumbnail written (CPU-bound: run it off the loop)."""
+    """The unsaved image, its file written (hashing, file I/O: run it off the loop). No
+    thumbnail: that is made on first request (`services.image_thumbnail`)."""
     generated = result.images[0]
     return image_build(
         tenant_id=job.tenant_id,
@@ -93,9 +94,8 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
     except IntegrityError:
-        for stored_file in (image.file, image.thumbnail):
-            if stored_file.name:
-                default_storage.delete(stored_file.name)
+        if image.file.name:
+            default_storage.delete(image.file.name)
         return False
     return True
 

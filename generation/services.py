@@ -12,16 +12,18 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from billing.money import from_nanos, to_nanos
 from billing.pricing import estimate_image_cost
-from config.errors import BunchError, Conflict
+from config.errors import BunchError, Conflict, NotFound
 from generation import queue
-from generation.models import IdempotencyRecord, Image, Job, Kind, Mode
+from generation.models import IdempotencyRecord, Image, Job, Kind, Mode, thumbnail_upload_to
 from generation.presets import PRESETS, model_prompt
 from generation.providers.registry import MODELS, RATIO_PIXELS_1K
 from tenants.models import ApiKey, Tenant
@@ -325,9 +327,10 @@ def image_build(
     index: int | None = None,
     parent_id: uuid.UUID | None = None,
 ) -> Image:
-    """An unsaved Image with its file and thumbnail written through Django's storage.
+    """An unsaved Image with its file written through Django's storage.
 
-    The bytes are stored exactly as given (SynthID and C2PA credentials intact).
+    The bytes are stored exactly as given (SynthID and C2PA credentials intact). The
+    thumbnail is not made here but on first request (`image_thumbnail`).
     """
     image = Image(
         tenant_id=tenant_id,
@@ -342,8 +345,35 @@ def image_build(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     image.file.save("original", ContentFile(data), save=False)
-    image.thumbnail.save("thumb", ContentFile(thumbnail_bytes(data)), save=False)
     return image
+
+
+def image_thumbnail(image: Image) -> FieldFile:
+    """The image's WebP thumbnail, open for reading: made from the original on first
+    request and stored.
+
+    Lazy rather than made when the image is stored: decoding the PNG is more than half of
+    a worker's CPU per generated image (docs/performance.md), and most API users never
+    view thumbnails. Two first requests may both make one; the conditional update keeps
+    the first stored and the other removes its own file and serves that one.
+    """
+    seen = image.thumbnail.name or ""
+    if seen and default_storage.exists(seen):
+        return image.thumbnail.open("rb")
+    with image.file.open("rb") as original:
+        data = thumbnail_bytes(original.read())
+    name = default_storage.save(thumbnail_upload_to(image, "thumb"), ContentFile(data))
+    # Compared with the name read, not "", so that a stored name whose file is gone is
+    # replaced too.
+    if not Image.objects.filter(pk=image.pk, thumbnail=seen).update(thumbnail=name):
+        winner = Image.objects.filter(pk=image.pk).values_list("thumbnail", flat=True).first()
+        if winner != name:
+            default_storage.delete(name)
+        if not winner:
+            raise NotFound("No such image.")
+        name = winner
+    image.thumbnail.name = name
+    return image.thumbnail.open("rb")
 
 
 def image_upload(*, tenant: Tenant, data: bytes) -> Image:

@@ -4,10 +4,12 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
-from generation.models import Image, Job
+from generation import services
+from generation.models import Image, Job, thumbnail_upload_to
 from tenants.models import QuotaPeriod
 from tests.plugins.actors import Actor, assert_error
 from tests.plugins.gemini import GeminiEmulator
@@ -271,6 +273,94 @@ def test_stored_image_keeps_the_model_bytes_exactly(
     data = image.file.read()
     assert hashlib.sha256(data).hexdigest() == image.sha256
     assert len(data) == image.size_bytes
-    with PILImage.open(image.thumbnail) as thumb:
+
+
+def _thumbnail_files(image: Image) -> list[str]:
+    folder = thumbnail_upload_to(image, "").rpartition("/")[0]
+    return sorted(
+        f for f in default_storage.listdir(folder)[1] if f.startswith(f"{image.pk}.thumb")
+    )
+
+
+def test_a_generated_thumbnail_is_made_on_first_request_then_served_from_storage(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    from rest_framework.test import APIClient
+
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    links = job.json()["images"][0]
+    image = Image.objects.get(pk=links["id"])
+    assert image.thumbnail.name == ""  # the worker made none
+    assert _thumbnail_files(image) == []
+
+    first = APIClient().get(links["thumbnail_url"])
+    assert first.status_code == 200
+    assert first["Content-Type"] == "image/webp"
+    assert first["Cache-Control"] == "private, max-age=3600"
+    made = b"".join(first.streaming_content)
+    with PILImage.open(io.BytesIO(made)) as thumb:
         assert thumb.format == "WEBP"
-        assert max(thumb.size) <= 256
+        assert max(thumb.size) == 256
+    image.refresh_from_db()
+    assert image.thumbnail.name == thumbnail_upload_to(image, "")
+    with default_storage.open(image.thumbnail.name) as stored:
+        assert stored.read() == made
+
+    # Served from storage, not made again: it no longer needs the original.
+    default_storage.delete(image.file.name)
+    second = owner.api().get(f"/api/v1/images/{image.pk}/thumbnail")
+    assert second.status_code == 200
+    assert b"".join(second.streaming_content) == made
+    assert Image.objects.get(pk=image.pk).thumbnail.name == image.thumbnail.name
+    assert _thumbnail_files(image) == [f"{image.pk}.thumb.webp"]
+
+
+def test_an_uploaded_image_gets_its_thumbnail_on_first_request(owner: Actor) -> None:
+    out = io.BytesIO()
+    PILImage.new("RGB", (600, 300), "teal").save(out, format="PNG")
+    upload = owner.api().post(
+        "/api/v1/images", {"file": io.BytesIO(out.getvalue())}, format="multipart"
+    )
+    image = Image.objects.get(pk=upload.json()["id"])
+    assert image.thumbnail.name == ""
+
+    response = owner.api().get(f"/api/v1/images/{image.pk}/thumbnail")
+    assert response.status_code == 200
+    with PILImage.open(io.BytesIO(b"".join(response.streaming_content))) as thumb:
+        assert (thumb.format, thumb.size) == ("WEBP", (256, 128))
+    assert Image.objects.get(pk=image.pk).thumbnail.name == thumbnail_upload_to(image, "")
+
+
+def test_two_first_requests_for_a_thumbnail_store_one(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    image_id = job.json()["images"][0]["id"]
+    # Both requests read the row before either stored a thumbnail.
+    first, second = Image.objects.get(pk=image_id), Image.objects.get(pk=image_id)
+
+    with services.image_thumbnail(first) as won:
+        won_bytes = won.read()
+    with services.image_thumbnail(second) as lost:  # makes one, loses the update
+        lost_bytes = lost.read()
+
+    assert lost_bytes == won_bytes
+    stored = Image.objects.get(pk=image_id).thumbnail.name
+    assert first.thumbnail.name == second.thumbnail.name == stored
+    assert _thumbnail_files(first) == [f"{image_id}.thumb.webp"]
+
+
+def test_a_thumbnail_whose_file_is_gone_is_made_again(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    url = f"/api/v1/images/{job.json()['images'][0]['id']}/thumbnail"
+    assert owner.api().get(url).status_code == 200
+    image = Image.objects.get(pk=job.json()["images"][0]["id"])
+    default_storage.delete(image.thumbnail.name)
+
+    again = owner.api().get(url)
+    assert again.status_code == 200
+    assert b"".join(again.streaming_content).startswith(b"RIFF")
+    assert Image.objects.get(pk=image.pk).thumbnail.name == image.thumbnail.name
+    assert default_storage.exists(image.thumbnail.name)
