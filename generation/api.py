@@ -18,8 +18,15 @@ from rest_framework.views import APIView
 from config.errors import BunchError
 from generation import selectors, services
 from generation.batches import route_mode
-from generation.models import Image, Job
-from generation.serializers import EditIn, GenerationIn, ImageOut, JobOut, UploadIn
+from generation.models import Job
+from generation.serializers import (
+    EditIn,
+    GenerationIn,
+    ImageOut,
+    JobOut,
+    UploadIn,
+    job_accepted_data,
+)
 from generation.signing import signature_allows
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
@@ -34,8 +41,7 @@ def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
 
 def _accepted_body(job: Job) -> dict[str, Any]:
     """The body of a job just created: no images or usage yet, so nothing to read back."""
-    job._prefetched_objects_cache = {"images": Image.objects.none()}  # type: ignore[attr-defined]
-    return JobOut(job).data  # type: ignore[return-value]
+    return job_accepted_data(job)
 
 
 def _wait_for(
@@ -239,12 +245,13 @@ class _ImageFileView(APIView):
         else:
             image = selectors.image_get_for_tenant(request_tenant(request), image_id)
         if self.variant == "thumbnail":
-            return FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
-        response = FileResponse(image.file.open("rb"), content_type=image.mime_type)
-        suffix = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-        filename = f"bunch-{image.pk}.{suffix.get(image.mime_type, 'bin')}"
-        if request.query_params.get("download"):
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            response = FileResponse(services.image_thumbnail(image), content_type="image/webp")
+        else:
+            response = FileResponse(image.file.open("rb"), content_type=image.mime_type)
+            suffix = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+            filename = f"bunch-{image.pk}.{suffix.get(image.mime_type, 'bin')}"
+            if request.query_params.get("download"):
+                response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "private, max-age=3600"
         return response
 
