@@ -175,6 +175,15 @@ BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
 BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
 BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
+# A web process rings the workers' doorbell at most this often for new jobs; the loop a
+# doorbell starts keeps looking at the queue until LINGER s after the ring (> COALESCE).
+BUNCH_DOORBELL_COALESCE_S = env.float("BUNCH_DOORBELL_COALESCE_S", 0.25)
+BUNCH_DOORBELL_LINGER_S = env.float("BUNCH_DOORBELL_LINGER_S", 1.5)
+if BUNCH_DOORBELL_LINGER_S <= BUNCH_DOORBELL_COALESCE_S:
+    raise ImproperlyConfigured(
+        "BUNCH_DOORBELL_LINGER_S must be longer than BUNCH_DOORBELL_COALESCE_S, or a job "
+        "whose ring was coalesced could be missed until the sweeper finds it."
+    )
 BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)

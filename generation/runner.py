@@ -3,7 +3,7 @@
 One django-q2 task runs an event loop that keeps up to `BUNCH_JOBS_PER_TASK` jobs in
 flight, claiming more queued jobs as slots free up, so a worker process is limited by the
 provider's latency and concurrency, not by one call at a time. Database work runs on the
-task's own thread (`sync_to_async`, thread-sensitive); image hashing and thumbnailing run
+task's own thread (`sync_to_async`, thread-sensitive); image hashing and file writes run
 on a thread pool.
 
 Exactly once: images are unique per (job, index) and one-to-one with their usage event,
@@ -347,8 +347,15 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
 CLAIM_EVERY_S = 0.2
 
 
-async def _run(first: uuid.UUID | None) -> int:
-    """Keep jobs in flight until the queue is empty or the task's time budget is spent."""
+async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
+    """Keep jobs in flight until the queue is empty or the task's time budget is spent.
+
+    A loop rung at `rung_at` (epoch s) for a new job looks at the queue until at least
+    `BUNCH_DOORBELL_LINGER_S` after the ring, even when idle: web processes skip ringing
+    for jobs committed shortly after a ring (`queue.ring_for_new_job`), and this loop is
+    the one that finds them. A late-started loop looks once and stops.
+    """
+    linger_until = rung_at + _setting("BUNCH_DOORBELL_LINGER_S") if rung_at else 0.0
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
     budget = _setting("BUNCH_TASK_BUDGET_S")
     lease_every = _setting("BUNCH_JOB_LEASE_S") / 3
@@ -378,6 +385,10 @@ async def _run(first: uuid.UUID | None) -> int:
                 if time.monotonic() - started >= budget:
                     # Stopped by the budget, not for want of work: hand over what is left.
                     await sync_to_async(_ring_for_queued)()
+                    return handled
+                if time.time() < linger_until:
+                    await asyncio.sleep(CLAIM_EVERY_S)
+                    continue
                 return handled
             done, _ = await asyncio.wait(
                 running,
@@ -393,7 +404,7 @@ async def _run(first: uuid.UUID | None) -> int:
                 last_renewal = time.monotonic()
 
 
-def run_jobs(first: uuid.UUID | str | None = None) -> int:
+def run_jobs(first: uuid.UUID | str | None = None, rung_at: float | None = None) -> int:
     """Entry point of the `run_job` task: returns how many jobs this task handled."""
     first_id = uuid.UUID(str(first)) if first else None
-    return int(async_to_sync(_run)(first_id))
+    return int(async_to_sync(_run)(first_id, rung_at))

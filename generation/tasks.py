@@ -9,8 +9,8 @@ from django.utils import timezone
 from generation import queue, runner
 
 
-def run_job(job_id: str) -> int:
-    return runner.run_jobs(job_id)
+def run_job(job_id: str, rung_at: float | None = None) -> int:
+    return runner.run_jobs(job_id, rung_at)
 
 
 def sweep() -> dict[str, int]:

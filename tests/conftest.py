@@ -1,3 +1,7 @@
+from collections.abc import Iterator
+
+import pytest
+
 pytest_plugins = [
     "tests.plugins.actors",
     "tests.plugins.gemini",
@@ -5,3 +9,18 @@ pytest_plugins = [
     "tests.plugins.pipeline",
     "tests.plugins.cluster",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_memory() -> Iterator[None]:
+    """Each test starts without what earlier tests left in per-process memory: the web's
+    last doorbell ring, cached estimate prices, remembered quota period ids (their rows
+    were rolled back with the earlier test's database)."""
+    from billing.pricing import price_book_changed
+    from generation import queue
+    from tenants import services
+
+    queue.forget_last_ring()
+    price_book_changed()
+    services._period_ids.clear()
+    yield

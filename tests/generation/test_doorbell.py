@@ -1,0 +1,97 @@
+"""New jobs share doorbells: a web process rings once per window, and the loop a ring
+starts keeps looking at the queue long enough to find the jobs whose ring was skipped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django_q.models import OrmQ
+
+from generation import runner
+from generation.models import Job
+from generation.services import JobParams, job_submit
+from tests.plugins.actors import Actor
+from tests.plugins.gemini import GeminiEmulator
+
+
+def _rung_tasks() -> list[dict[str, Any]]:
+    return [q.task for q in OrmQ.objects.order_by("id")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_submitted_within_the_window_share_one_doorbell(owner: Actor, settings: Any) -> None:
+    settings.BUNCH_DOORBELL_COALESCE_S = 0.3
+    before = time.time()
+    jobs = [job_submit(tenant=owner.tenant, params=JobParams(prompt=f"p{i}")) for i in range(5)]
+
+    tasks = _rung_tasks()
+    assert len(tasks) == 1
+    assert tasks[0]["func"] == "generation.tasks.run_job"
+    job_id, rung_at = tasks[0]["args"]
+    assert job_id == str(jobs[0].pk)
+    assert before <= rung_at <= time.time()
+
+    time.sleep(0.35)
+    later = job_submit(tenant=owner.tenant, params=JobParams(prompt="after the window"))
+    assert [t["args"][0] for t in _rung_tasks()] == [str(jobs[0].pk), str(later.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_job_rings_when_coalescing_is_off(owner: Actor, settings: Any) -> None:
+    settings.BUNCH_DOORBELL_COALESCE_S = 0
+    for i in range(3):
+        job_submit(tenant=owner.tenant, params=JobParams(prompt=f"p{i}"))
+    assert len(_rung_tasks()) == 3
+
+
+@pytest.fixture
+def worker_settings(gemini: GeminiEmulator, settings: Any, transactional_db: None) -> Any:
+    settings.GEMINI_BASE_URL = gemini.base_url
+    settings.GEMINI_API_KEY = gemini.api_key
+    settings.BUNCH_DOORBELL_COALESCE_S = 0.3
+    settings.BUNCH_DOORBELL_LINGER_S = 1.0
+    return settings
+
+
+def test_a_rung_loop_finds_a_job_committed_during_its_linger(
+    worker_settings: Any, owner: Actor, django_capture_on_commit_callbacks: Any
+) -> None:
+    handled: list[int] = []
+    rung_at = time.time()
+    loop = threading.Thread(target=lambda: handled.append(runner.run_jobs(None, rung_at)))
+    loop.start()
+    time.sleep(0.4)  # the loop has looked at an empty queue by now
+    with django_capture_on_commit_callbacks(execute=False):  # its ring was coalesced away
+        job = job_submit(tenant=owner.tenant, params=JobParams(prompt="a late arrival"))
+    loop.join(timeout=30)
+
+    assert not loop.is_alive()
+    assert handled == [1]
+    assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
+    assert time.time() - rung_at >= 1.0
+
+
+def test_a_loop_started_after_its_linger_looks_once_and_stops(
+    worker_settings: Any, owner: Actor
+) -> None:
+    started = time.monotonic()
+    assert runner.run_jobs(None, time.time() - 60) == 0
+    assert time.monotonic() - started < 0.5
+
+
+def test_linger_must_outlast_the_coalescing_window() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.plugins.cluster import ROOT
+
+    env = {**os.environ, "BUNCH_DOORBELL_COALESCE_S": "2", "BUNCH_DOORBELL_LINGER_S": "1"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "BUNCH_DOORBELL_LINGER_S must be longer" in result.stderr
