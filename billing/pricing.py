@@ -7,6 +7,8 @@ unrounded). Totals shown on invoices are rounded half-up to the cent once, per l
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -48,6 +50,31 @@ def price_for(*, model: str, mode: str) -> Price:
     return price
 
 
+# Estimates (the reservation before a call, the dashboard's "cost before you click") read
+# the price book through a per-process copy at most this old; what is billed is always
+# computed from the price book as it is when the image is stored (`price_for`).
+ESTIMATE_PRICES_MAX_AGE_S = 30.0
+_estimate_prices: dict[tuple[str, str], tuple[float, Price]] = {}
+_estimate_lock = threading.Lock()
+
+
+def price_for_estimate(*, model: str, mode: str) -> Price:
+    now = time.monotonic()
+    cached = _estimate_prices.get((model, mode))
+    if cached is not None and now - cached[0] < ESTIMATE_PRICES_MAX_AGE_S:
+        return cached[1]
+    price = price_for(model=model, mode=mode)
+    with _estimate_lock:
+        _estimate_prices[(model, mode)] = (now, price)
+    return price
+
+
+def price_book_changed(**_: object) -> None:
+    """Connected to Price saves and deletes: this process's estimates use the new prices."""
+    with _estimate_lock:
+        _estimate_prices.clear()
+
+
 def cost_of(*, usage: TokenUsage, price: Price, markup: Decimal) -> Cost:
     """Cost of one image from the response's token usage, never from a constant."""
     provider = (
@@ -70,7 +97,7 @@ def estimate_image_cost(
 ) -> Cost:
     """A conservative per-image estimate, used to reserve spend before the call."""
     spec = get_model(tier)
-    price = price_for(model=spec.model_id, mode=mode)
+    price = price_for_estimate(model=spec.model_id, mode=mode)
     usage = TokenUsage(
         prompt_tokens=0,
         input_text_tokens=estimate_tokens(prompt=prompt, input_images=0),

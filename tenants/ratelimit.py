@@ -37,23 +37,27 @@ class RateLimitResult:
         }
 
 
-# One statement per hit, on SQLite (3.35+) as on PostgreSQL: the upsert counts atomically and
-# answers the new count, where update-then-select took four round trips and a transaction.
+# One statement for all of a request's keys, on SQLite (3.35+) as on PostgreSQL: the upsert
+# counts atomically and answers the new counts, where update-then-select took four round
+# trips and a transaction per key.
 _UPSERT = (
-    'INSERT INTO {table} ("key", "window_start", "count") VALUES (%s, %s, 1) '
+    'INSERT INTO {table} ("key", "window_start", "count") VALUES {rows} '
     'ON CONFLICT ("key", "window_start") DO UPDATE SET "count" = {table}."count" + 1 '
-    'RETURNING "count"'
+    'RETURNING "key", "count"'
 )
 
 
-def _db_hit(key: str, window_start: int) -> int:
+def _db_hits(keys: list[str], window_start: int) -> dict[str, int]:
     table = connection.ops.quote_name(RateLimitWindow._meta.db_table)
+    rows = ", ".join(["(%s, %s, 1)"] * len(keys))
+    params = [value for key in keys for value in (key, window_start)]
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT.format(table=table), [key, window_start])
-        count = int(cursor.fetchone()[0])
-    if count == 1:  # the first hit of a window clears the key's older windows
-        RateLimitWindow.objects.filter(key=key, window_start__lt=window_start).delete()
-    return count
+        cursor.execute(_UPSERT.format(table=table, rows=rows), params)
+        counts = {key: int(count) for key, count in cursor.fetchall()}
+    fresh = [key for key, count in counts.items() if count == 1]
+    if fresh:  # the first hit of a window clears the key's older windows
+        RateLimitWindow.objects.filter(key__in=fresh, window_start__lt=window_start).delete()
+    return counts
 
 
 _clients = threading.local()
@@ -70,20 +74,31 @@ def _redis_client():  # type: ignore[no-untyped-def]
     return client
 
 
-def _redis_hit(key: str, window_start: int) -> int:
-    name = f"bunch:rl:{key}:{window_start}"
+def _redis_hits(keys: list[str], window_start: int) -> dict[str, int]:
     pipe = _redis_client().pipeline()
-    pipe.incr(name)
-    pipe.expire(name, WINDOW_SECONDS * 2)
-    count, _ = pipe.execute()
-    return int(count)
+    for key in keys:
+        name = f"bunch:rl:{key}:{window_start}"
+        pipe.incr(name)
+        pipe.expire(name, WINDOW_SECONDS * 2)
+    replies = pipe.execute()
+    return {key: int(replies[2 * i]) for i, key in enumerate(keys)}
+
+
+def hit_many(
+    keys: list[str], limit: int, *, clock: Callable[[], float] = time.time
+) -> dict[str, RateLimitResult]:
+    """Count one request against each of `keys` (one round trip) and say what is left."""
+    now = clock()
+    window_start = int(now // WINDOW_SECONDS * WINDOW_SECONDS)
+    backend = _redis_hits if settings.RATE_LIMIT_BACKEND == "redis" else _db_hits
+    counts = backend(list(dict.fromkeys(keys)), window_start)
+    reset = max(1, int(window_start + WINDOW_SECONDS - now + 0.999))
+    return {
+        key: RateLimitResult(limit=limit, remaining=limit - counts[key], reset_seconds=reset)
+        for key in keys
+    }
 
 
 def hit(key: str, limit: int, *, clock: Callable[[], float] = time.time) -> RateLimitResult:
     """Count one request against `key` and say how much of the window is left."""
-    now = clock()
-    window_start = int(now // WINDOW_SECONDS * WINDOW_SECONDS)
-    backend = _redis_hit if settings.RATE_LIMIT_BACKEND == "redis" else _db_hit
-    count = backend(key, window_start)
-    reset = max(1, int(window_start + WINDOW_SECONDS - now + 0.999))
-    return RateLimitResult(limit=limit, remaining=limit - count, reset_seconds=reset)
+    return hit_many([key], limit, clock=clock)[key]

@@ -179,6 +179,13 @@ class Reservation:
         return from_nanos(self.nanos)
 
 
+# (tenant id, period start) → QuotaPeriod id, remembered by each process: a reservation is
+# then one UPDATE. The UPDATE also names the tenant and the period, so a wrong or stale
+# entry (a row rolled back, ids reused in a test database) changes nothing and is refreshed.
+_period_ids: dict[tuple[int, dt.date], int] = {}
+_PERIOD_IDS_MAX = 10_000
+
+
 def quota_reserve(
     *, tenant: Tenant, images: int, amount: Decimal, now: dt.datetime | None = None
 ) -> Reservation:
@@ -188,19 +195,33 @@ def quota_reserve(
     committed by any concurrent reservation, so reserved + used never passes the plan.
     """
     plan = tenant.plan
-    period = quota_period_for(tenant=tenant, now=now)
+    start = period_start(now or timezone.now())
     nanos = to_nanos(amount)
     cap_nanos = to_nanos(plan.monthly_spend_cap)
-    granted = (
-        QuotaPeriod.objects.filter(pk=period.pk)
-        .filter(images_used__lte=Value(plan.monthly_image_quota - images) - F("images_reserved"))
-        .filter(spend_used_nanos__lte=Value(cap_nanos - nanos) - F("spend_reserved_nanos"))
-        .update(
-            images_reserved=F("images_reserved") + images,
-            spend_reserved_nanos=F("spend_reserved_nanos") + nanos,
+
+    images_left = Value(plan.monthly_image_quota - images) - F("images_reserved")
+    spend_left = Value(cap_nanos - nanos) - F("spend_reserved_nanos")
+
+    def reserve(period_id: int) -> bool:
+        return bool(
+            QuotaPeriod.objects.filter(pk=period_id, tenant=tenant, period_start=start)
+            .filter(images_used__lte=images_left, spend_used_nanos__lte=spend_left)
+            .update(
+                images_reserved=F("images_reserved") + images,
+                spend_reserved_nanos=F("spend_reserved_nanos") + nanos,
+            )
         )
-    )
-    if granted:
+
+    remembered = _period_ids.get((tenant.pk, start))
+    if remembered is not None and reserve(remembered):
+        return Reservation(period_id=remembered, images=images, nanos=nanos)
+    period = quota_period_for(tenant=tenant, now=now)
+    if len(_period_ids) >= _PERIOD_IDS_MAX:
+        _period_ids.clear()
+    _period_ids[(tenant.pk, start)] = period.pk
+    # Tried again even with the same id: the remembered row may have been rolled back and
+    # created anew under that id (SQLite reuses the ids of rolled-back rows).
+    if reserve(period.pk):
         return Reservation(period_id=period.pk, images=images, nanos=nanos)
     period.refresh_from_db()
     remaining = plan.monthly_image_quota - period.images_used - period.images_reserved

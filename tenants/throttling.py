@@ -20,10 +20,10 @@ class TenantRateThrottle(BaseThrottle):
         tenant: Tenant | None = getattr(request._request, "tenant", None)
         if tenant is None:
             return True
-        limit = tenant.plan.requests_per_minute
-        results = [ratelimit.hit(f"t:{tenant.pk}", limit)]
+        keys = [f"t:{tenant.pk}"]
         if isinstance(request.auth, ApiKey):
-            results.append(ratelimit.hit(f"k:{request.auth.pk}", limit))
+            keys.append(f"k:{request.auth.pk}")
+        results = ratelimit.hit_many(keys, tenant.plan.requests_per_minute).values()
         tightest = min(results, key=lambda r: (r.remaining, -r.reset_seconds))
         request._request.ratelimit = tightest  # type: ignore[attr-defined]
         self._wait = tightest.reset_seconds
