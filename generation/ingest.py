@@ -84,14 +84,16 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
             usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
+            Job.objects.filter(pk=job.pk).update(
+                reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
+            )
+            # Last: the tenant's period row, which its submits update too, stays locked
+            # only from here to the commit.
             quota_commit(
                 period_id=job.quota_period_id or 0,
                 images=1,
                 reserved_nanos=share,
                 spent=cost.billed,
-            )
-            Job.objects.filter(pk=job.pk).update(
-                reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
     except IntegrityError:
         if image.file.name:

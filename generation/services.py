@@ -27,7 +27,7 @@ from generation.models import IdempotencyRecord, Image, Job, Kind, Mode, thumbna
 from generation.presets import PRESETS, model_prompt
 from generation.providers.registry import MODELS, RATIO_PIXELS_1K
 from tenants.models import ApiKey, Tenant
-from tenants.services import quota_release, quota_reserve
+from tenants.services import quota_period_id, quota_release, quota_reserve
 
 MAX_PROMPT_CHARS = 8_000
 MAX_COUNT = 8
@@ -160,7 +160,7 @@ def job_submit(
     per_image_nanos = to_nanos(per_image.billed)
     total = from_nanos(per_image_nanos * params.count)
     with transaction.atomic():
-        reservation = quota_reserve(tenant=tenant, images=params.count, amount=total, now=now)
+        period_id = quota_period_id(tenant=tenant, now=now)
         job = Job.objects.create(
             tenant=tenant,
             api_key=api_key,
@@ -177,11 +177,20 @@ def job_submit(
             parent_image_id=params.parent_image_id,
             metadata=params.metadata,
             estimated_cost=total,
-            quota_period_id=reservation.period_id,
-            reserved_images=reservation.images,
-            reserved_nanos=reservation.nanos,
+            quota_period_id=period_id,
+            reserved_images=params.count,
+            reserved_nanos=per_image_nanos * params.count,
             created_at=now or timezone.now(),
         )
+        # Last, so that the tenant's period row is locked only from here to the commit:
+        # all of the tenant's submits update it (measured: reserving first made
+        # concurrent submits wait on each other's job insert).
+        reservation = quota_reserve(
+            tenant=tenant, images=params.count, amount=total, now=now, period_id=period_id
+        )
+        if reservation.period_id != period_id:  # the remembered period id was stale
+            job.quota_period_id = reservation.period_id
+            job.save(update_fields=["quota_period_id"])
         queue.enqueue_job_on_commit(job.pk)
     return job
 

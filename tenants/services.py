@@ -186,13 +186,35 @@ _period_ids: dict[tuple[int, dt.date], int] = {}
 _PERIOD_IDS_MAX = 10_000
 
 
+def _remember_period(key: tuple[int, dt.date], period_id: int) -> None:
+    if len(_period_ids) >= _PERIOD_IDS_MAX:
+        _period_ids.clear()
+    _period_ids[key] = period_id
+
+
+def quota_period_id(*, tenant: Tenant, now: dt.datetime | None = None) -> int:
+    """The id of the tenant's current period row (created if need be), remembered."""
+    key = (tenant.pk, period_start(now or timezone.now()))
+    if key not in _period_ids:
+        _remember_period(key, quota_period_for(tenant=tenant, now=now).pk)
+    return _period_ids[key]
+
+
 def quota_reserve(
-    *, tenant: Tenant, images: int, amount: Decimal, now: dt.datetime | None = None
+    *,
+    tenant: Tenant,
+    images: int,
+    amount: Decimal,
+    now: dt.datetime | None = None,
+    period_id: int | None = None,
 ) -> Reservation:
     """Reserve `images` and `amount` USD, or raise. Exact under any concurrency.
 
     One conditional UPDATE: the database re-checks the condition against the row as
     committed by any concurrent reservation, so reserved + used never passes the plan.
+    The row stays locked until the caller's transaction commits, and every submit of the
+    tenant updates it: call this last in the transaction (`period_id` from
+    `quota_period_id`), so that the lock is held for as short a time as possible.
     """
     plan = tenant.plan
     start = period_start(now or timezone.now())
@@ -212,13 +234,11 @@ def quota_reserve(
             )
         )
 
-    remembered = _period_ids.get((tenant.pk, start))
+    remembered = period_id or _period_ids.get((tenant.pk, start))
     if remembered is not None and reserve(remembered):
         return Reservation(period_id=remembered, images=images, nanos=nanos)
     period = quota_period_for(tenant=tenant, now=now)
-    if len(_period_ids) >= _PERIOD_IDS_MAX:
-        _period_ids.clear()
-    _period_ids[(tenant.pk, start)] = period.pk
+    _remember_period((tenant.pk, start), period.pk)
     # Tried again even with the same id: the remembered row may have been rolled back and
     # created anew under that id (SQLite reuses the ids of rolled-back rows).
     if reserve(period.pk):

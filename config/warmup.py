@@ -1,0 +1,50 @@
+"""Make a fresh web process ready before its first real request.
+
+Django imports the URLconf, every view and DRF's machinery on the first request; a new
+gunicorn worker under load has all of its threads wait for that at once (measured: the
+first ~0.4 s of requests took 300–400 ms instead of ~6 ms). `warm_up` does that work at
+start-up with one unauthenticated API request answered in-process (no database query).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from django.core.handlers.wsgi import WSGIHandler
+from django.urls import get_resolver
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up(application: WSGIHandler) -> None:
+    get_resolver().url_patterns  # noqa: B018  (imports every view)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/v1/me",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+    }
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        statuses.append(status)
+        return lambda data: None
+
+    request_log = logging.getLogger("django.request")  # its 401 is expected, not news
+    was_disabled, request_log.disabled = request_log.disabled, True
+    try:
+        for _ in application(environ, start_response):  # type: ignore[arg-type]
+            pass
+    except Exception:  # a warm-up must never stop the server from starting
+        logger.warning("Warm-up request failed", exc_info=True)
+    finally:
+        request_log.disabled = was_disabled
+    if statuses and not statuses[0].startswith("401"):
+        logger.warning("Warm-up request answered %s, expected 401", statuses[0])

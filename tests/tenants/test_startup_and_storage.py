@@ -1,0 +1,60 @@
+"""What a fresh web process and the rate-limit table are like before any request."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+from django.db import connection
+
+from config.warmup import warm_up
+
+
+def test_a_fresh_web_process_has_every_view_imported_before_its_first_request(
+    tmp_path: Path,
+) -> None:
+    probe = (
+        "import sys, config.wsgi; "
+        "print(all(m in sys.modules for m in "
+        "('generation.api', 'billing.api', 'tenants.views', 'rest_framework.views')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "BUNCH_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert "Warm-up" not in result.stderr and "Unauthorized" not in result.stderr
+
+
+def test_warm_up_answers_its_own_request_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        warm_up(get_wsgi_application())
+
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.django_db
+def test_rate_limit_windows_are_unlogged_on_postgresql_and_plain_on_sqlite() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT relpersistence FROM pg_class WHERE relname = 'tenants_ratelimitwindow'"
+            )
+            assert cursor.fetchone() == ("u",)
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'tenants_ratelimitwindow'"
+            )
+            assert cursor.fetchone() == (1,)
