@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -27,7 +27,12 @@ from generation.models import IdempotencyRecord, Image, Job, Kind, Mode, thumbna
 from generation.presets import PRESETS, model_prompt
 from generation.providers.registry import MODELS, RATIO_PIXELS_1K
 from tenants.models import ApiKey, Tenant
-from tenants.services import quota_period_id, quota_release, quota_reserve
+from tenants.services import (
+    quota_period_id,
+    quota_release,
+    quota_reserve,
+    quota_reserve_and_insert,
+)
 
 MAX_PROMPT_CHARS = 8_000
 MAX_COUNT = 8
@@ -159,32 +164,41 @@ def job_submit(
     )
     per_image_nanos = to_nanos(per_image.billed)
     total = from_nanos(per_image_nanos * params.count)
+    period_id = quota_period_id(tenant=tenant, now=now)
+    job = Job(
+        tenant=tenant,
+        api_key=api_key,
+        created_by=user,
+        kind=params.kind,
+        prompt=params.prompt,
+        model_prompt=prompt,
+        aspect_ratio=ratio,
+        image_size=params.image_size,
+        tier=params.tier,
+        mode=params.mode,
+        count=params.count,
+        input_image_ids=input_ids,
+        parent_image_id=params.parent_image_id,
+        metadata=params.metadata,
+        estimated_cost=total,
+        quota_period_id=period_id,
+        reserved_images=params.count,
+        reserved_nanos=per_image_nanos * params.count,
+        created_at=now or timezone.now(),
+    )
+    # On PostgreSQL the reservation and the insert are one statement (see
+    # `quota_reserve_and_insert`); when it is refused, the transaction below finds out
+    # why (or reserves after all, if the remembered period id was stale).
+    if connection.vendor == "postgresql" and quota_reserve_and_insert(
+        tenant=tenant, images=params.count, amount=total, period_id=period_id, row=job, now=now
+    ):
+        job._state.adding, job._state.db = False, connection.alias
+        queue.enqueue_job_on_commit(job.pk)
+        return job
     with transaction.atomic():
-        period_id = quota_period_id(tenant=tenant, now=now)
-        job = Job.objects.create(
-            tenant=tenant,
-            api_key=api_key,
-            created_by=user,
-            kind=params.kind,
-            prompt=params.prompt,
-            model_prompt=prompt,
-            aspect_ratio=ratio,
-            image_size=params.image_size,
-            tier=params.tier,
-            mode=params.mode,
-            count=params.count,
-            input_image_ids=input_ids,
-            parent_image_id=params.parent_image_id,
-            metadata=params.metadata,
-            estimated_cost=total,
-            quota_period_id=period_id,
-            reserved_images=params.count,
-            reserved_nanos=per_image_nanos * params.count,
-            created_at=now or timezone.now(),
-        )
+        job.save(force_insert=True)
         # Last, so that the tenant's period row is locked only from here to the commit:
-        # all of the tenant's submits update it (measured: reserving first made
-        # concurrent submits wait on each other's job insert).
+        # all of the tenant's submits update it.
         reservation = quota_reserve(
             tenant=tenant, images=params.count, amount=total, now=now, period_id=period_id
         )

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
 from billing.money import from_nanos, to_nanos
 from config.errors import BunchError
+from config.sql import insert_select
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 
 KEY_NAMESPACE = "bk_live_"
@@ -198,6 +199,54 @@ def quota_period_id(*, tenant: Tenant, now: dt.datetime | None = None) -> int:
     if key not in _period_ids:
         _remember_period(key, quota_period_for(tenant=tenant, now=now).pk)
     return _period_ids[key]
+
+
+def quota_reserve_and_insert(
+    *,
+    tenant: Tenant,
+    images: int,
+    amount: Decimal,
+    period_id: int,
+    row: models.Model,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Reserve like `quota_reserve` and insert `row` in one statement, or do neither.
+
+    PostgreSQL only. The period row is shared by all of a tenant's submits; updated in a
+    transaction, it stays locked until the process sends COMMIT, and a busy process (the
+    GIL, the CPU) can take milliseconds to do that while every other submit of the tenant
+    waits (measured: p50 submit latency of 0.4–1.8 s at 200 submits/s with the workers
+    busy). As one statement in autocommit, the row is locked only while the database
+    executes and commits it. False when the reservation was refused (or `period_id` is
+    not the tenant's current period): nothing was written, and `quota_reserve` says why.
+    """
+    plan = tenant.plan
+    nanos = to_nanos(amount)
+    quote = connection.ops.quote_name
+    quota = quote(QuotaPeriod._meta.db_table)
+    target, values, row_params = insert_select(row)
+    sql = (
+        f"WITH granted AS (UPDATE {quota} SET "
+        '"images_reserved" = "images_reserved" + %s, '
+        '"spend_reserved_nanos" = "spend_reserved_nanos" + %s '
+        'WHERE "id" = %s AND "tenant_id" = %s AND "period_start" = %s '
+        'AND "images_used" <= %s - "images_reserved" '
+        'AND "spend_used_nanos" <= %s - "spend_reserved_nanos" RETURNING "id") '
+        f"INSERT INTO {target} SELECT {values} FROM granted"
+    )
+    params = [
+        images,
+        nanos,
+        period_id,
+        tenant.pk,
+        period_start(now or timezone.now()),
+        plan.monthly_image_quota - images,
+        to_nanos(plan.monthly_spend_cap) - nanos,
+        *row_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return bool(cursor.rowcount)
 
 
 def quota_reserve(

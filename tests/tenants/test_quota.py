@@ -91,3 +91,41 @@ def test_concurrent_reservations_never_grant_more_than_remains() -> None:
     period = _period(tenant)
     assert period.images_reserved == 10
     assert period.spend_reserved_nanos == 100_000_000 + 7 * 50_000_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submits_create_exactly_as_many_jobs_as_remain() -> None:
+    """The submit path (one statement on PostgreSQL, a transaction on SQLite): 24 threads
+    race for 7 remaining images; 7 jobs exist afterwards, each with its reservation."""
+    from generation.models import Job
+    from generation.services import JobParams, job_submit
+
+    plan = make_plan(slug="race-submit", monthly_image_quota=10)
+    tenant = Tenant.objects.create(name="Race", slug="race-submit", plan=plan)
+    quota_reserve(tenant=tenant, images=3, amount=Decimal("0.1"))
+    granted: list[str] = []
+    refused: list[int] = []
+    barrier = threading.Barrier(24)
+
+    def contend(n: int) -> None:
+        try:
+            barrier.wait()
+            granted.append(str(job_submit(tenant=tenant, params=JobParams(prompt=f"p{n}")).pk))
+        except QuotaExceeded:
+            refused.append(n)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert (len(granted), len(refused)) == (7, 17)
+    jobs = Job.objects.filter(tenant=tenant)
+    assert sorted(str(pk) for pk in jobs.values_list("pk", flat=True)) == sorted(granted)
+    period = _period(tenant)
+    assert period.images_reserved == 10
+    assert period.spend_reserved_nanos == 100_000_000 + sum(j.reserved_nanos for j in jobs)
+    assert all(j.quota_period_id == period.pk and j.reserved_images == 1 for j in jobs)

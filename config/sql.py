@@ -1,0 +1,29 @@
+"""Small SQL builders for the few statements the ORM cannot express."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, models
+
+
+def insert_select(instance: models.Model) -> tuple[str, str, list[Any]]:
+    """`instance` as the pieces of `INSERT INTO table (columns) SELECT values`: the table
+    and column list, the select list (each value cast to its column's type, as nothing
+    else tells PostgreSQL the type of a parameter in a select list) and the parameters.
+
+    Values are prepared exactly as `Model.save()` prepares them (defaults, auto_now_add,
+    JSON adaptation). PostgreSQL only.
+    """
+    meta = instance._meta
+    quote = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not f.generated]
+    target = f"{quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)})"
+    casts = []
+    for field in fields:
+        db_type = field.db_type(connection) or "text"
+        # varchar(n) as text: an explicit cast would silently cut an over-long value,
+        # where assigning text to the column refuses it.
+        casts.append(f"CAST(%s AS {'text' if db_type.startswith('varchar') else db_type})")
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    return target, ", ".join(casts), params
