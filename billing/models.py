@@ -48,6 +48,12 @@ class UsageEvent(models.Model):
     markup = models.DecimalField(max_digits=14, decimal_places=9)
     billed = models.DecimalField(max_digits=14, decimal_places=9)
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    quota_settled = models.BooleanField(
+        default=True,
+        help_text="Moved from the period's reservation to its usage. On PostgreSQL that "
+        "happens in its own statement just after the image is stored (see "
+        "billing.services.usage_quota_settle); the sweeper settles any left behind.",
+    )
 
     stripe_state = models.CharField(
         max_length=8, choices=StripeState.choices, default=StripeState.PENDING, db_index=True
@@ -62,6 +68,11 @@ class UsageEvent(models.Model):
         indexes = [
             models.Index(fields=["tenant", "occurred_at"], name="usage_tenant_time"),
             models.Index(fields=["stripe_state", "stripe_next_attempt_at"], name="usage_stripe"),
+            models.Index(
+                fields=["occurred_at"],
+                condition=models.Q(quota_settled=False),
+                name="usage_quota_unsettled",
+            ),
         ]
 
     def __str__(self) -> str:

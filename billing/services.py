@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import UsageEvent
+from billing.money import to_nanos
 from billing.pricing import Cost
 from generation.models import Image, Job
 from generation.providers.types import TokenUsage
-from tenants.models import Tenant
+from tenants.models import QuotaPeriod, Tenant
+from tenants.services import quota_commit
 
 
 def usage_record(
@@ -24,13 +27,17 @@ def usage_record(
     model: str,
     cost: Cost,
     occurred_at: dt.datetime | None = None,
+    quota_settled: bool = True,
 ) -> UsageEvent:
     """The ledger row for one stored image. Call inside the transaction that stores it.
 
     `image` is one-to-one with its usage event, and images are unique per (job, index), so a
-    re-delivered task can neither store nor bill an image twice.
+    re-delivered task can neither store nor bill an image twice. `quota_settled=False`
+    when the caller moves the image from the period's reservation to its usage after the
+    transaction (`usage_quota_settle`).
     """
     return UsageEvent.objects.create(
+        quota_settled=quota_settled,
         tenant_id=job.tenant_id,
         job=job,
         image=image,
@@ -47,6 +54,46 @@ def usage_record(
         billed=cost.billed,
         occurred_at=occurred_at or timezone.now(),
     )
+
+
+def usage_quota_settle(
+    *, usage_id: int, period_id: int, reserved_nanos: int, spent: Decimal
+) -> bool:
+    """Move one stored image from its period's reservation to its usage, once.
+
+    The period row is shared by every submit and store of the tenant. Updated inside the
+    store's transaction it stayed locked until that transaction's COMMIT, which a busy
+    worker (the GIL held by JSON and base64 work on a 1.4 MB image) sent milliseconds
+    later, while the tenant's submits waited. On PostgreSQL this is one statement in
+    autocommit: the flag and the counters change together or not at all, and the row is
+    locked only while the database executes it. Until it runs, reserved + used is the same
+    (the image still counts as reserved), so no reservation can pass the plan meanwhile.
+    True if this call settled it.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            claimed = UsageEvent.objects.filter(pk=usage_id, quota_settled=False).update(
+                quota_settled=True
+            )
+            if claimed:
+                quota_commit(
+                    period_id=period_id, images=1, reserved_nanos=reserved_nanos, spent=spent
+                )
+        return bool(claimed)
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH settled AS (UPDATE {quote(UsageEvent._meta.db_table)} "
+        'SET "quota_settled" = TRUE WHERE "id" = %s AND NOT "quota_settled" RETURNING "id") '
+        f"UPDATE {quote(QuotaPeriod._meta.db_table)} SET "
+        '"images_reserved" = "images_reserved" - 1, "images_used" = "images_used" + 1, '
+        '"spend_reserved_nanos" = "spend_reserved_nanos" - %s, '
+        '"spend_used_nanos" = "spend_used_nanos" + %s '
+        f'FROM settled WHERE {quote(QuotaPeriod._meta.db_table)}."id" = %s '
+        'RETURNING settled."id"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [usage_id, reserved_nanos, to_nanos(spent), period_id])
+        return bool(cursor.rowcount)
 
 
 # Stripe state of the ledger and of tenants ------------------------------------------------

@@ -1,8 +1,8 @@
 """A model result becomes a stored, billed image — once. Shared by the realtime runner and
 the Batch API poller.
 
-Image + usage event + quota commit + the job's reservation counters are written in one
-transaction, after locking the job row: an image is unique per (job, index) and one-to-one
+Image + usage event + the job's reservation counters are written in one transaction, after
+locking the job row (the period's quota counters too, or just after: see `image_store`): an image is unique per (job, index) and one-to-one
 with its usage event, and a job that has finished (settled, its reservation released)
 takes no more images. So a result delivered twice, or by a worker that lost its lease, is
 neither stored nor billed twice.
@@ -10,13 +10,17 @@ neither stored nor billed twice.
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
-from django.db.models import F
+import datetime as dt
 
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.models import UsageEvent
 from billing.money import to_nanos
 from billing.pricing import cost_of, price_for
-from billing.services import usage_record
+from billing.services import usage_quota_settle, usage_record
 from generation.models import Image, Job
 from generation.providers.registry import get_model
 from generation.providers.types import ImageRequest, ImageResult, InputImage
@@ -73,33 +77,74 @@ def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
 
 def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     """Store `image` with its usage event in one transaction; False (files removed) when it
-    was stored before or the job has finished."""
+    was stored before or the job has finished.
+
+    The image moves from the period's reservation to its usage in the same transaction on
+    SQLite (one writer at a time anyway) and just after it on PostgreSQL, in one statement
+    of its own (`billing.services.usage_quota_settle`: the period row is the tenant's
+    busiest). The sweeper settles what a crash in between leaves (`quota_settle_pending`).
+    """
     price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
     cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
     share = per_image_nanos(job)
+    settle_after = connection.vendor == "postgresql"
     try:
         with transaction.atomic():
             locked = Job.objects.select_for_update().filter(pk=job.pk).values("status").first()
             if locked is None or locked["status"] in Job.FINISHED:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
-            usage_record(job=job, image=image, usage=result.usage, model=result.model, cost=cost)
+            usage = usage_record(
+                job=job,
+                image=image,
+                usage=result.usage,
+                model=result.model,
+                cost=cost,
+                quota_settled=not settle_after,
+            )
             Job.objects.filter(pk=job.pk).update(
                 reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
-            # Last: the tenant's period row, which its submits update too, stays locked
-            # only from here to the commit.
-            quota_commit(
-                period_id=job.quota_period_id or 0,
-                images=1,
-                reserved_nanos=share,
-                spent=cost.billed,
-            )
+            if not settle_after:
+                quota_commit(
+                    period_id=job.quota_period_id or 0,
+                    images=1,
+                    reserved_nanos=share,
+                    spent=cost.billed,
+                )
     except IntegrityError:
         if image.file.name:
             default_storage.delete(image.file.name)
         return False
+    if settle_after:
+        usage_quota_settle(
+            usage_id=usage.pk,
+            period_id=job.quota_period_id or 0,
+            reserved_nanos=share,
+            spent=cost.billed,
+        )
     return True
+
+
+def quota_settle_pending(*, older_than: dt.timedelta = dt.timedelta(seconds=30)) -> int:
+    """Settle usage events whose image was stored but whose quota move never ran (the
+    worker died between the two): the sweeper's job. Returns how many were settled."""
+    cutoff = timezone.now() - older_than
+    pending = (
+        UsageEvent.objects.filter(quota_settled=False, occurred_at__lt=cutoff)
+        .select_related("job")
+        .order_by("occurred_at")[:500]
+    )
+    settled = 0
+    for usage in pending:
+        job = usage.job
+        settled += usage_quota_settle(
+            usage_id=usage.pk,
+            period_id=(job.quota_period_id if job else None) or 0,
+            reserved_nanos=per_image_nanos(job) if job else 0,
+            spent=usage.billed,
+        )
+    return settled
 
 
 def result_store(*, job: Job, index: int, result: ImageResult) -> bool:

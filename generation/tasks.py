@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from generation import queue, runner
+from generation import ingest, queue, runner
 
 
 def run_job(job_id: str, rung_at: float | None = None) -> int:
@@ -35,7 +35,13 @@ def sweep() -> dict[str, int]:
     due = deliveries_due(now)
     for delivery_id in due:
         queue.enqueue_webhook_delivery(delivery_id)
-    return {"requeued": len(requeued), "doorbells": len(waiting), "webhooks": len(due)}
+    settled = ingest.quota_settle_pending()
+    return {
+        "requeued": len(requeued),
+        "doorbells": len(waiting),
+        "webhooks": len(due),
+        "quota_settled": settled,
+    }
 
 
 def deliver_webhook(delivery_id: str) -> None:
