@@ -286,7 +286,11 @@ def batch_settle(*, batch_id: Any, now: dt.datetime | None = None) -> Batch:
     """Mark the batch running once work started, and finished once every item is; the
     finishing emits `batch.completed` (or `batch.failed` when no item succeeded) once."""
     with transaction.atomic():
-        batch = Batch.objects.select_for_update().select_related("tenant").get(pk=batch_id)
+        batch = (
+            Batch.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("tenant")
+            .get(pk=batch_id)
+        )
         if batch.is_finished:
             return batch
         rows = Job.objects.filter(batch=batch).values("status").annotate(n=Count("pk"))

@@ -2,10 +2,10 @@
 the Batch API poller.
 
 Image + usage event + the job's reservation counters are written in one transaction, after
-locking the job row (the period's quota counters too, or just after: see `image_store`): an image is unique per (job, index) and one-to-one
-with its usage event, and a job that has finished (settled, its reservation released)
-takes no more images. So a result delivered twice, or by a worker that lost its lease, is
-neither stored nor billed twice.
+locking the job row (the period's quota counters too, or just after: see `image_store`):
+an image is unique per (job, index) and one-to-one with its usage event, and a job that
+has finished (settled, its reservation released) takes no more images. So a result
+delivered twice, or by a worker that lost its lease, is neither stored nor billed twice.
 """
 
 from __future__ import annotations
@@ -90,7 +90,12 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     settle_after = connection.vendor == "postgresql"
     try:
         with transaction.atomic():
-            locked = Job.objects.select_for_update().filter(pk=job.pk).values("status").first()
+            locked = (
+                Job.objects.select_for_update(no_key=True)
+                .filter(pk=job.pk)
+                .values("status")
+                .first()
+            )
             if locked is None or locked["status"] in Job.FINISHED:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)

@@ -96,7 +96,13 @@ def claim_jobs(
         if len(claimed) >= limit:
             break
         with transaction.atomic():
-            tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant_id)
+            # NO KEY: a plain FOR UPDATE would also block every insert that references the
+            # tenant (each submit's job row takes FOR KEY SHARE on it) until this commits.
+            tenant = (
+                Tenant.objects.select_for_update(no_key=True, of=("self",))
+                .select_related("plan")
+                .get(pk=tenant_id)
+            )
             running = Job.objects.filter(tenant_id=tenant_id, status=Job.Status.RUNNING).count()
             room = min(tenant.plan.max_concurrent_jobs - running, limit - len(claimed))
             take = ids[: max(room, 0)]
@@ -181,7 +187,13 @@ def job_finish(
     from generation.events import job_event_emit
 
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("tenant").get(pk=job_id)
+        # The job row only (NO KEY, not the tenant's row: that would hold up the tenant's
+        # submits, whose inserts reference it, until this commits).
+        job = (
+            Job.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("tenant")
+            .get(pk=job_id)
+        )
         if job.is_finished:
             return job
         made = Image.objects.filter(job=job).count()
