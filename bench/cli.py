@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
     p.add_argument("--no-query-count", action="store_true")
     p.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    p.add_argument(
+        "--keep-media",
+        action="store_true",
+        help="keep the run's stored images (about 1.4 MB each; removed by default once the "
+        "correctness check has counted them)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     p.add_argument("--label", default="", help="free text stored with the results")
     args = p.parse_args(argv)
@@ -206,6 +213,8 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
         return result
     finally:
         stack.stop()
+        if not args.keep_media:
+            shutil.rmtree(run_dir / "media", ignore_errors=True)
         if not args.keep_db:
             from django.db import connections
 
