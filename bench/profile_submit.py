@@ -54,6 +54,30 @@ def _by_package(profile: cProfile.Profile, n: int) -> list[tuple[float, float, s
     return [(v / total * 100, v / n * 1000, k) for k, v in own.most_common(25)]
 
 
+STEPS = (  # (label, file suffix, function) of the submit path, in request order
+    ("API-key authentication", "tenants/authentication.py", "authenticate"),
+    ("rate limits (one upsert)", "tenants/throttling.py", "allow_request"),
+    ("request body validation (DRF)", "rest_framework/serializers.py", "is_valid"),
+    ("job_submit (checks, estimate, the statement)", "generation/services.py", "job_submit"),
+    ("202 body", "generation/serializers.py", "job_accepted_data"),
+    ("response rendering", "rest_framework/response.py", "rendered_content"),
+    ("the whole request in Django", "django/core/handlers/base.py", "get_response"),
+)
+
+
+def _steps(profile: cProfile.Profile, n: int) -> list[tuple[str, float]]:
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    found = []
+    for label, suffix, function in STEPS:
+        total = sum(
+            cumtime
+            for (filename, _, name), (_, _, _, cumtime, _) in stats.items()
+            if filename.endswith(suffix) and name == function
+        )
+        found.append((label, total / n * 1000))
+    return found
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.profile_submit", description=__doc__)
     p.add_argument("-n", type=int, default=1000, help="submits to measure (after 50 warm-up)")
@@ -103,6 +127,9 @@ def main() -> None:
         for n in range(args.n):
             submit(10**6 + n)
         profile.disable()
+        print("steps, cumulative ms per submit (cProfile: wall time, database waits included):")
+        for label, ms in _steps(profile, args.n):
+            print(f"  {ms:6.3f} ms  {label}")
         print("own time by package (cProfile, which slows everything about 2x):")
         for share, ms, name in _by_package(profile, args.n):
             print(f"  {share:5.1f} %  {ms:6.3f} ms  {name}")
