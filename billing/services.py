@@ -65,9 +65,10 @@ def usage_quota_settle(
     store's transaction it stayed locked until that transaction's COMMIT, which a busy
     worker (the GIL held by JSON and base64 work on a 1.4 MB image) sent milliseconds
     later, while the tenant's submits waited. On PostgreSQL this is one statement in
-    autocommit: the flag and the counters change together or not at all, and the row is
-    locked only while the database executes it. Until it runs, reserved + used is the same
-    (the image still counts as reserved), so no reservation can pass the plan meanwhile.
+    autocommit, so the row is locked only while the database executes it; elsewhere a
+    short transaction of its own. Either way the flag and the counters change together.
+    Until it runs, reserved + used is the same (the image still counts as reserved), so no
+    reservation can pass the plan meanwhile.
     True if this call settled it.
     """
     if connection.vendor != "postgresql":

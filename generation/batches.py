@@ -22,13 +22,17 @@ from django.db.models import Count
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from billing.money import from_nanos, to_nanos
-from billing.pricing import estimate_image_cost
+from billing.money import from_nanos
 from config.errors import BunchError
 from generation import queue
 from generation.models import Batch, BatchItem, Job, Mode, PromptTemplate
-from generation.presets import model_prompt
-from generation.services import BillingInactive, InvalidRequest, JobParams, job_params_check
+from generation.services import (
+    InvalidRequest,
+    JobParams,
+    job_build,
+    job_params_check,
+    require_active,
+)
 from generation.templates_service import template_render
 from tenants.models import ApiKey, Tenant
 from tenants.services import quota_reserve
@@ -146,36 +150,6 @@ def _validate(tenant: Tenant, items: Sequence[ItemSpec], mode: str) -> list[str]
     return ratios
 
 
-def _job(tenant: Tenant, item: ItemSpec, ratio: str, job_mode: str, **fields: Any) -> Job:
-    params = item.params
-    prompt = model_prompt(params.kind, params.prompt)
-    per_image = estimate_image_cost(
-        tier=params.tier,
-        mode=job_mode,
-        image_size=params.image_size,
-        prompt=prompt,
-        input_images=0,
-        markup=tenant.plan.markup_per_image,
-    )
-    nanos = to_nanos(per_image.billed) * params.count
-    return Job(
-        tenant=tenant,
-        kind=params.kind,
-        prompt=params.prompt,
-        model_prompt=prompt,
-        aspect_ratio=ratio,
-        image_size=params.image_size,
-        tier=params.tier,
-        mode=job_mode,
-        count=params.count,
-        metadata=params.metadata,
-        estimated_cost=from_nanos(nanos),
-        reserved_images=params.count,
-        reserved_nanos=nanos,
-        **fields,
-    )
-
-
 def batch_submit(
     *,
     tenant: Tenant,
@@ -190,17 +164,13 @@ def batch_submit(
 ) -> Batch:
     """Validate every item, reserve quota for all of them at once, create the batch and its
     jobs, and hand them to the provider's Batch API (or the realtime runner) after commit."""
-    if tenant.status != Tenant.Status.ACTIVE:
-        raise BillingInactive(
-            f"New work is paused while the account is {tenant.status.replace('_', ' ')}; "
-            "update the payment method to resume."
-        )
+    require_active(tenant)
     ratios = _validate(tenant, items, mode)
     job_mode = Mode.BATCH if mode == BATCH else Mode.STANDARD
     now = now or timezone.now()
-    actor = {"api_key": api_key, "created_by": user, "created_at": now}
+    actor: dict[str, Any] = {"api_key": api_key, "created_by": user, "created_at": now}
     jobs = [
-        _job(tenant, item, ratio, job_mode, **actor)
+        job_build(tenant=tenant, params=item.params, ratio=ratio, mode=job_mode, **actor)
         for item, ratio in zip(items, ratios, strict=True)
     ]
     images = sum(job.count for job in jobs)

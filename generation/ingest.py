@@ -2,7 +2,7 @@
 the Batch API poller.
 
 Image + usage event + the job's reservation counters are written in one transaction, after
-locking the job row (the period's quota counters too, or just after: see `image_store`):
+locking the job row (the period's quota counters just after it: see `image_store`):
 an image is unique per (job, index) and one-to-one with its usage event, and a job that
 has finished (settled, its reservation released) takes no more images. So a result
 delivered twice, or by a worker that lost its lease, is neither stored nor billed twice.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,7 +25,6 @@ from generation.models import Image, Job
 from generation.providers.registry import get_model
 from generation.providers.types import ImageRequest, ImageResult, InputImage
 from generation.services import image_build
-from tenants.services import quota_commit
 
 
 def job_request(job: Job) -> ImageRequest:
@@ -79,15 +78,15 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     """Store `image` with its usage event in one transaction; False (files removed) when it
     was stored before or the job has finished.
 
-    The image moves from the period's reservation to its usage in the same transaction on
-    SQLite (one writer at a time anyway) and just after it on PostgreSQL, in one statement
-    of its own (`billing.services.usage_quota_settle`: the period row is the tenant's
-    busiest). The sweeper settles what a crash in between leaves (`quota_settle_pending`).
+    The image then moves from the period's reservation to its usage in a step of its own
+    (`billing.services.usage_quota_settle`, once per usage event): the period row is the
+    tenant's busiest, and inside this transaction it stayed locked until a busy worker got
+    round to COMMIT. The sweeper settles what a crash in between leaves
+    (`quota_settle_pending`).
     """
     price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
     cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
     share = per_image_nanos(job)
-    settle_after = connection.vendor == "postgresql"
     try:
         with transaction.atomic():
             locked = (
@@ -105,29 +104,21 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 usage=result.usage,
                 model=result.model,
                 cost=cost,
-                quota_settled=not settle_after,
+                quota_settled=False,
             )
             Job.objects.filter(pk=job.pk).update(
                 reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
-            if not settle_after:
-                quota_commit(
-                    period_id=job.quota_period_id or 0,
-                    images=1,
-                    reserved_nanos=share,
-                    spent=cost.billed,
-                )
     except IntegrityError:
         if image.file.name:
             default_storage.delete(image.file.name)
         return False
-    if settle_after:
-        usage_quota_settle(
-            usage_id=usage.pk,
-            period_id=job.quota_period_id or 0,
-            reserved_nanos=share,
-            spent=cost.billed,
-        )
+    usage_quota_settle(
+        usage_id=usage.pk,
+        period_id=job.quota_period_id or 0,
+        reserved_nanos=share,
+        spent=cost.billed,
+    )
     return True
 
 

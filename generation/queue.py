@@ -23,14 +23,12 @@ from django_q.tasks import async_task
 
 _ring_lock = threading.Lock()
 _last_ring = float("-inf")
+_clock = time.monotonic  # the coalescing window's clock (tests move it)
 
 
 def enqueue_job(job_id: uuid.UUID | str, *, rung_at: float | None = None) -> None:
     """Ring for `job_id` (the loop prefers it). `rung_at` (epoch s) asks the loop to linger."""
-    args: tuple[str, ...] | tuple[str, float] = (
-        (str(job_id),) if rung_at is None else (str(job_id), rung_at)
-    )
-    async_task("generation.tasks.run_job", *args, task_name=f"job-{job_id}")
+    async_task("generation.tasks.run_job", str(job_id), rung_at, task_name=f"job-{job_id}")
 
 
 def ring_for_new_job(job_id: uuid.UUID | str) -> bool:
@@ -41,7 +39,7 @@ def ring_for_new_job(job_id: uuid.UUID | str) -> bool:
         enqueue_job(job_id)
         return True
     with _ring_lock:
-        now = time.monotonic()
+        now = _clock()
         if now - _last_ring < window:
             return False
         _last_ring = now

@@ -36,7 +36,6 @@ from generation.providers.gemini import AsyncGeminiSession
 from generation.providers.retry import backoff_delay
 from generation.providers.types import (
     ImageRequest,
-    ImageResult,
     ProviderError,
     RetryableProviderError,
 )
@@ -149,10 +148,6 @@ def _plan(job_id: uuid.UUID) -> JobPlan | None:
         pending=[i for i in range(job.count) if i not in stored],
         done=stored,
     )
-
-
-def _store(plan: JobPlan, index: int, image: Image, result: ImageResult) -> bool:
-    return ingest.image_store(job=plan.job, image=image, result=result)
 
 
 def _cancel_requested(job_id: uuid.UUID) -> bool:
@@ -318,7 +313,10 @@ async def _generate_one(
             else:
                 retry_error = None
                 image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-                if await sync_to_async(_store)(plan, index, image, result):
+                stored = await sync_to_async(ingest.image_store)(
+                    job=plan.job, image=image, result=result
+                )
+                if stored:
                     plan.done.add(index)
                 return
         # Back off outside the slot, so waiting never holds up other images.

@@ -137,6 +137,55 @@ def _check_inputs(tenant: Tenant, ids: tuple[uuid.UUID, ...]) -> list[str]:
     return [str(i) for i in ids]
 
 
+def require_active(tenant: Tenant) -> None:
+    """New work is refused (402) unless the tenant's account is in good standing."""
+    if tenant.status != Tenant.Status.ACTIVE:
+        raise BillingInactive(
+            f"New work is paused while the account is {tenant.status.replace('_', ' ')}; "
+            "update the payment method to resume."
+        )
+
+
+def job_build(
+    *,
+    tenant: Tenant,
+    params: JobParams,
+    ratio: str,
+    mode: str,
+    input_ids: list[str] | None = None,
+    **fields: Any,
+) -> Job:
+    """An unsaved job with its estimated cost and the reservation that cost needs."""
+    prompt = model_prompt(params.kind, params.prompt)
+    per_image = estimate_image_cost(
+        tier=params.tier,
+        mode=mode,
+        image_size=params.image_size,
+        prompt=prompt,
+        input_images=len(input_ids or []),
+        markup=tenant.plan.markup_per_image,
+    )
+    nanos = to_nanos(per_image.billed) * params.count
+    return Job(
+        tenant=tenant,
+        kind=params.kind,
+        prompt=params.prompt,
+        model_prompt=prompt,
+        aspect_ratio=ratio,
+        image_size=params.image_size,
+        tier=params.tier,
+        mode=mode,
+        count=params.count,
+        input_image_ids=input_ids or [],
+        parent_image_id=params.parent_image_id,
+        metadata=params.metadata,
+        estimated_cost=from_nanos(nanos),
+        reserved_images=params.count,
+        reserved_nanos=nanos,
+        **fields,
+    )
+
+
 def job_submit(
     *,
     tenant: Tenant,
@@ -146,51 +195,29 @@ def job_submit(
     now: dt.datetime | None = None,
 ) -> Job:
     """Validate, reserve quota and spend, create the job and enqueue it after commit."""
-    if tenant.status != Tenant.Status.ACTIVE:
-        raise BillingInactive(
-            f"New work is paused while the account is {tenant.status.replace('_', ' ')}; "
-            "update the payment method to resume."
-        )
+    require_active(tenant)
     ratio = job_params_check(tenant, params)
-    input_ids = _check_inputs(tenant, params.input_image_ids)
-    prompt = model_prompt(params.kind, params.prompt)
-    per_image = estimate_image_cost(
-        tier=params.tier,
-        mode=params.mode,
-        image_size=params.image_size,
-        prompt=prompt,
-        input_images=len(input_ids),
-        markup=tenant.plan.markup_per_image,
-    )
-    per_image_nanos = to_nanos(per_image.billed)
-    total = from_nanos(per_image_nanos * params.count)
     period_id = quota_period_id(tenant=tenant, now=now)
-    job = Job(
+    job = job_build(
         tenant=tenant,
+        params=params,
+        ratio=ratio,
+        mode=params.mode,
+        input_ids=_check_inputs(tenant, params.input_image_ids),
         api_key=api_key,
         created_by=user,
-        kind=params.kind,
-        prompt=params.prompt,
-        model_prompt=prompt,
-        aspect_ratio=ratio,
-        image_size=params.image_size,
-        tier=params.tier,
-        mode=params.mode,
-        count=params.count,
-        input_image_ids=input_ids,
-        parent_image_id=params.parent_image_id,
-        metadata=params.metadata,
-        estimated_cost=total,
         quota_period_id=period_id,
-        reserved_images=params.count,
-        reserved_nanos=per_image_nanos * params.count,
         created_at=now or timezone.now(),
     )
-    # On PostgreSQL the reservation and the insert are one statement (see
-    # `quota_reserve_and_insert`); when it is refused, the transaction below finds out
-    # why (or reserves after all, if the remembered period id was stale).
-    if connection.vendor == "postgresql" and quota_reserve_and_insert(
-        tenant=tenant, images=params.count, amount=total, period_id=period_id, row=job, now=now
+    # One statement on PostgreSQL (see `quota_reserve_and_insert`); when it is refused or
+    # cannot be used, the transaction below reserves or says why.
+    if quota_reserve_and_insert(
+        tenant=tenant,
+        images=job.count,
+        amount=job.estimated_cost,
+        period_id=period_id,
+        row=job,
+        now=now,
     ):
         job._state.adding, job._state.db = False, connection.alias
         queue.enqueue_job_on_commit(job.pk)
@@ -200,7 +227,7 @@ def job_submit(
         # Last, so that the tenant's period row is locked only from here to the commit:
         # all of the tenant's submits update it.
         reservation = quota_reserve(
-            tenant=tenant, images=params.count, amount=total, now=now, period_id=period_id
+            tenant=tenant, images=job.count, amount=job.estimated_cost, now=now, period_id=period_id
         )
         if reservation.period_id != period_id:  # the remembered period id was stale
             job.quota_period_id = reservation.period_id

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django_q.models import OrmQ
 
-from generation import runner
+from generation import queue, runner
 from generation.models import Job
 from generation.services import JobParams, job_submit
 from tests.plugins.actors import Actor
@@ -22,8 +22,12 @@ def _rung_tasks() -> list[dict[str, Any]]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_jobs_submitted_within_the_window_share_one_doorbell(owner: Actor, settings: Any) -> None:
+def test_jobs_submitted_within_the_window_share_one_doorbell(
+    owner: Actor, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.BUNCH_DOORBELL_COALESCE_S = 0.3
+    clock = [1000.0]
+    monkeypatch.setattr(queue, "_clock", lambda: clock[0])
     before = time.time()
     jobs = [job_submit(tenant=owner.tenant, params=JobParams(prompt=f"p{i}")) for i in range(5)]
 
@@ -34,7 +38,10 @@ def test_jobs_submitted_within_the_window_share_one_doorbell(owner: Actor, setti
     assert job_id == str(jobs[0].pk)
     assert before <= rung_at <= time.time()
 
-    time.sleep(0.35)
+    clock[0] += 0.29
+    job_submit(tenant=owner.tenant, params=JobParams(prompt="still inside the window"))
+    assert len(_rung_tasks()) == 1
+    clock[0] += 0.02  # 0.31 s after the ring
     later = job_submit(tenant=owner.tenant, params=JobParams(prompt="after the window"))
     assert [t["args"][0] for t in _rung_tasks()] == [str(jobs[0].pk), str(later.pk)]
 
@@ -57,13 +64,26 @@ def worker_settings(gemini: GeminiEmulator, settings: Any, transactional_db: Non
 
 
 def test_a_rung_loop_finds_a_job_committed_during_its_linger(
-    worker_settings: Any, owner: Actor, django_capture_on_commit_callbacks: Any
+    worker_settings: Any,
+    owner: Actor,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    looked_at_empty_queue = threading.Event()
+    real_claim = runner.claim_jobs
+
+    def claim_and_tell(**kwargs: Any) -> list[Any]:
+        claimed = real_claim(**kwargs)
+        if not claimed:
+            looked_at_empty_queue.set()
+        return claimed
+
+    monkeypatch.setattr(runner, "claim_jobs", claim_and_tell)
     handled: list[int] = []
     rung_at = time.time()
     loop = threading.Thread(target=lambda: handled.append(runner.run_jobs(None, rung_at)))
     loop.start()
-    time.sleep(0.4)  # the loop has looked at an empty queue by now
+    assert looked_at_empty_queue.wait(timeout=10)
     with django_capture_on_commit_callbacks(execute=False):  # its ring was coalesced away
         job = job_submit(tenant=owner.tenant, params=JobParams(prompt="a late arrival"))
     loop.join(timeout=30)

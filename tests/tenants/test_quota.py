@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -19,6 +21,30 @@ from tests.plugins.actors import make_plan
 
 def _period(tenant: Tenant) -> QuotaPeriod:
     return QuotaPeriod.objects.get(tenant=tenant)
+
+
+def _race(threads: int, reserve: Callable[[int], Any]) -> tuple[list[Any], list[int]]:
+    """`threads` threads, each on its own connection, call `reserve(n)` at the same moment;
+    what they got, and which were refused for quota."""
+    granted: list[Any] = []
+    refused: list[int] = []
+    barrier = threading.Barrier(threads)
+
+    def contend(n: int) -> None:
+        try:
+            barrier.wait()
+            granted.append(reserve(n))
+        except QuotaExceeded:
+            refused.append(n)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=contend, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return granted, refused
 
 
 @pytest.mark.django_db
@@ -66,25 +92,9 @@ def test_concurrent_reservations_never_grant_more_than_remains() -> None:
     plan = make_plan(slug="race", monthly_image_quota=10)
     tenant = Tenant.objects.create(name="Race", slug="race", plan=plan)
     quota_reserve(tenant=tenant, images=3, amount=Decimal("0.1"))
-    granted: list[int] = []
-    refused: list[int] = []
-    barrier = threading.Barrier(24)
-
-    def contend(n: int) -> None:
-        try:
-            barrier.wait()
-            quota_reserve(tenant=tenant, images=1, amount=Decimal("0.05"))
-            granted.append(n)
-        except QuotaExceeded:
-            refused.append(n)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    granted, refused = _race(
+        24, lambda n: quota_reserve(tenant=tenant, images=1, amount=Decimal("0.05"))
+    )
 
     assert len(granted) == 7
     assert len(refused) == 17
@@ -103,24 +113,10 @@ def test_concurrent_submits_create_exactly_as_many_jobs_as_remain() -> None:
     plan = make_plan(slug="race-submit", monthly_image_quota=10)
     tenant = Tenant.objects.create(name="Race", slug="race-submit", plan=plan)
     quota_reserve(tenant=tenant, images=3, amount=Decimal("0.1"))
-    granted: list[str] = []
-    refused: list[int] = []
-    barrier = threading.Barrier(24)
-
-    def contend(n: int) -> None:
-        try:
-            barrier.wait()
-            granted.append(str(job_submit(tenant=tenant, params=JobParams(prompt=f"p{n}")).pk))
-        except QuotaExceeded:
-            refused.append(n)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, refused = _race(
+        24, lambda n: job_submit(tenant=tenant, params=JobParams(prompt=f"p{n}"))
+    )
+    granted = [str(job.pk) for job in results]
 
     assert (len(granted), len(refused)) == (7, 17)
     jobs = Job.objects.filter(tenant=tenant)
