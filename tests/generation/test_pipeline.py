@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
-from generation import runner
+from generation import ingest, runner
 from generation.models import Image, Job
 from generation.services import JobParams, job_submit
 from tenants.models import QuotaPeriod
@@ -134,15 +134,15 @@ def test_cancel_mid_job_keeps_and_bills_the_images_already_made(
 ) -> None:
     """One call at a time; the cancel arrives after the second image is stored."""
     settings.BUNCH_CALLS_PER_TASK = 1
-    original = runner._store
+    original = ingest.image_store
 
-    def store_then_cancel(plan: runner.JobPlan, index: int, image: Any, result: Any) -> bool:
-        stored = original(plan, index, image, result)
-        if len(plan.done) == 1:  # this is the second image
-            Job.objects.filter(pk=plan.job.pk).update(cancel_requested=True)
+    def store_then_cancel(*, job: Job, image: Any, result: Any) -> bool:
+        stored = original(job=job, image=image, result=result)
+        if Image.objects.filter(job=job).count() == 2:  # this was the second image
+            Job.objects.filter(pk=job.pk).update(cancel_requested=True)
         return stored
 
-    monkeypatch.setattr(runner, "_store", store_then_cancel)
+    monkeypatch.setattr(ingest, "image_store", store_then_cancel)
     job = _submit(owner, prompt="a series", count=5)
 
     assert job["status"] == "canceled"

@@ -1,6 +1,6 @@
 """A stored image moves from its period's reservation to its usage exactly once, also
-when the worker died between storing it and moving it (PostgreSQL moves it in a
-statement of its own just after the store; SQLite inside the store's transaction)."""
+when the worker died between storing it and moving it (the move is a step of its own
+just after the store: one statement on PostgreSQL, a short transaction on SQLite)."""
 
 from __future__ import annotations
 
