@@ -140,14 +140,19 @@ def _wait_finished(expected: int, timeout_s: float) -> float:
 
 
 def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int], dict[str, int]]:
-    from django.db.models import Count, Sum
+    from django.db.models import Count, F, Sum
 
     from billing.models import UsageEvent
     from generation.models import Image, Job
     from tenants.models import QuotaPeriod
 
     jobs = list(Job.objects.values("id", "status", "created_at", "started_at", "model_prompt"))
-    images = list(Image.objects.filter(job__isnull=False).values("job_id", "index", "created_at"))
+    # Stored: the usage event is written inside the image's store transaction.
+    images = list(
+        Image.objects.filter(job__isnull=False)
+        .annotate(stored_at=F("usage__occurred_at"))
+        .values("job_id", "index", "stored_at")
+    )
     usage = UsageEvent.objects.aggregate(
         events=Count("id"), distinct_images=Count("image_id", distinct=True)
     )

@@ -13,7 +13,11 @@ def _f(value: Any, digits: int = 1) -> str:
 
 def render(r: dict[str, Any]) -> str:
     c, s, p, ok = r["config"], r["submit"], r["pipeline"], r["correctness"]
-    lat, ovh, wait = s["latency_ms"], p.get("overhead_ms", {}), p.get("queue_wait_ms", {})
+    lat, ovh = s["latency_ms"], p.get("overhead_ms", {})
+
+    def stage(name: str) -> str:
+        return " / ".join(_f(p.get(name, {}).get(q, float("nan"))) for q in ("p50", "p95", "p99"))
+
     roles = ("web", "worker", "emulator")
     rows = [
         ("broker", c["broker"]),
@@ -33,8 +37,9 @@ def render(r: dict[str, Any]) -> str:
          f"{_f(p.get('efficiency'), 3)} ({_f(p.get('ideal_per_min'), 0)})"),
         ("overhead ms p50/p95/p99",
          f"{_f(ovh.get('p50'))} / {_f(ovh.get('p95'))} / {_f(ovh.get('p99'))}"),
-        ("  of which queue wait ms p50/p95/p99",
-         " / ".join(_f(wait.get(q, float("nan"))) for q in ("p50", "p95", "p99"))),
+        ("  submit → claim ms p50/p95/p99", stage("queue_wait_ms")),
+        ("  claim → call ms p50/p95/p99", stage("claim_to_call_ms")),
+        ("  answer → stored ms p50/p95/p99", stage("answer_to_stored_ms")),
         ("mean model time s", _f(p.get("model_time_s_mean"), 3)),
         ("CPU ms/image web/worker/emulator",
          " / ".join(_f(r["cpu_s_per_image"].get(x, 0) * 1000) for x in roles)),
