@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.memory import release_free_memory
 from generation import ingest, queue
 from generation.gateway import get_provider
 from generation.models import Image, Job, Mode
@@ -67,21 +68,39 @@ def requeue_expired(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
     return expired
 
 
+# A queued job this old was passed over by every loop's look at the queue (they look every
+# CLAIM_EVERY_S): no loop has a free call for it, so one may hold it in its backlog.
+BACKLOG_AFTER_S = 0.5
+
+
 def claim_jobs(
-    *, limit: int, prefer: uuid.UUID | None = None, now: dt.datetime | None = None
+    *,
+    limit: int,
+    backlog: int = 0,
+    prefer: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
 ) -> list[uuid.UUID]:
     """Move up to `limit` queued jobs to running, never past a tenant's concurrency limit.
+
+    `backlog` more may be taken, but only as many as there are jobs queued for longer than
+    `BACKLOG_AFTER_S`: a backlog job waits for one of this loop's calls to free up, which
+    would only slow it down while another worker has calls to spare.
 
     The tenant row is locked while its running jobs are counted, so two workers cannot
     both take the last slot (SQLite serialises writers anyway).
     """
-    if limit <= 0:
+    if limit <= 0 and backlog <= 0:
         return []
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
     # Batch-mode jobs go to the provider's Batch API instead (generation/batches.py).
     queued = Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD).order_by("created_at")
-    candidates = list(queued.values_list("pk", "tenant_id")[: limit * 4])
+    rows = list(queued.values_list("pk", "tenant_id", "created_at")[: (limit + backlog) * 4])
+    stale = now - dt.timedelta(seconds=BACKLOG_AFTER_S)
+    limit += min(backlog, sum(1 for _, _, created in rows if created < stale))
+    if limit <= 0:
+        return []
+    candidates = [(pk, tenant_id) for pk, tenant_id, _ in rows]
     if prefer is not None and prefer not in {pk for pk, _ in candidates}:
         preferred = queued.filter(pk=prefer).values_list("pk", "tenant_id").first()
         if preferred:
@@ -282,9 +301,9 @@ class CallSlots:
             self.in_use -= 1
             self._semaphore.release()
 
-    def room(self, backlog_limit: int) -> int:
-        """How many more jobs to claim: free slots plus a small backlog, less what waits."""
-        return self.size - self.in_use + backlog_limit - self.waiting - self.arriving
+    def free(self) -> int:
+        """Calls that could start now and that no image or arriving job has a claim on."""
+        return self.size - self.in_use - self.waiting - self.arriving
 
 
 async def _generate_one(
@@ -355,6 +374,8 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
 # A job submitted while this task has room waits for the loop's next look at the queue:
 # at most this long (measured: 1 s here put 0.5–0.9 s on the overhead's p99).
 CLAIM_EVERY_S = 0.2
+# How often a busy loop hands freed C-heap pages back (config/memory.py); a few ms each.
+RELEASE_MEMORY_EVERY_S = 30.0
 
 
 async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
@@ -372,20 +393,24 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     calls = CallSlots(int(_setting("BUNCH_CALLS_PER_TASK")))
     backlog_limit = max(2, calls.size // 4)
     started = time.monotonic()
-    last_renewal = started
+    last_renewal = last_release = started
     running: dict[asyncio.Task[None], uuid.UUID] = {}
     handled = 0
     provider = get_provider()
     async with provider.async_session() as session:
         prefer = first
         while True:
-            free = min(slots - len(running), calls.room(backlog_limit))
+            # Jobs for the free calls, and a small backlog that is ready when a call ends.
+            room = max(0, min(slots - len(running), calls.free() + backlog_limit))
+            free = min(room, max(0, calls.free()))
             if (
-                free > 0
+                room > 0
                 and time.monotonic() - started < budget
-                and (free >= max(1, backlog_limit // 2) or not running)
+                and (room >= max(1, backlog_limit // 2) or not running)
             ):
-                ids = await sync_to_async(claim_jobs)(limit=free, prefer=prefer)
+                ids = await sync_to_async(claim_jobs)(
+                    limit=free, backlog=room - free, prefer=prefer
+                )
                 prefer = None
                 calls.arriving += len(ids)
                 for job_id in ids:
@@ -412,9 +437,16 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
             if time.monotonic() - last_renewal >= lease_every:
                 await sync_to_async(renew_leases)(list(running.values()))
                 last_renewal = time.monotonic()
+            if time.monotonic() - last_release >= RELEASE_MEMORY_EVERY_S:
+                release_free_memory()
+                last_release = time.monotonic()
 
 
 def run_jobs(first: uuid.UUID | str | None = None, rung_at: float | None = None) -> int:
     """Entry point of the `run_job` task: returns how many jobs this task handled."""
     first_id = uuid.UUID(str(first)) if first else None
-    return int(async_to_sync(_run)(first_id, rung_at))
+    try:
+        return int(async_to_sync(_run)(first_id, rung_at))
+    finally:
+        # The task's event loop, client and buffers are gone: hand their pages back.
+        release_free_memory()

@@ -239,6 +239,28 @@ def test_a_tenant_never_runs_more_jobs_than_its_plan_allows(
     assert Job.objects.filter(status="queued").count() == 3
 
 
+def test_a_loop_takes_backlog_jobs_only_once_they_have_waited_past_every_loops_look(
+    owner: Actor, django_capture_on_commit_callbacks: Any
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    with django_capture_on_commit_callbacks(execute=False):
+        for _ in range(6):
+            job_submit(tenant=owner.tenant, params=JobParams(prompt="x"))
+    now = timezone.now()
+
+    # Fresh jobs: only the free calls are filled; the rest stay for a loop with calls free.
+    assert len(runner.claim_jobs(limit=1, backlog=4, now=now)) == 1
+    assert len(runner.claim_jobs(limit=0, backlog=4, now=now)) == 0
+
+    # Passed over for longer than BACKLOG_AFTER_S: nobody has a free call, so take them.
+    later = now + dt.timedelta(seconds=runner.BACKLOG_AFTER_S + 0.1)
+    assert len(runner.claim_jobs(limit=1, backlog=3, now=later)) == 4
+    assert Job.objects.filter(status="queued").count() == 1
+
+
 def test_expired_leases_are_requeued_and_live_ones_are_not(
     owner: Actor, django_capture_on_commit_callbacks: Any
 ) -> None:
