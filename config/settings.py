@@ -171,6 +171,9 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", 2)
 STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", 20.0)
 
 # Job pipeline (see generation/runner.py and docs/performance.md).
+# A web process reads an API key (with its tenant and plan) at most this often; a change
+# made in another process takes effect within it (tenants/keycache.py). 0: every request.
+BUNCH_API_KEY_CACHE_S = env.float("BUNCH_API_KEY_CACHE_S", 2.0)
 BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
 BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection, models
@@ -15,7 +16,15 @@ def insert_select(instance: models.Model) -> tuple[str, str, list[Any]]:
     Values are prepared exactly as `Model.save()` prepares them (defaults, auto_now_add,
     JSON adaptation). PostgreSQL only.
     """
-    meta = instance._meta
+    fields, target, casts = _insert_select_sql(type(instance))
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    return target, casts, params
+
+
+@functools.cache
+def _insert_select_sql(model: type[models.Model]) -> tuple[list[models.Field[Any, Any]], str, str]:
+    """The fields, table and column list, and cast list of `model`: built once per model."""
+    meta = model._meta
     quote = connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.generated]
     target = f"{quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)})"
@@ -25,5 +34,4 @@ def insert_select(instance: models.Model) -> tuple[str, str, list[Any]]:
         # varchar(n) as text: an explicit cast would silently cut an over-long value,
         # where assigning text to the column refuses it.
         casts.append(f"CAST(%s AS {'text' if db_type.startswith('varchar') else db_type})")
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
-    return target, ", ".join(casts), params
+    return fields, target, ", ".join(casts)

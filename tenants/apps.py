@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class TenantsConfig(AppConfig):
@@ -6,4 +7,11 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants import schema  # noqa: F401  (registers OpenAPI extensions)
+        from tenants import keycache, schema  # noqa: F401  (schema: OpenAPI extensions)
+        from tenants.models import ApiKey, Plan, Tenant
+
+        # Remembered keys (keycache) are read again after any change to a key, tenant or plan.
+        for model in (ApiKey, Tenant, Plan):
+            uid = f"keycache-{model.__name__}"
+            post_save.connect(keycache.forget_all, sender=model, dispatch_uid=uid)
+            post_delete.connect(keycache.forget_all, sender=model, dispatch_uid=uid)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from billing.money import from_nanos, to_nanos
 from config.errors import BunchError
 from config.sql import insert_select
+from tenants import keycache
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 
 KEY_NAMESPACE = "bk_live_"
@@ -58,12 +59,14 @@ def membership_remove(*, tenant: Tenant, user: User) -> None:
 
 def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
     Tenant.objects.filter(pk=tenant.pk).update(status=status)
+    keycache.forget_all()
     tenant.status = status
     return tenant
 
 
 def tenant_set_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
     Tenant.objects.filter(pk=tenant.pk).update(plan=plan)
+    keycache.forget_all()
     tenant.plan = plan
     return tenant
 
@@ -115,6 +118,7 @@ def api_key_create(
 def api_key_revoke(*, api_key: ApiKey, now: dt.datetime | None = None) -> ApiKey:
     now = now or timezone.now()
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    keycache.forget_all()
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 
@@ -129,18 +133,31 @@ def api_key_check(plaintext: str) -> ApiKey | None:
     )
     if sep != "_" or not prefix.startswith(KEY_NAMESPACE) or not secret:
         return None
-    api_key = ApiKey.objects.select_related("tenant__plan").filter(prefix=prefix).first()
+    api_key = keycache.api_key_by_prefix(prefix)
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_secret(secret)):
         return None
     return api_key
 
 
+# Key id → when this process last wrote its last_used_at (the key it authenticates with
+# may be a remembered copy, keycache, a little older than that write).
+_touched: dict[int, dt.datetime] = {}
+
+
 def api_key_touch(*, api_key: ApiKey, now: dt.datetime) -> None:
     # One write a minute at most, not one per request.
     stale = now - dt.timedelta(minutes=1)
-    if api_key.last_used_at is None or api_key.last_used_at < stale:
+    last = max(
+        (t for t in (api_key.last_used_at, _touched.get(api_key.pk)) if t is not None),
+        default=None,
+    )
+    if last is None or last < stale:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-        api_key.last_used_at = now
+        if len(_touched) >= 10_000:
+            _touched.clear()
+        _touched[api_key.pk] = now
+        last = now
+    api_key.last_used_at = last
 
 
 # Quota ----------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ pytest_plugins = [
 @pytest.fixture(autouse=True)
 def _fresh_process_memory() -> Iterator[None]:
     """Each test starts without what earlier tests left in per-process memory: the web's
-    last doorbell ring, cached estimate prices, remembered quota period ids (their rows
-    were rolled back with the earlier test's database)."""
+    last doorbell ring, cached estimate prices, remembered quota period ids and API keys
+    (their rows were rolled back with the earlier test's database)."""
     from billing.pricing import price_book_changed
     from generation import queue
-    from tenants import services
+    from tenants import keycache, services
 
     queue.forget_last_ring()
     price_book_changed()
     services._period_ids.clear()
+    services._touched.clear()
+    keycache.forget_all()
     yield
