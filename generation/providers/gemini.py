@@ -333,9 +333,7 @@ def _to_result(
             f"The model finished ({finish or 'no reason given'}) without returning an image. "
             "Try again, or make the prompt ask for an image more explicitly.",
         )
-    history = [c.model_dump(mode="json", exclude_none=True) for c in contents]
-    if candidate.content is not None:
-        history.append(candidate.content.model_dump(mode="json", exclude_none=True))
+    turns = [*contents, *([candidate.content] if candidate.content is not None else [])]
     return ImageResult(
         images=images,
         usage=_usage(response.usage_metadata),
@@ -344,7 +342,7 @@ def _to_result(
         response_id=response.response_id or "",
         finish_reason=finish,
         model_time_ms=_model_time(response),
-        history=tuple(history),
+        turns=tuple(turns),
     )
 
 

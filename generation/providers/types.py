@@ -5,6 +5,7 @@ No Django and no SDK here: the job pipeline, the API and tests depend on these a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +55,16 @@ class ImageResult:
     response_id: str
     finish_reason: str
     model_time_ms: int | None
-    # The conversation so far (earlier turns + this user turn + the model turn), with thought
-    # signatures kept verbatim: pass it back as `ImageRequest.history` to edit further.
-    history: tuple[dict[str, Any], ...] = field(default=())
+    # The conversation so far (earlier turns + this user turn + the model turn) as the
+    # provider's own objects, turned into JSON only when `history` is read: that re-encodes
+    # the image as base64, which a one-shot job never needs.
+    turns: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+    @functools.cached_property
+    def history(self) -> tuple[dict[str, Any], ...]:
+        """The conversation as JSON, thought signatures kept verbatim: pass it back as
+        `ImageRequest.history` to edit further."""
+        return tuple(turn.model_dump(mode="json", exclude_none=True) for turn in self.turns)
 
 
 class ProviderError(Exception):
