@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import io
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -318,14 +319,37 @@ async def image_response(
         text = f"Here is your image: {req.prompt[:80]}"
         text_out = text_tokens(text)
         parts.append({"text": text})
-    image_part: dict[str, Any] = {
-        "inlineData": {"mimeType": "image/png", "data": _b64(rendered.png)}
-    }
+    image_part: dict[str, Any] = {"inlineData": {"mimeType": "image/png", "data": rendered.png_b64}}
     if model.thinking:
         image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, rendered.png))
     parts.append(image_part)
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
     return _envelope(model, _usage(model, req, True, text_out), candidates=[candidate])
+
+
+def response_bytes(body: dict[str, Any]) -> bytes:
+    """`json.dumps(body).encode()`, with each candidate's large inline data spliced in as
+    it is: base64 needs no JSON escaping, and json.dumps scanning 2 MB of it to find that
+    out was a third of the emulator's CPU per image."""
+    blobs: dict[bytes, str] = {}
+    nonce = uuid.uuid4().hex  # no text in the body can be a marker
+    candidates = []
+    for candidate in body.get("candidates") or []:
+        parts = []
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            data = (part.get("inlineData") or {}).get("data")
+            if isinstance(data, str) and len(data) > 4096:
+                marker = f"@@inline-data-{nonce}-{len(blobs)}@@"
+                blobs[f'"{marker}"'.encode()] = data
+                part = {**part, "inlineData": {**part["inlineData"], "data": marker}}
+            parts.append(part)
+        if "content" in candidate:
+            candidate = {**candidate, "content": {**candidate["content"], "parts": parts}}
+        candidates.append(candidate)
+    out = json.dumps({**body, "candidates": candidates} if candidates else body).encode()
+    for marker, data in blobs.items():
+        out = out.replace(marker, b'"' + data.encode("ascii") + b'"', 1)
+    return out
 
 
 def _b64(data: bytes) -> str:

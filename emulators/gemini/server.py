@@ -241,11 +241,11 @@ class Emulator:
         if request.path.endswith(":streamGenerateContent"):
             resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            await resp.write(b"data: " + json.dumps(body).encode() + b"\r\n\r\n")
+            await resp.write(b"data: " + core.response_bytes(body) + b"\r\n\r\n")
             await resp.write_eof()
             return outcome, resp
         return outcome, web.Response(
-            body=json.dumps(body).encode(), content_type="application/json", headers=headers
+            body=core.response_bytes(body), content_type="application/json", headers=headers
         )
 
     def _log_request(self, prompt: str, started: float, model_ms: int) -> None:

@@ -30,3 +30,37 @@ def test_realistic_images_weigh_about_one_and_a_half_megabytes(gemini: Any) -> N
     provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
     result = provider.generate(ImageRequest(tier="lite", prompt="a red kite", aspect_ratio="1:1"))
     assert 1_200_000 < len(result.images[0].data) < 2_000_000
+
+
+def test_response_bytes_are_the_same_json_as_json_dumps() -> None:
+    import base64
+    import json
+    import os
+
+    from emulators.gemini.core import response_bytes
+
+    image = base64.b64encode(os.urandom(300_000)).decode()
+    sketch = base64.b64encode(os.urandom(10_000)).decode()
+    body = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"inlineData": {"mimeType": "image/png", "data": sketch}, "thought": True},
+                        {"text": 'Here is your image: "quoted"'},
+                        {"text": "@@inline-data-0@@"},
+                        {"inlineData": {"mimeType": "image/png", "data": image}},
+                    ],
+                },
+                "finishReason": "STOP",
+            },
+            {"finishReason": "SAFETY"},
+        ],
+        "usageMetadata": {"totalTokenCount": 1300},
+    }
+
+    assert json.loads(response_bytes(body)) == json.loads(json.dumps(body)) == body
+    assert json.loads(response_bytes({"promptFeedback": {"blockReason": "SAFETY"}})) == {
+        "promptFeedback": {"blockReason": "SAFETY"}
+    }
