@@ -23,16 +23,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from config.memory import release_free_memory
 from generation import ingest, queue
 from generation.gateway import get_provider
-from generation.models import Image, Job, Mode
+from generation.models import Image, Job, Mode, WebhookEndpoint
 from generation.providers.gemini import AsyncGeminiSession
 from generation.providers.retry import backoff_delay
 from generation.providers.types import (
@@ -157,10 +159,15 @@ class JobPlan:
 
 
 def _plan(job_id: uuid.UUID) -> JobPlan | None:
-    job = Job.objects.select_related("tenant__plan").get(pk=job_id)
+    job = (
+        Job.objects.select_related("tenant__plan")
+        .annotate(any_stored=Exists(Image.objects.filter(job=OuterRef("pk"))))
+        .get(pk=job_id)
+    )
     if job.status != Job.Status.RUNNING:
         return None
-    stored = ingest.stored_indexes(job)
+    # A job reclaimed after its worker died may have some images already.
+    stored = ingest.stored_indexes(job) if job.any_stored else set()
     return JobPlan(
         job=job,
         request=ingest.job_request(job),
@@ -202,15 +209,22 @@ def job_finish(
 
     with transaction.atomic():
         # The job row only (NO KEY, not the tenant's row: that would hold up the tenant's
-        # submits, whose inserts reference it, until this commits).
+        # submits, whose inserts reference it, until this commits). Its images counted and
+        # its tenant's webhook endpoints looked up in the same statement.
         job = (
             Job.objects.select_for_update(no_key=True, of=("self",))
             .select_related("tenant")
+            .annotate(
+                made=_count(Image.objects.filter(job=OuterRef("pk"))),
+                has_endpoints=Exists(
+                    WebhookEndpoint.objects.filter(tenant=OuterRef("tenant"), enabled=True)
+                ),
+            )
             .get(pk=job_id)
         )
         if job.is_finished:
             return job
-        made = Image.objects.filter(job=job).count()
+        made = job.made
         job.attempts += attempts
         if made >= job.count:
             job.status = Job.Status.SUCCEEDED
@@ -235,7 +249,7 @@ def job_finish(
             ]
         )
         reservation_release_all(job=job)
-        if _has_webhook_endpoints(job.tenant_id):
+        if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
         if wake:
             tenant_id = job.tenant_id
@@ -243,11 +257,10 @@ def job_finish(
     return job
 
 
-def _has_webhook_endpoints(tenant_id: int) -> bool:
-    # Most tenants poll instead: one cheap query spares serialising every finished job.
-    from generation.models import WebhookEndpoint
-
-    return WebhookEndpoint.objects.filter(tenant_id=tenant_id, enabled=True).exists()
+def _count(rows: QuerySet[Any]) -> Subquery:
+    """`SELECT COUNT(*)` of `rows` as a subquery (for an annotation)."""
+    count = Func(F("pk"), function="COUNT", output_field=IntegerField())
+    return Subquery(rows.order_by().values(n=count)[:1])
 
 
 def _wake_waiting(tenant_id: int) -> None:
