@@ -40,6 +40,14 @@ def procfile_web_args() -> tuple[int, int]:
     return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 1)
 
 
+def procfile_worker_nice() -> int:
+    """The niceness of the Procfile's worker line (`nice -n N`), 0 without one."""
+    text = (ROOT / "Procfile").read_text()
+    worker = next(line for line in text.splitlines() if line.startswith("worker:"))
+    found = re.search(r"\bnice\s+-n\s+(\d+)", worker)
+    return int(found.group(1)) if found else 0
+
+
 @dataclass
 class StackConfig:
     broker: str  # sqlite | postgres | redis
@@ -54,6 +62,7 @@ class StackConfig:
     web_workers: int
     web_threads: int
     count_queries: bool = True
+    worker_nice: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -183,7 +192,10 @@ class Stack:
     def start_worker(self) -> None:
         module = "bench.worker" if self.config.count_queries else None
         argv = [sys.executable, "-m", module] if module else [sys.executable, "manage.py"]
-        self._spawn("worker", argv if module else [*argv, "qcluster"])
+        argv = argv if module else [*argv, "qcluster"]
+        if self.config.worker_nice:
+            argv = ["nice", "-n", str(self.config.worker_nice), *argv]
+        self._spawn("worker", argv)
 
     def stop(self) -> None:
         # SIGTERM to the main PID only is django-q2's graceful stop (shared/reference).
