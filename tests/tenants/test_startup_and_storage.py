@@ -15,13 +15,14 @@ from django.db import connection
 from config.warmup import warm_up
 
 
-def test_a_fresh_web_process_has_every_view_imported_before_its_first_request(
+def test_a_fresh_web_process_has_every_view_imported_and_frozen_before_its_first_request(
     tmp_path: Path,
 ) -> None:
     probe = (
-        "import sys, config.wsgi; "
+        "import gc, sys, config.wsgi; "
         "print(all(m in sys.modules for m in "
-        "('generation.api', 'billing.api', 'tenants.views', 'rest_framework.views')))"
+        "('generation.api', 'billing.api', 'tenants.views', 'rest_framework.views')), "
+        "gc.get_freeze_count() > 50_000)"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -32,7 +33,8 @@ def test_a_fresh_web_process_has_every_view_imported_before_its_first_request(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True"
+    # …and its start-up objects are frozen out of the garbage collector's full collections
+    assert result.stdout.strip() == "True True"
     assert "Warm-up" not in result.stderr and "Unauthorized" not in result.stderr
 
 
@@ -58,3 +60,16 @@ def test_rate_limit_windows_are_unlogged_on_postgresql_and_plain_on_sqlite() -> 
                 "SELECT count(*) FROM sqlite_master WHERE name = 'tenants_ratelimitwindow'"
             )
             assert cursor.fetchone() == (1,)
+
+
+def test_a_spawned_django_q_worker_freezes_its_start_up_objects() -> None:
+    import gc
+
+    from django_q.signals import post_spawn
+
+    gc.unfreeze()
+    try:
+        post_spawn.send(sender="django_q", proc_name="Worker-1")
+        assert gc.get_freeze_count() > 50_000
+    finally:
+        gc.unfreeze()
