@@ -14,7 +14,12 @@ class GenerationConfig(AppConfig):
 
 
 def _worker_spawned(**_kwargs: Any) -> None:
-    """A django-q2 worker process is ready: its start-up objects need no more collecting."""
+    """A django-q2 worker process is ready: load what its first task would (the runner and
+    the Gemini SDK: about 1 s here, which a fresh worker's first jobs used to wait for),
+    then freeze the start-up objects out of the garbage collector's sight."""
+    import generation.tasks  # noqa: F401
     from config.warmup import freeze_startup_objects
+    from generation.gateway import get_provider
 
+    get_provider().close()
     freeze_startup_objects()

@@ -62,14 +62,25 @@ def test_rate_limit_windows_are_unlogged_on_postgresql_and_plain_on_sqlite() -> 
             assert cursor.fetchone() == (1,)
 
 
-def test_a_spawned_django_q_worker_freezes_its_start_up_objects() -> None:
-    import gc
-
-    from django_q.signals import post_spawn
-
-    gc.unfreeze()
-    try:
-        post_spawn.send(sender="django_q", proc_name="Worker-1")
-        assert gc.get_freeze_count() > 50_000
-    finally:
-        gc.unfreeze()
+def test_a_spawned_django_q_worker_loads_the_runner_and_freezes_its_start_up_objects(
+    tmp_path: Path,
+) -> None:
+    probe = (
+        "import gc, os, sys, django; "
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); "
+        "from django_q.signals import post_spawn; "
+        "before = 'google.genai' in sys.modules; "
+        "post_spawn.send(sender='django_q', proc_name='Worker-1'); "
+        "print(before, 'generation.runner' in sys.modules and 'google.genai' in sys.modules, "
+        "gc.get_freeze_count() > 50_000)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "BUNCH_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]
