@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import figures, querycount
 from bench.procstat import RoleStats, Sampler, machine_busy_seconds, server_pid
-from bench.stack import ROOT, Stack, StackConfig, procfile_web_args, procfile_worker_nice
+from bench.stack import ROOT, Stack, StackConfig, procfile_web_args
 
 BROKERS = ("sqlite", "postgres", "redis")
 
@@ -53,8 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--worker-nice",
         type=int,
-        default=procfile_worker_nice(),
-        help="niceness of the worker processes (default: the Procfile's)",
+        default=0,
+        help="run the worker processes under `nice -n N` (tried in round 3, not kept)",
     )
     p.add_argument("--jobs-per-task", type=int, default=0, help="0: 3 × calls per task")
     p.add_argument("--calls-per-task", type=int, default=0, help="0: concurrency / workers")

@@ -40,14 +40,6 @@ def procfile_web_args() -> tuple[int, int]:
     return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 1)
 
 
-def procfile_worker_nice() -> int:
-    """The niceness of the Procfile's worker line (`nice -n N`), 0 without one."""
-    text = (ROOT / "Procfile").read_text()
-    worker = next(line for line in text.splitlines() if line.startswith("worker:"))
-    found = re.search(r"\bnice\s+-n\s+(\d+)", worker)
-    return int(found.group(1)) if found else 0
-
-
 @dataclass
 class StackConfig:
     broker: str  # sqlite | postgres | redis

@@ -7,19 +7,12 @@ import asyncio
 import pytest
 
 from generation.runner import ASSUMED_CALL_S, CallPace
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.plugins.clock import FakeClock
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
 
     async def sleep(seconds: float) -> None:  # time passes only when the pace waits
         clock.now += seconds
@@ -28,7 +21,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def _start_times(pace: CallPace, clock: Clock, n: int) -> list[float]:
+def _start_times(pace: CallPace, clock: FakeClock, n: int) -> list[float]:
     async def starts() -> list[float]:
         times = []
         for _ in range(n):
@@ -39,7 +32,7 @@ def _start_times(pace: CallPace, clock: Clock, n: int) -> list[float]:
     return asyncio.run(starts())
 
 
-def test_a_burst_of_starts_is_spread_over_half_a_call(clock: Clock) -> None:
+def test_a_burst_of_starts_is_spread_over_half_a_call(clock: FakeClock) -> None:
     pace = CallPace(40, clock=clock)  # 5 at once, then 2 × 40 ÷ 4 s = 20 a second
 
     times = _start_times(pace, clock, 40)
@@ -49,7 +42,7 @@ def test_a_burst_of_starts_is_spread_over_half_a_call(clock: Clock) -> None:
     assert times[-1] < ASSUMED_CALL_S / 2
 
 
-def test_calls_ending_at_the_steady_rate_never_wait(clock: Clock) -> None:
+def test_calls_ending_at_the_steady_rate_never_wait(clock: FakeClock) -> None:
     pace = CallPace(40, clock=clock)
     _start_times(pace, clock, 40)
     steady = []
@@ -62,7 +55,7 @@ def test_calls_ending_at_the_steady_rate_never_wait(clock: Clock) -> None:
     assert max(steady) == 0.0
 
 
-def test_the_pace_follows_the_measured_call_time(clock: Clock) -> None:
+def test_the_pace_follows_the_measured_call_time(clock: FakeClock) -> None:
     pace = CallPace(40, clock=clock)
     for _ in range(60):
         pace.answered(0.05)

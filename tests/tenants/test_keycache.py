@@ -11,27 +11,20 @@ from tenants import keycache
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_revoke, tenant_set_status
 from tests.plugins.actors import Actor, assert_error
+from tests.plugins.clock import FakeClock
 
 pytestmark = pytest.mark.django_db
 ME = "/api/v1/me"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
     monkeypatch.setattr(keycache, "_clock", clock)
     return clock
 
 
-def test_a_key_revoked_here_is_refused_on_the_next_request(owner: Actor, clock: Clock) -> None:
+def test_a_key_revoked_here_is_refused_on_the_next_request(owner: Actor, clock: FakeClock) -> None:
     assert owner.api().get(ME).status_code == 200  # remembered now
 
     api_key_revoke(api_key=owner.api_key)
@@ -39,7 +32,9 @@ def test_a_key_revoked_here_is_refused_on_the_next_request(owner: Actor, clock: 
     assert "revoked" in assert_error(owner.api().get(ME), 401, "invalid_api_key")["message"]
 
 
-def test_a_tenant_suspended_here_is_refused_on_the_next_request(owner: Actor, clock: Clock) -> None:
+def test_a_tenant_suspended_here_is_refused_on_the_next_request(
+    owner: Actor, clock: FakeClock
+) -> None:
     assert owner.api().get(ME).status_code == 200
 
     tenant_set_status(tenant=owner.tenant, status=Tenant.Status.SUSPENDED)
@@ -47,7 +42,7 @@ def test_a_tenant_suspended_here_is_refused_on_the_next_request(owner: Actor, cl
     assert owner.api().get(ME).status_code == 403
 
 
-def test_a_plan_edited_and_saved_shows_on_the_next_request(owner: Actor, clock: Clock) -> None:
+def test_a_plan_edited_and_saved_shows_on_the_next_request(owner: Actor, clock: FakeClock) -> None:
     assert owner.api().get(ME).json()["tenant"]["plan"]["monthly_image_quota"] == 1000
 
     owner.tenant.plan.monthly_image_quota = 5000
@@ -57,7 +52,7 @@ def test_a_plan_edited_and_saved_shows_on_the_next_request(owner: Actor, clock: 
 
 
 def test_a_revocation_by_another_process_takes_effect_once_the_window_passes(
-    owner: Actor, clock: Clock
+    owner: Actor, clock: FakeClock
 ) -> None:
     assert owner.api().get(ME).status_code == 200
     # Written without this process's services or signals, as another web process would.
@@ -70,14 +65,14 @@ def test_a_revocation_by_another_process_takes_effect_once_the_window_passes(
 
 
 @override_settings(BUNCH_API_KEY_CACHE_S=0)
-def test_with_no_window_every_request_reads_the_key(owner: Actor, clock: Clock) -> None:
+def test_with_no_window_every_request_reads_the_key(owner: Actor, clock: FakeClock) -> None:
     assert owner.api().get(ME).status_code == 200
     ApiKey.objects.filter(pk=owner.api_key.pk).update(revoked_at=timezone.now())
 
     assert_error(owner.api().get(ME), 401, "invalid_api_key")
 
 
-def test_each_lookup_gets_its_own_instances(owner: Actor, clock: Clock) -> None:
+def test_each_lookup_gets_its_own_instances(owner: Actor, clock: FakeClock) -> None:
     first = keycache.api_key_by_prefix(owner.api_key.prefix)
     assert first is not None
     first.scopes.append("admin")
@@ -92,7 +87,7 @@ def test_each_lookup_gets_its_own_instances(owner: Actor, clock: Clock) -> None:
 
 
 def test_an_unknown_prefix_is_remembered_as_unknown_for_the_window_only(
-    owner: Actor, clock: Clock
+    owner: Actor, clock: FakeClock
 ) -> None:
     assert keycache.api_key_by_prefix("bk_live_000000000000") is None
     ApiKey.objects.filter(pk=owner.api_key.pk).update(prefix="bk_live_000000000000")

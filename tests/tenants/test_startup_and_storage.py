@@ -15,6 +15,20 @@ from django.db import connection
 from config.warmup import warm_up
 
 
+def _run_probe(probe: str, var_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `probe` in a fresh Python process of the project; it must exit cleanly."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "BUNCH_VAR_DIR": str(var_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_a_fresh_web_process_has_every_view_imported_and_frozen_before_its_first_request(
     tmp_path: Path,
 ) -> None:
@@ -24,15 +38,7 @@ def test_a_fresh_web_process_has_every_view_imported_and_frozen_before_its_first
         "('generation.api', 'billing.api', 'tenants.views', 'rest_framework.views')), "
         "gc.get_freeze_count() > 50_000)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "BUNCH_VAR_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run_probe(probe, tmp_path)
     # …and its start-up objects are frozen out of the garbage collector's full collections
     assert result.stdout.strip() == "True True"
     assert "Warm-up" not in result.stderr and "Unauthorized" not in result.stderr
@@ -74,13 +80,5 @@ def test_a_spawned_django_q_worker_loads_the_runner_and_freezes_its_start_up_obj
         "print(before, 'generation.runner' in sys.modules and 'google.genai' in sys.modules, "
         "gc.get_freeze_count() > 50_000)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "BUNCH_VAR_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run_probe(probe, tmp_path)
     assert result.stdout.split() == ["False", "True", "True"]
