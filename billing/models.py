@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from generation.models import Image, Job, Mode
+from core.catalog import Mode
 from tenants.models import Tenant
 
 
@@ -34,8 +34,12 @@ class UsageEvent(models.Model):
         FAILED = "failed"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="usage_events")
-    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, related_name="usage")
-    image = models.OneToOneField(Image, on_delete=models.SET_NULL, null=True, related_name="usage")
+    job = models.ForeignKey(
+        "generation.Job", on_delete=models.SET_NULL, null=True, related_name="usage"
+    )
+    image = models.OneToOneField(
+        "generation.Image", on_delete=models.SET_NULL, null=True, related_name="usage"
+    )
     tier = models.CharField(max_length=8)
     model = models.CharField(max_length=64)
     mode = models.CharField(max_length=8, choices=Mode.choices)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.models import Price
-from billing.money import token_cost
-from generation.providers.registry import MODELS, get_model
-from generation.providers.types import TokenUsage
+from core.catalog import MODELS, TokenUsage, get_model
+from core.money import token_cost
 
 
 @dataclass(frozen=True)

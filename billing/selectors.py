@@ -10,8 +10,8 @@ from typing import Any
 from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from billing.money import to_cents
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from core.money import to_cents
 from tenants.models import Tenant
 from tenants.services import period_end, period_start
 

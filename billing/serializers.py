@@ -6,8 +6,8 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from billing.money import usd
 from billing.selectors import GROUPS, InvoiceEstimate
+from core.money import usd
 from tenants.models import Plan
 from tenants.serializers import QuotaOut
 

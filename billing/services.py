@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -11,18 +12,20 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import UsageEvent
-from billing.money import to_nanos
 from billing.pricing import Cost
-from generation.models import Image, Job
-from generation.providers.types import TokenUsage
+from core.catalog import TokenUsage
+from core.money import to_nanos
 from tenants.models import QuotaPeriod, Tenant
 from tenants.services import quota_commit
 
 
 def usage_record(
     *,
-    job: Job,
-    image: Image,
+    tenant_id: int,
+    job_id: uuid.UUID,
+    image_id: uuid.UUID,
+    tier: str,
+    mode: str,
     usage: TokenUsage,
     model: str,
     cost: Cost,
@@ -38,12 +41,12 @@ def usage_record(
     """
     return UsageEvent.objects.create(
         quota_settled=quota_settled,
-        tenant_id=job.tenant_id,
-        job=job,
-        image=image,
-        tier=job.tier,
+        tenant_id=tenant_id,
+        job_id=job_id,
+        image_id=image_id,
+        tier=tier,
         model=model,
-        mode=job.mode,
+        mode=mode,
         input_text_tokens=usage.input_text_tokens,
         input_image_tokens=usage.input_image_tokens,
         output_text_tokens=usage.output_text_tokens,

@@ -25,8 +25,7 @@ from billing.models import MeterLine
 from billing.services import tenant_stripe_ids_set
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
 from config.errors import BunchError
-from generation.models import Mode
-from generation.providers.registry import MODELS
+from core.catalog import MODELS, Mode
 from tenants.models import Membership, Plan, Tenant
 
 IMAGES = "images"

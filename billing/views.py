@@ -16,9 +16,9 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from billing.money import to_cents
 from billing.selectors import usage_in
-from generation.providers.registry import MODELS
+from core.catalog import MODELS
+from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
 from tenants.selectors import quota_snapshot
 from tenants.views import tenant_page

@@ -13,6 +13,7 @@ from django.urls import URLPattern, include, path
 from billing import views as billing_views
 from generation import views as generation_views
 from tenants import views as tenant_views
+from webhooks import views as webhook_views
 
 pages: list[URLPattern] = [
     path("", tenant_views.home, name="home"),
@@ -23,26 +24,26 @@ pages: list[URLPattern] = [
     path("usage/", billing_views.usage, name="usage"),
     path("api-keys/", tenant_views.api_keys, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
-    path("webhooks/", generation_views.webhook_list, name="webhooks"),
-    path("webhooks/<uuid:endpoint_id>/", generation_views.webhook_detail, name="webhook"),
+    path("webhooks/", webhook_views.webhook_list, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", webhook_views.webhook_detail, name="webhook"),
     path(
         "webhooks/<uuid:endpoint_id>/rotate/",
-        generation_views.webhook_rotate,
+        webhook_views.webhook_rotate,
         name="webhook-rotate",
     ),
     path(
         "webhooks/<uuid:endpoint_id>/toggle/",
-        generation_views.webhook_toggle,
+        webhook_views.webhook_toggle,
         name="webhook-toggle",
     ),
     path(
         "webhooks/<uuid:endpoint_id>/delete/",
-        generation_views.webhook_delete,
+        webhook_views.webhook_delete,
         name="webhook-delete",
     ),
     path(
         "webhooks/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver/",
-        generation_views.webhook_redeliver,
+        webhook_views.webhook_redeliver,
         name="webhook-redeliver",
     ),
     path("members/", tenant_views.members, name="members"),

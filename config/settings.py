@@ -51,8 +51,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "tenants",
-    "generation",
     "billing",
+    "webhooks",
+    "generation",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -191,7 +193,7 @@ BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
 
-# Batch mode (generation/batch_dispatch.py): inline requests below Google's 20 MB limit,
+# Batch mode (batches/dispatch.py): inline requests below Google's 20 MB limit,
 # a JSONL file through the Files API above it.
 BUNCH_BATCH_INLINE_MAX_BYTES = env.int("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024 * 1024)
 BUNCH_BATCH_MAX_REQUESTS = env.int("BUNCH_BATCH_MAX_REQUESTS", 200)

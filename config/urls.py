@@ -11,9 +11,9 @@ handler500 = "config.errors.json_or_html_500"
 api_v1 = [
     path("", include("tenants.urls")),
     path("", include("generation.urls")),
-    path("", include("generation.webhook_urls")),
+    path("", include("webhooks.urls")),
     path("", include(billing_api)),
-    path("", include("generation.batch_urls")),
+    path("", include("batches.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),
-    path("", include("generation.batch_dashboard_urls")),
+    path("", include("batches.dashboard_urls")),
     re_path(r"^api/", views.api_not_found),
 ]

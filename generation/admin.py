@@ -5,8 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generation import services
-from generation import webhook_admin as webhook_admin  # registers webhook admins
-from generation.models import Batch, Image, Job, PromptTemplate, ProviderBatch
+from generation.models import Image, Job
 
 
 class ImageInline(admin.TabularInline):
@@ -76,35 +75,3 @@ class ImageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-
-@admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "name", "mode", "status", "total_items", "created_at"]
-    list_filter = ["status", "mode", "tenant", "created_at"]
-    list_select_related = ["tenant"]
-    search_fields = ["id", "name", "tenant__slug"]
-    readonly_fields = [f.name for f in Batch._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-@admin.register(ProviderBatch)
-class ProviderBatchAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant", "tier", "state", "input_mode", "request_count", "polled_at"]
-    list_filter = ["state", "tier", "input_mode"]
-    list_select_related = ["tenant"]
-    search_fields = ["name", "tenant__slug"]
-    readonly_fields = [f.name for f in ProviderBatch._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-@admin.register(PromptTemplate)
-class PromptTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant", "kind", "updated_at"]
-    list_filter = ["kind", "tenant"]
-    list_select_related = ["tenant"]
-    search_fields = ["name", "text", "tenant__slug"]

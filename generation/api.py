@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import BunchError
-from generation import selectors, services
-from generation.batches import route_mode
+from generation import idempotency, images, selectors, services
+from generation.links import signature_allows
 from generation.models import Job
 from generation.serializers import (
     EditIn,
@@ -27,7 +27,6 @@ from generation.serializers import (
     UploadIn,
     job_accepted_data,
 )
-from generation.signing import signature_allows
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
 
@@ -70,10 +69,10 @@ def _submit(request: Request, submit: Any) -> Response:
         raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
     record = None
     if key:
-        fingerprint = services.request_fingerprint(
+        fingerprint = idempotency.request_fingerprint(
             {"path": request.path, "body": request.data if isinstance(request.data, dict) else {}}
         )
-        record = services.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
+        record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
         if getattr(record, "replayed", False):
             return Response(
                 record.response_body,
@@ -84,11 +83,11 @@ def _submit(request: Request, submit: Any) -> Response:
         job = submit()
     except Exception:
         if record is not None:
-            services.idempotency_abandon(record=record)
+            idempotency.idempotency_abandon(record=record)
         raise
     body = _accepted_body(job)
     if record is not None:
-        services.idempotency_finish(record=record, status=202, body=body)
+        idempotency.idempotency_finish(record=record, status=202, body=body)
     code, body = _wait_for(tenant, job, request, body)
     return Response(body, status=code, headers={"Location": body["links"]["self"]})
 
@@ -123,7 +122,7 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
-            mode=route_mode(
+            mode=services.route_mode(
                 tenant=request_tenant(request),
                 priority=v.get("priority"),
                 deadline=v.get("deadline"),
@@ -211,8 +210,8 @@ class ImageUploadView(APIView):
                 code="validation_error",
                 fields={"file": ["This field is required."]},
             )
-        services.image_size_check(upload.size or 0)
-        image = services.image_upload(tenant=request_tenant(request), data=upload.read())
+        images.image_size_check(upload.size or 0)
+        image = images.image_upload(tenant=request_tenant(request), data=upload.read())
         return Response(ImageOut(image).data, status=status.HTTP_201_CREATED)
 
 
@@ -245,7 +244,7 @@ class _ImageFileView(APIView):
         else:
             image = selectors.image_get_for_tenant(request_tenant(request), image_id)
         if self.variant == "thumbnail":
-            response = FileResponse(services.image_thumbnail(image), content_type="image/webp")
+            response = FileResponse(images.image_thumbnail(image), content_type="image/webp")
         else:
             response = FileResponse(image.file.open("rb"), content_type=image.mime_type)
             suffix = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}

@@ -15,7 +15,7 @@ def job_event_emit(*, job: Job) -> None:
     """Call inside the transaction that finishes the job."""
     from generation.selectors import job_get_for_tenant
     from generation.serializers import JobOut
-    from generation.webhooks import event_emit
+    from webhooks.services import event_emit
 
     event_type = EVENT_FOR_STATUS.get(job.status)  # type: ignore[call-overload]
     if event_type is None:

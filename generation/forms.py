@@ -7,7 +7,7 @@ import datetime as dt
 from django import forms
 from django.db.models import QuerySet
 
-from generation.models import Image, Job, WebhookEndpoint
+from generation.models import Image, Job
 from generation.presets import PRESETS
 
 ANY = [("", "Any")]
@@ -50,20 +50,3 @@ class GalleryFilterForm(forms.Form):
     @property
     def active(self) -> bool:
         return self.is_valid() and any(self.cleaned_data.values())
-
-
-class WebhookEndpointForm(forms.Form):
-    url = forms.URLField(
-        label="Endpoint URL",
-        max_length=500,
-        widget=forms.URLInput(attrs={"placeholder": "https://example.com/bunch/webhooks"}),
-        assume_scheme="https",
-    )
-    description = forms.CharField(max_length=200, required=False)
-    event_types = forms.MultipleChoiceField(
-        label="Events",
-        required=False,
-        choices=[(e, e) for e in WebhookEndpoint.EVENT_TYPES],
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Leave all unticked to receive every event.",
-    )

@@ -18,13 +18,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import UsageEvent
-from billing.money import to_nanos
 from billing.pricing import cost_of, price_for
 from billing.services import usage_quota_settle, usage_record
+from core.catalog import get_model
+from core.money import to_nanos
+from generation.images import image_build
 from generation.models import Image, Job
-from generation.providers.registry import get_model
 from generation.providers.types import ImageRequest, ImageResult, InputImage
-from generation.services import image_build
 
 
 def job_request(job: Job) -> ImageRequest:
@@ -59,7 +59,7 @@ def per_image_nanos(job: Job) -> int:
 
 def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
     """The unsaved image, its file written (hashing, file I/O: run it off the loop). No
-    thumbnail: that is made on first request (`services.image_thumbnail`)."""
+    thumbnail: that is made on first request (`images.image_thumbnail`)."""
     generated = result.images[0]
     return image_build(
         tenant_id=job.tenant_id,
@@ -99,8 +99,11 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
             usage = usage_record(
-                job=job,
-                image=image,
+                tenant_id=job.tenant_id,
+                job_id=job.pk,
+                image_id=image.pk,
+                tier=job.tier,
+                mode=job.mode,
                 usage=result.usage,
                 model=result.model,
                 cost=cost,

@@ -61,7 +61,3 @@ def enqueue_job_on_commit(job_id: uuid.UUID | str) -> None:
 def enqueue_jobs(job_ids: Iterable[uuid.UUID | str]) -> None:
     for job_id in job_ids:
         enqueue_job(job_id)
-
-
-def enqueue_webhook_delivery(delivery_id: uuid.UUID | str) -> None:
-    async_task("generation.tasks.deliver_webhook", str(delivery_id))

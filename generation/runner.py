@@ -23,18 +23,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from config.memory import release_free_memory
+from core.catalog import Mode
 from generation import ingest, queue
 from generation.gateway import get_provider
-from generation.models import Image, Job, Mode, WebhookEndpoint
+from generation.models import Image, Job
 from generation.providers.gemini import AsyncGeminiSession
 from generation.providers.retry import backoff_delay
 from generation.providers.types import (
@@ -42,7 +42,7 @@ from generation.providers.types import (
     ProviderError,
     RetryableProviderError,
 )
-from generation.services import reservation_release_all
+from generation.services import job_finish
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def claim_jobs(
         return []
     now = now or timezone.now()
     lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
-    # Batch-mode jobs go to the provider's Batch API instead (generation/batches.py).
+    # Batch-mode jobs go to the provider's Batch API instead (batches/services.py).
     queued = Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD).order_by("created_at")
     rows = list(queued.values_list("pk", "tenant_id", "created_at")[: (limit + backlog) * 4])
     stale = now - dt.timedelta(seconds=BACKLOG_AFTER_S)
@@ -191,86 +191,6 @@ async def _cancel_requested_lately(plan: JobPlan) -> bool:
     if plan.attempts == 0 and time.monotonic() - plan.loaded_at < CANCEL_FRESH_S:
         return False
     return await sync_to_async(_cancel_requested)(plan.job.pk)
-
-
-def job_finish(
-    *,
-    job_id: uuid.UUID,
-    attempts: int = 0,
-    error: ProviderError | None = None,
-    wake: bool = True,
-) -> Job:
-    """Settle a job: final status, unused reservation released, webhooks emitted.
-
-    `wake` rings for the tenant's next queued job; the runner passes False because its
-    own loop claims the next jobs (and rings when it stops, see `_run`).
-    """
-    from generation.events import job_event_emit
-
-    with transaction.atomic():
-        # The job row only (NO KEY, not the tenant's row: that would hold up the tenant's
-        # submits, whose inserts reference it, until this commits). Its images counted and
-        # its tenant's webhook endpoints looked up in the same statement.
-        job = (
-            Job.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("tenant")
-            .annotate(
-                made=_count(Image.objects.filter(job=OuterRef("pk"))),
-                has_endpoints=Exists(
-                    WebhookEndpoint.objects.filter(tenant=OuterRef("tenant"), enabled=True)
-                ),
-            )
-            .get(pk=job_id)
-        )
-        if job.is_finished:
-            return job
-        made = job.made
-        job.attempts += attempts
-        if made >= job.count:
-            job.status = Job.Status.SUCCEEDED
-        elif job.cancel_requested:
-            job.status = Job.Status.CANCELED
-        else:
-            job.status = Job.Status.FAILED
-            job.error_code = error.code if error else "internal_error"
-            job.error_message = (
-                error.message if error else "The job stopped unexpectedly; it was not retried."
-            )
-        job.finished_at = timezone.now()
-        job.lease_expires_at = None
-        job.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "error_code",
-                "error_message",
-                "finished_at",
-                "lease_expires_at",
-            ]
-        )
-        reservation_release_all(job=job)
-        if job.has_endpoints:  # most tenants poll: spares serialising every finished job
-            job_event_emit(job=job)
-        if wake:
-            tenant_id = job.tenant_id
-            transaction.on_commit(lambda: _wake_waiting(tenant_id))
-    return job
-
-
-def _count(rows: QuerySet[Any]) -> Subquery:
-    """`SELECT COUNT(*)` of `rows` as a subquery (for an annotation)."""
-    count = Func(F("pk"), function="COUNT", output_field=IntegerField())
-    return Subquery(rows.order_by().values(n=count)[:1])
-
-
-def _wake_waiting(tenant_id: int) -> None:
-    """A slot freed up: ring the doorbell for the tenant's next queued job."""
-    next_ids = list(
-        Job.objects.filter(tenant_id=tenant_id, status=Job.Status.QUEUED)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:1]
-    )
-    queue.enqueue_jobs(next_ids)
 
 
 def _ring_for_queued() -> None:

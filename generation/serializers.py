@@ -7,11 +7,11 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.money import usd
+from core.catalog import ALL_RATIOS, MODELS
+from core.money import usd
+from generation.links import signed_image_url
 from generation.models import Image, Job, Kind
 from generation.presets import PRESETS
-from generation.providers.registry import ALL_RATIOS, MODELS
-from generation.signing import signed_image_url
 
 
 class GenerationIn(serializers.Serializer):

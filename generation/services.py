@@ -1,31 +1,27 @@
-"""Named writes of the generation domain: submit, cancel, upload, edit."""
+"""Named writes of the generation domain: submit, edit, cancel, retry, finish."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
-from django.db.models.fields.files import FieldFile
+from django.db import connection, transaction
+from django.db.models import Exists, F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
 
-from billing.money import from_nanos, to_nanos
 from billing.pricing import estimate_image_cost
-from config.errors import BunchError, Conflict, NotFound
+from config.errors import BunchError
+from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
+from core.money import from_nanos, to_nanos
 from generation import queue
-from generation.models import IdempotencyRecord, Image, Job, Kind, Mode, thumbnail_upload_to
+from generation.events import job_event_emit
+from generation.models import Image, Job, Kind
 from generation.presets import PRESETS, model_prompt
-from generation.providers.registry import MODELS, RATIO_PIXELS_1K
+from generation.providers.types import ProviderError
 from tenants.models import ApiKey, Tenant
 from tenants.services import (
     quota_period_id,
@@ -33,15 +29,14 @@ from tenants.services import (
     quota_reserve,
     quota_reserve_and_insert,
 )
+from webhooks.models import WebhookEndpoint
 
 MAX_PROMPT_CHARS = 8_000
+# A deadline at least this far away lets a request wait for the Batch API (results within
+# 24 hours at half price).
+ECONOMY_DEADLINE = dt.timedelta(hours=24)
 MAX_COUNT = 8
 MAX_INPUT_IMAGES = 14
-MAX_UPLOAD_BYTES = 7 * 1024 * 1024
-MAX_UPLOAD_SIDE = 4096
-UPLOAD_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-THUMBNAIL_SIDE = 256
-IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
 
 class InvalidRequest(BunchError):
@@ -71,6 +66,24 @@ class JobParams:
     input_image_ids: tuple[uuid.UUID, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     parent_image_id: uuid.UUID | None = None
+
+
+# Routing --------------------------------------------------------------------------------
+
+
+def route_mode(
+    *,
+    tenant: Tenant,
+    priority: str | None = None,
+    deadline: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """`Mode.BATCH` for `priority="economy"`, or no priority and a deadline ≥ 24 h away,
+    when the plan allows batch; an explicit `priority="standard"` always runs now."""
+    now = now or timezone.now()
+    far = deadline is not None and deadline - now >= ECONOMY_DEADLINE
+    economy = priority == "economy" or (priority is None and far)
+    return Mode.BATCH if economy and tenant.plan.batch_allowed else Mode.STANDARD
 
 
 # Submit -------------------------------------------------------------------------------
@@ -276,8 +289,6 @@ def _nearest_ratio(width: int, height: int) -> str:
 
 def job_cancel(*, job: Job) -> Job:
     """Stop images not yet started; images already made are kept and billed."""
-    from generation.runner import job_finish  # the runner owns finishing
-
     if job.is_finished:
         raise NotCancelable(f"The job is already {job.status}.")
     with transaction.atomic():
@@ -312,188 +323,6 @@ def job_retry(*, job: Job) -> Job:
     return job_submit(tenant=job.tenant, params=params)
 
 
-# Uploads and stored images -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckedImage:
-    mime_type: str
-    width: int
-    height: int
-
-
-def image_size_check(size: int) -> None:
-    if size > MAX_UPLOAD_BYTES:
-        raise InvalidRequest(
-            f"The image is {size / 1_048_576:.1f} MB; the limit is 7 MB.", code="image_too_large"
-        )
-
-
-def image_check(data: bytes) -> CheckedImage:
-    """A real PNG, JPEG or WebP within the size limits, or a 400 that says what is wrong."""
-    image_size_check(len(data))
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            fmt = img.format or ""
-            width, height = img.size
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InvalidRequest(
-            "The file is not a readable image; upload a PNG, JPEG or WebP.",
-            code="invalid_image",
-        ) from None
-    if fmt not in UPLOAD_FORMATS:
-        raise InvalidRequest(
-            f"{fmt or 'This'} images are not accepted; upload a PNG, JPEG or WebP.",
-            code="unsupported_image_type",
-        )
-    if max(width, height) > MAX_UPLOAD_SIDE:
-        raise InvalidRequest(
-            f"The image is {width}×{height}; at most {MAX_UPLOAD_SIDE} pixels a side.",
-            code="image_dimensions_too_large",
-        )
-    return CheckedImage(mime_type=UPLOAD_FORMATS[fmt], width=width, height=height)
-
-
-def thumbnail_bytes(data: bytes) -> bytes:
-    with PILImage.open(io.BytesIO(data)) as source:
-        source.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # cheap downscale for JPEG
-        thumb = source.convert("RGB")
-    if max(thumb.size) > THUMBNAIL_SIDE * 4:
-        thumb = thumb.reduce(max(1, max(thumb.size) // (THUMBNAIL_SIDE * 2)))
-    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=72, method=0)
-    return out.getvalue()
-
-
-def image_build(
-    *,
-    tenant_id: int,
-    data: bytes,
-    mime_type: str,
-    width: int,
-    height: int,
-    source: str,
-    job: Job | None = None,
-    index: int | None = None,
-    parent_id: uuid.UUID | None = None,
-) -> Image:
-    """An unsaved Image with its file written through Django's storage.
-
-    The bytes are stored exactly as given (SynthID and C2PA credentials intact). The
-    thumbnail is not made here but on first request (`image_thumbnail`).
-    """
-    image = Image(
-        tenant_id=tenant_id,
-        job=job,
-        index=index,
-        source=source,
-        parent_id=parent_id,
-        mime_type=mime_type,
-        width=width,
-        height=height,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
-    image.file.save("original", ContentFile(data), save=False)
-    return image
-
-
-def image_thumbnail(image: Image) -> FieldFile:
-    """The image's WebP thumbnail, open for reading: made from the original on first
-    request and stored.
-
-    Lazy rather than made when the image is stored: decoding the PNG is more than half of
-    a worker's CPU per generated image (docs/performance.md), and most API users never
-    view thumbnails. Two first requests may both make one; the conditional update keeps
-    the first stored and the other removes its own file and serves that one.
-    """
-    seen = image.thumbnail.name or ""
-    if seen and default_storage.exists(seen):
-        return image.thumbnail.open("rb")
-    with image.file.open("rb") as original:
-        data = thumbnail_bytes(original.read())
-    name = default_storage.save(thumbnail_upload_to(image, "thumb"), ContentFile(data))
-    # Compared with the name read, not "", so that a stored name whose file is gone is
-    # replaced too.
-    if not Image.objects.filter(pk=image.pk, thumbnail=seen).update(thumbnail=name):
-        winner = Image.objects.filter(pk=image.pk).values_list("thumbnail", flat=True).first()
-        if winner != name:
-            default_storage.delete(name)
-        if not winner:
-            raise NotFound("No such image.")
-        name = winner
-    image.thumbnail.name = name
-    return image.thumbnail.open("rb")
-
-
-def image_upload(*, tenant: Tenant, data: bytes) -> Image:
-    checked = image_check(data)
-    image = image_build(
-        tenant_id=tenant.pk,
-        data=data,
-        mime_type=checked.mime_type,
-        width=checked.width,
-        height=checked.height,
-        source=Image.Source.UPLOAD,
-    )
-    image.save()
-    return image
-
-
-# Idempotency ----------------------------------------------------------------------------
-
-
-def request_fingerprint(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def idempotency_begin(
-    *, tenant: Tenant, key: str, fingerprint: str, now: dt.datetime | None = None
-) -> IdempotencyRecord:
-    """Claim `key` for this request, or return its finished first response.
-
-    A returned record with `response_status` 0 is ours to complete with
-    `idempotency_finish` (or `idempotency_abandon` on failure, so the client can retry).
-    """
-    since = (now or timezone.now()) - IDEMPOTENCY_TTL
-    IdempotencyRecord.objects.filter(tenant=tenant, key=key, created_at__lt=since).delete()
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(
-                tenant=tenant,
-                key=key,
-                request_hash=fingerprint,
-                response_status=0,
-                response_body={},
-            )
-    except IntegrityError:
-        record = IdempotencyRecord.objects.get(tenant=tenant, key=key)
-    if record.request_hash != fingerprint:
-        raise Conflict(
-            "This Idempotency-Key was used with a different request body.",
-            code="idempotency_key_reused",
-        )
-    if record.response_status == 0:
-        raise Conflict(
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            code="idempotency_request_in_progress",
-        )
-    record.replayed = True  # type: ignore[attr-defined]
-    return record
-
-
-def idempotency_finish(*, record: IdempotencyRecord, status: int, body: dict[str, Any]) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        response_status=status, response_body=body
-    )
-
-
-def idempotency_abandon(*, record: IdempotencyRecord) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk, response_status=0).delete()
-
-
 def reservation_release_all(*, job: Job) -> None:
     """Give back what the job still holds of its reservation."""
     if job.quota_period_id and (job.reserved_images or job.reserved_nanos):
@@ -503,3 +332,84 @@ def reservation_release_all(*, job: Job) -> None:
         Job.objects.filter(pk=job.pk).update(reserved_images=0, reserved_nanos=0)
         job.reserved_images = 0
         job.reserved_nanos = 0
+
+
+# Finish ---------------------------------------------------------------------------------
+
+
+def job_finish(
+    *,
+    job_id: uuid.UUID,
+    attempts: int = 0,
+    error: ProviderError | None = None,
+    wake: bool = True,
+) -> Job:
+    """Settle a job: final status, unused reservation released, webhooks emitted.
+
+    `wake` rings for the tenant's next queued job; the runner passes False because its
+    own loop claims the next jobs (and rings when it stops, see `_run`).
+    """
+    with transaction.atomic():
+        # The job row only (NO KEY, not the tenant's row: that would hold up the tenant's
+        # submits, whose inserts reference it, until this commits). Its images counted and
+        # its tenant's webhook endpoints looked up in the same statement.
+        job = (
+            Job.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("tenant")
+            .annotate(
+                made=_count(Image.objects.filter(job=OuterRef("pk"))),
+                has_endpoints=Exists(
+                    WebhookEndpoint.objects.filter(tenant=OuterRef("tenant"), enabled=True)
+                ),
+            )
+            .get(pk=job_id)
+        )
+        if job.is_finished:
+            return job
+        made = job.made
+        job.attempts += attempts
+        if made >= job.count:
+            job.status = Job.Status.SUCCEEDED
+        elif job.cancel_requested:
+            job.status = Job.Status.CANCELED
+        else:
+            job.status = Job.Status.FAILED
+            job.error_code = error.code if error else "internal_error"
+            job.error_message = (
+                error.message if error else "The job stopped unexpectedly; it was not retried."
+            )
+        job.finished_at = timezone.now()
+        job.lease_expires_at = None
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "error_code",
+                "error_message",
+                "finished_at",
+                "lease_expires_at",
+            ]
+        )
+        reservation_release_all(job=job)
+        if job.has_endpoints:  # most tenants poll: spares serialising every finished job
+            job_event_emit(job=job)
+        if wake:
+            tenant_id = job.tenant_id
+            transaction.on_commit(lambda: _wake_waiting(tenant_id))
+    return job
+
+
+def _count(rows: QuerySet[Any]) -> Subquery:
+    """`SELECT COUNT(*)` of `rows` as a subquery (for an annotation)."""
+    count = Func(F("pk"), function="COUNT", output_field=IntegerField())
+    return Subquery(rows.order_by().values(n=count)[:1])
+
+
+def _wake_waiting(tenant_id: int) -> None:
+    """A slot freed up: ring the doorbell for the tenant's next queued job."""
+    next_ids = list(
+        Job.objects.filter(tenant_id=tenant_id, status=Job.Status.QUEUED)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:1]
+    )
+    queue.enqueue_jobs(next_ids)

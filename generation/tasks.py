@@ -20,7 +20,6 @@ def sweep() -> dict[str, int]:
     retry period, and the Redis broker never does.
     """
     from generation.models import Job
-    from generation.webhooks import deliveries_due
 
     now = timezone.now()
     requeued = runner.requeue_expired(now=now)
@@ -32,19 +31,9 @@ def sweep() -> dict[str, int]:
         .values_list("pk", flat=True)[:200]
     )
     queue.enqueue_jobs([*requeued, *waiting])
-    due = deliveries_due(now)
-    for delivery_id in due:
-        queue.enqueue_webhook_delivery(delivery_id)
     settled = ingest.quota_settle_pending()
     return {
         "requeued": len(requeued),
         "doorbells": len(waiting),
-        "webhooks": len(due),
         "quota_settled": settled,
     }
-
-
-def deliver_webhook(delivery_id: str) -> None:
-    from generation.webhooks import delivery_attempt
-
-    delivery_attempt(delivery_id=delivery_id)

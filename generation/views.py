@@ -1,4 +1,4 @@
-"""Dashboard pages of the generation domain: generate, gallery, image, webhooks.
+"""Dashboard pages of the generation domain: generate, gallery, image.
 
 Generating and editing happen in the browser against the REST API (which accepts the
 dashboard session), so that the page can show the job live; these views render.
@@ -9,27 +9,23 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.shortcuts import render
 
 from billing.pricing import estimate_image_cost, price_for
-from config.errors import BunchError
-from generation import selectors, webhook_selectors, webhooks
-from generation.forms import GalleryFilterForm, WebhookEndpointForm
-from generation.models import Image, Mode
+from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
+from generation import selectors
+from generation.forms import GalleryFilterForm
+from generation.links import signed_image_url
+from generation.models import Image
 from generation.presets import PRESETS
-from generation.providers.registry import MODELS, RATIO_PIXELS_1K
 from generation.services import MAX_COUNT, MAX_INPUT_IMAGES
-from generation.signing import signed_image_url
 from tenants.models import Membership, Plan
 from tenants.views import tenant_page
 
 GALLERY_PAGE_SIZE = 24
 SHAPE_BOX_PX = 30
-WEBHOOK_SECRET_SESSION_KEY = "bunch_new_webhook_secret"
 
 
 def _ratio_shapes() -> list[dict[str, Any]]:
@@ -160,83 +156,3 @@ def image_detail(request: HttpRequest, membership: Membership, image_id: str) ->
         ],
     }
     return render(request, "dashboard/image.html", context)
-
-
-# Webhooks ------------------------------------------------------------------------------
-
-
-@tenant_page(manage=True)
-def webhook_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    form = WebhookEndpointForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            endpoint, secret = webhooks.endpoint_create(
-                tenant=membership.tenant, **form.cleaned_data
-            )
-        except BunchError as exc:
-            form.add_error("url", exc.message)
-        else:
-            request.session[WEBHOOK_SECRET_SESSION_KEY] = {"id": str(endpoint.pk), "secret": secret}
-            messages.success(request, "Endpoint added. Copy its signing secret now.")
-            return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
-    context = {
-        "form": form,
-        "endpoints": webhook_selectors.endpoints_for_tenant(membership.tenant),
-    }
-    return render(request, "dashboard/webhooks.html", context)
-
-
-@tenant_page(manage=True)
-def webhook_detail(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
-    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
-    new_secret = request.session.pop(WEBHOOK_SECRET_SESSION_KEY, None)
-    if new_secret and new_secret["id"] != str(endpoint.pk):
-        new_secret = None
-    context = {
-        "endpoint": endpoint,
-        "deliveries": webhook_selectors.deliveries_for_endpoint(endpoint).order_by("-created_at")[
-            :50
-        ],
-        "new_secret": new_secret,
-    }
-    return render(request, "dashboard/webhook.html", context)
-
-
-@tenant_page(manage=True)
-@require_POST
-def webhook_rotate(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
-    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
-    secret = webhooks.endpoint_rotate_secret(endpoint=endpoint)
-    request.session[WEBHOOK_SECRET_SESSION_KEY] = {"id": str(endpoint.pk), "secret": secret}
-    messages.success(request, "New secret issued; the old one no longer verifies.")
-    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
-
-
-@tenant_page(manage=True)
-@require_POST
-def webhook_toggle(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
-    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
-    webhooks.endpoint_update(endpoint=endpoint, enabled=not endpoint.enabled)
-    messages.success(request, f"Endpoint {'enabled' if endpoint.enabled else 'paused'}.")
-    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
-
-
-@tenant_page(manage=True)
-@require_POST
-def webhook_delete(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
-    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
-    webhooks.endpoint_delete(endpoint=endpoint)
-    messages.success(request, f"Deleted the endpoint {endpoint.url}.")
-    return redirect("dashboard:webhooks")
-
-
-@tenant_page(manage=True)
-@require_POST
-def webhook_redeliver(
-    request: HttpRequest, membership: Membership, endpoint_id: str, delivery_id: str
-) -> HttpResponse:
-    endpoint = webhook_selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
-    delivery = webhook_selectors.delivery_get_for_endpoint(endpoint, delivery_id)
-    webhooks.delivery_redeliver(delivery=delivery)
-    messages.success(request, f"{delivery.event_type} queued for delivery again.")
-    return redirect("dashboard:webhook", endpoint_id=endpoint.pk)

@@ -5,7 +5,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing.money import from_nanos, to_cents
+from core.money import from_nanos, to_cents
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 from tenants.services import api_key_revoke, period_start
 

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from billing.money import from_nanos, usd
+from core.money import from_nanos, usd
 from tenants.models import ApiKey, Membership, QuotaPeriod, Tenant
 from tenants.services import period_end, quota_period_for
 

@@ -14,9 +14,9 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
-from billing.money import from_nanos, to_nanos
 from config.errors import BunchError
 from config.sql import insert_select
+from core.money import from_nanos, to_nanos
 from tenants import keycache
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 

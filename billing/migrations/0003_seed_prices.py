@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from generation.providers.registry import MODELS
+from core.catalog import MODELS
 
 
 def seed(apps, schema_editor):  # type: ignore[no-untyped-def]

@@ -22,7 +22,8 @@ from google.genai import errors
 from google.genai import types as gt
 from PIL import Image
 
-from .registry import MODELS, ModelSpec, get_model
+from core.catalog import MODELS, ModelSpec, TokenUsage, get_model
+
 from .types import (
     GeneratedImage,
     ImageRequest,
@@ -30,7 +31,6 @@ from .types import (
     PermanentProviderError,
     ProviderError,
     RetryableProviderError,
-    TokenUsage,
 )
 
 MODEL_TIME_HEADER = "x-emulator-model-time-ms"

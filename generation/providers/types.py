@@ -1,6 +1,7 @@
 """Plain values that cross the provider boundary, and the typed errors a provider raises.
 
-No Django and no SDK here: the job pipeline, the API and tests depend on these alone.
+No SDK here: the job pipeline, the API and tests depend on these alone. Token usage is the
+catalog's unit (`core.catalog.TokenUsage`), shared with billing.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.catalog import TokenUsage
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,6 @@ class GeneratedImage:
     mime_type: str
     width: int
     height: int
-
-
-@dataclass(frozen=True)
-class TokenUsage:
-    prompt_tokens: int = 0
-    input_text_tokens: int = 0
-    input_image_tokens: int = 0
-    output_text_tokens: int = 0
-    output_image_tokens: int = 0
-    thoughts_tokens: int = 0
-    total_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from generation import batch_dispatch
-from generation.models import Batch
+from batches import dispatch
+from batches.models import Batch
 from tests.plugins.actors import Actor
 
 BATCHES = "/api/v1/batches"
@@ -39,7 +39,7 @@ def poll_until(
     """Run the scheduled poll pass until `condition` holds (the emulator works in real time)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        batch_dispatch.poll()
+        dispatch.poll()
         if on_pass is not None:
             on_pass()
         if condition():

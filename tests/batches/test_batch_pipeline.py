@@ -5,16 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from batches import dispatch
+from batches.models import Batch, ProviderBatch
 from billing.models import UsageEvent
 from billing.pricing import cost_of, price_for
-from generation import batch_dispatch
-from generation.models import Batch, Image, Job, ProviderBatch, WebhookDelivery
-from generation.providers.types import TokenUsage
-from generation.webhooks import endpoint_create
+from core.catalog import TokenUsage
+from generation.models import Image, Job
 from tenants.models import QuotaPeriod
 from tests.batches.conftest import BATCHES, finish, get_batch, poll_until, submit
 from tests.plugins.actors import Actor, assert_error, make_plan
 from tests.plugins.gemini import GeminiEmulator
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 LITE = "gemini-3.1-flash-lite-image"
 
@@ -194,7 +196,7 @@ def test_a_provider_batch_past_its_age_limit_is_cancelled_and_expired(
     inline_worker.configure(batch_step_seconds=5)
     created = submit(owner, items=items("a slow river"))
 
-    batch_dispatch.poll(now=timezone.now() + dt.timedelta(hours=49))
+    dispatch.poll(now=timezone.now() + dt.timedelta(hours=49))
 
     batch = Batch.objects.get(pk=created["id"])
     assert batch.status == "failed"
@@ -213,8 +215,8 @@ def test_ingesting_twice_never_stores_or_bills_twice(
     # the jobs are still running; every later pass must find the images already stored.
     ProviderBatch.objects.filter(pk=record.pk).update(ingested_at=None, state="running")
     Job.objects.filter(batch=batch).update(status="running", finished_at=None)
-    batch_dispatch.poll()
-    batch_dispatch.poll()
+    dispatch.poll()
+    dispatch.poll()
 
     assert (Image.objects.count(), UsageEvent.objects.count(), quota(owner).images_used) == before
     assert before[:2] == (4, 4)

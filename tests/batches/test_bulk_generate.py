@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from batches import bulk
+from batches.models import Batch
+from batches.templates import template_create
 from billing.models import UsageEvent
-from generation import bulk
-from generation.models import Batch, Image
-from generation.templates_service import template_create
+from generation.models import Image
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
 

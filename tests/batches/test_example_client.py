@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from generation import batch_dispatch
-from generation.models import Batch, Image
+from batches import dispatch
+from batches.models import Batch
+from generation.models import Image
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
 
@@ -27,7 +28,7 @@ def run_client(live_server: Any, owner: Actor, csv_path: Path, out: Path) -> Non
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        batch_dispatch.poll()
+        dispatch.poll()
         time.sleep(0.05)  # the client and the emulator run on their own clocks
     _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from generation.models import BatchItem, Job, PromptTemplate
-from generation.prompt_templates import TemplateError, expand
+from batches.models import BatchItem, PromptTemplate
+from batches.prompts import TemplateError, expand
+from generation.models import Job
 from tests.batches.conftest import BATCHES, TEMPLATES, finish, submit
 from tests.plugins.actors import Actor, assert_error
 from tests.plugins.gemini import GeminiEmulator

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from batches.models import ProviderBatch
 from billing.models import UsageEvent
-from generation.batches import route_mode
-from generation.models import Job, Mode, ProviderBatch
-from generation.services import JobParams, job_submit
+from core.catalog import Mode
+from generation.models import Job
+from generation.services import JobParams, job_submit, route_mode
 from tenants.models import Tenant
 from tests.batches.conftest import BATCHES, TEMPLATES, poll_until, submit
 from tests.plugins.actors import Actor, assert_error, make_plan
@@ -107,7 +108,7 @@ def test_poll_batches_command_runs_until_every_batch_is_finished(
 ) -> None:
     from django.core.management import call_command
 
-    from generation.models import Batch
+    from batches.models import Batch
 
     inline_worker.configure(batch_step_seconds=0.2)
     created = submit(owner, items=[{"prompt": "a pear"}, {"prompt": "a plum"}])

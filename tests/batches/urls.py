@@ -13,14 +13,14 @@ def _mounted(patterns: list, name: str) -> bool:  # type: ignore[type-arg]
 
 
 api_v1 = list(project.api_v1)
-if not _mounted(api_v1, "generation.batch_urls"):
-    api_v1.append(path("", include("generation.batch_urls")))
+if not _mounted(api_v1, "batches.urls"):
+    api_v1.append(path("", include("batches.urls")))
 
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     *project.urlpatterns,
 ]
-if not _mounted(project.urlpatterns, "generation.batch_dashboard_urls"):
-    urlpatterns.insert(0, path("", include("generation.batch_dashboard_urls")))
+if not _mounted(project.urlpatterns, "batches.dashboard_urls"):
+    urlpatterns.insert(0, path("", include("batches.dashboard_urls")))
 if not _mounted(project.urlpatterns, "config.dashboard_urls"):
     urlpatterns.insert(0, path("", include("config.dashboard_urls")))

@@ -16,9 +16,8 @@ from billing.pricing import cost_of, price_for
 from billing.services import usage_record
 from billing.setup import lines_ensure, tenant_subscription_ensure
 from billing.stripe_gateway import StripeGateway
+from core.catalog import MODELS, TokenUsage
 from generation.models import Image, Job
-from generation.providers.registry import MODELS
-from generation.providers.types import TokenUsage
 from tenants.models import Tenant
 from tests.plugins.stripe import StripeEmulator
 
@@ -95,8 +94,11 @@ def record_usage(
         )  # fmt: skip
         events.append(
             usage_record(
-                job=job,
-                image=image,
+                tenant_id=job.tenant_id,
+                job_id=job.pk,
+                image_id=image.pk,
+                tier=job.tier,
+                mode=job.mode,
                 usage=usage,
                 model=spec.model_id,
                 cost=cost,

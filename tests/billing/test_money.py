@@ -7,13 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from billing.money import to_cents
 from billing.pricing import cost_of, price_for
 from billing.selectors import invoice_estimate
 from billing.stripe_gateway import StripeGateway
 from billing.sync import amount_cents, sync_pending
-from generation.providers.registry import MODELS
-from generation.providers.types import TokenUsage
+from core.catalog import MODELS, TokenUsage
+from core.money import to_cents
 from tests.billing.conftest import record_usage
 from tests.plugins.actors import Actor
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from pytest_django.fixtures import Settings
 
 from billing.models import MeterLine
-from generation.providers.registry import MODELS
+from core.catalog import MODELS
 from tenants.models import Tenant
 from tests.plugins.actors import Actor
 from tests.plugins.stripe import StripeEmulator

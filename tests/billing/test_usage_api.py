@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from billing.sync import sync_pending
-from generation.providers.types import TokenUsage
+from core.catalog import TokenUsage
 from tests.billing.conftest import record_usage
 from tests.plugins.actors import Actor, assert_error, make_actor, make_plan
 from tests.plugins.stripe import StripeEmulator

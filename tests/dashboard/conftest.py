@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from PIL import Image as PILImage
 
+from generation.images import image_upload
 from generation.models import Image
-from generation.services import image_upload
 from tenants.models import Tenant
 from tests.plugins.actors import PASSWORD, Actor
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.test import Client
 
-from generation.webhooks import endpoint_create
 from tests.dashboard.conftest import csrf_token, signed_in, uploaded
 from tests.plugins.actors import Actor
+from webhooks.services import endpoint_create
 
 MEMBER_PAGES = ["/generate/", "/gallery/"]
 MANAGER_PAGES = ["/usage/", "/api-keys/", "/webhooks/", "/members/"]

@@ -9,12 +9,13 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from generation.models import Job, WebhookDelivery
+from generation.models import Job
 from generation.services import JobParams, image_edit_submit, job_submit
-from generation.webhooks import endpoint_create
 from tenants.models import ApiKey, Membership
 from tests.dashboard.conftest import signed_in, uploaded
 from tests.plugins.actors import Actor, make_plan
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 
 def _generate(actor: Actor, prompt: str, *, kind: str = "avatar", count: int = 1) -> Job:

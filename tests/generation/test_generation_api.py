@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
-from generation import services
+from generation import images
 from generation.models import Image, Job, thumbnail_upload_to
 from tenants.models import QuotaPeriod
 from tests.plugins.actors import Actor, assert_error
@@ -339,9 +339,9 @@ def test_two_first_requests_for_a_thumbnail_store_one(
     # Both requests read the row before either stored a thumbnail.
     first, second = Image.objects.get(pk=image_id), Image.objects.get(pk=image_id)
 
-    with services.image_thumbnail(first) as won:
+    with images.image_thumbnail(first) as won:
         won_bytes = won.read()
-    with services.image_thumbnail(second) as lost:  # makes one, loses the update
+    with images.image_thumbnail(second) as lost:  # makes one, loses the update
         lost_bytes = lost.read()
 
     assert lost_bytes == won_bytes

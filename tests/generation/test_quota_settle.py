@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import UsageEvent
-from billing.money import to_nanos
+from core.money import to_nanos
 from generation import tasks
 from generation.ingest import per_image_nanos
 from generation.models import Job

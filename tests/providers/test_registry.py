@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from generation.providers.registry import MODELS, get_model, pixel_size
+from core.catalog import MODELS, get_model, pixel_size
 
 
 def test_lite_image_costs_0_0336_and_half_in_batch() -> None:

@@ -8,9 +8,9 @@ import pytest
 from django.db.models import Count
 
 from billing.models import UsageEvent
+from core.catalog import RATIO_PIXELS_1K
 from generation import tasks
 from generation.models import Image, Job
-from generation.providers.registry import RATIO_PIXELS_1K
 from tests.plugins.actors import Actor
 from tests.plugins.cluster import Cluster, wait_until
 from tests.plugins.gemini import GeminiEmulator

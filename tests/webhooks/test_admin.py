@@ -6,12 +6,12 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from generation.models import WebhookDelivery
-from generation.webhooks import endpoint_create, event_emit
 from tests.plugins.actors import Actor
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create, event_emit
 
 pytestmark = pytest.mark.django_db
-DELIVERIES = "/admin/generation/webhookdelivery/"
+DELIVERIES = "/admin/webhooks/webhookdelivery/"
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_endpoint_admin_never_shows_the_secret(
     admin_client: Client, failed_delivery: WebhookDelivery
 ) -> None:
     endpoint = failed_delivery.endpoint
-    page = admin_client.get(f"/admin/generation/webhookendpoint/{endpoint.pk}/change/")
+    page = admin_client.get(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/")
     assert page.status_code == 200
     assert endpoint.secret.encode() not in page.content
 
@@ -63,7 +63,7 @@ def test_staff_can_pause_an_endpoint_but_not_change_its_url(
 ) -> None:
     endpoint = failed_delivery.endpoint
     response = admin_client.post(
-        f"/admin/generation/webhookendpoint/{endpoint.pk}/change/",
+        f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/",
         {"description": "paused by support", "url": "http://10.0.0.1/"},
     )
 

@@ -18,9 +18,9 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from generation.models import WebhookDelivery
-from generation.webhooks import RETRY_SCHEDULE, deliveries_due, delivery_attempt, event_emit
 from tests.plugins.actors import Actor
+from webhooks.models import WebhookDelivery
+from webhooks.services import RETRY_SCHEDULE, deliveries_due, delivery_attempt, event_emit
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = "/api/v1/webhook-endpoints"

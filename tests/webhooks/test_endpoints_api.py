@@ -11,9 +11,9 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
-from generation.models import WebhookDelivery, WebhookEndpoint
-from generation.webhooks import event_emit
 from tests.plugins.actors import Actor, assert_error
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import event_emit
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = "/api/v1/webhook-endpoints"

@@ -5,10 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.money import token_cost
 from billing.pricing import price_for
+from core.catalog import MODELS, get_model
+from core.money import token_cost
 from generation.gateway import get_provider
-from generation.providers.registry import MODELS, get_model
 from generation.providers.retry import call_with_retries
 from generation.providers.types import ImageRequest, ProviderError
 

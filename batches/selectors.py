@@ -1,0 +1,84 @@
+"""Tenant-scoped reads of batches, their items and prompt templates."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+
+from batches.models import Batch, BatchItem, PromptTemplate
+from billing.models import UsageEvent
+from config.errors import NotFound
+from generation.models import Image, Job
+from tenants.models import Tenant
+
+STATUSES = [s.value for s in Job.Status]
+
+
+def _uuid(value: Any, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
+
+
+def _status_count(status: str) -> Count:
+    return Count("jobs", filter=Q(jobs__status=status))
+
+
+def batches_for_tenant(tenant: Tenant) -> QuerySet[Batch]:
+    """Batches with their progress: items per status, images made and the cost so far."""
+    cost = (
+        UsageEvent.objects.filter(job__batch=OuterRef("pk"))
+        .values("job__batch")
+        .annotate(total=Sum("billed"))
+        .values("total")
+    )
+    made = (
+        Image.objects.filter(job__batch=OuterRef("pk"))
+        .values("job__batch")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    counts = {f"items_{status}": _status_count(status) for status in STATUSES}
+    return (
+        Batch.objects.filter(tenant=tenant)
+        .select_related("template")
+        .annotate(
+            **counts,
+            actual_cost=Subquery(cost),
+            images_made=Subquery(made, output_field=IntegerField()),
+        )
+    )
+
+
+def batch_get_for_tenant(tenant: Tenant, batch_id: Any) -> Batch:
+    batch = batches_for_tenant(tenant).filter(pk=_uuid(batch_id, "batch")).first()
+    if batch is None:
+        raise NotFound("No such batch.")
+    return batch
+
+
+def batch_items(batch: Batch) -> QuerySet[BatchItem]:
+    """The batch's items in order, each with its job, images and usage."""
+    images = Image.objects.select_related("usage").order_by("index")
+    jobs = Job.objects.prefetch_related(Prefetch("images", queryset=images)).annotate(
+        actual_cost=Sum("usage__billed")
+    )
+    return (
+        BatchItem.objects.filter(batch=batch)
+        .prefetch_related(Prefetch("job", queryset=jobs))
+        .order_by("index")
+    )
+
+
+def templates_for_tenant(tenant: Tenant) -> QuerySet[PromptTemplate]:
+    return PromptTemplate.objects.filter(tenant=tenant)
+
+
+def template_get_for_tenant(tenant: Tenant, template_id: Any) -> PromptTemplate:
+    template = templates_for_tenant(tenant).filter(pk=_uuid(template_id, "template")).first()
+    if template is None:
+        raise NotFound("No such template.")
+    return template

@@ -1,0 +1,213 @@
+"""Input and output shapes of the batches and templates API."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
+from core.catalog import ALL_RATIOS, MODELS
+from core.money import usd
+from generation.models import Kind
+from generation.serializers import GenerationIn, JobOut
+
+MAX_LOCALES = 200
+
+
+def _json_object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(f"{name} must be a JSON object.")
+    return value
+
+
+class BatchItemIn(GenerationIn):
+    input_images = None  # type: ignore[assignment]  # batch items are text prompts
+    priority = None  # type: ignore[assignment]  # the batch's mode decides
+    deadline = None  # type: ignore[assignment]
+    label = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.label
+        max_length=200, required=False, default="", allow_blank=True
+    )
+
+
+class BatchIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    mode = serializers.ChoiceField(choices=[BATCH, REALTIME], default=BATCH)
+    metadata = serializers.JSONField(required=False, default=dict)
+    items = BatchItemIn(many=True, required=False, max_length=MAX_ITEMS)  # type: ignore[call-arg]
+    template = serializers.UUIDField(required=False)
+    rows = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list, max_length=MAX_ITEMS
+    )
+    locales = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list, max_length=MAX_LOCALES
+    )
+    # For template items: what each item is made with.
+    kind = serializers.ChoiceField(choices=Kind.choices, required=False)
+    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False)
+    count = serializers.IntegerField(min_value=1, max_value=8, default=1)
+    model = serializers.ChoiceField(choices=list(MODELS), default="lite")
+    image_size = serializers.ChoiceField(choices=["512", "1K", "2K", "4K"], default="1K")
+
+    def validate_metadata(self, value: Any) -> dict[str, Any]:
+        return _json_object(value, "metadata")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_items, has_template = "items" in attrs, "template" in attrs
+        if has_items == has_template:
+            raise serializers.ValidationError(
+                "Send either `items` or a `template` with `rows` and/or `locales`."
+            )
+        if has_template and not (attrs["rows"] or attrs["locales"]):
+            raise serializers.ValidationError({"rows": ["Send rows and/or locales."]})
+        if len(attrs["rows"] or [None]) * len(attrs["locales"] or [None]) > MAX_ITEMS:
+            raise serializers.ValidationError(
+                {"rows": [f"rows × locales makes more than {MAX_ITEMS:,} items."]}
+            )
+        return attrs
+
+
+class ProgressOut(serializers.Serializer):
+    queued = serializers.IntegerField(source="items_queued")
+    running = serializers.IntegerField(source="items_running")
+    succeeded = serializers.IntegerField(source="items_succeeded")
+    failed = serializers.IntegerField(source="items_failed")
+    canceled = serializers.IntegerField(source="items_canceled")
+    images_made = serializers.SerializerMethodField()
+    percent = serializers.SerializerMethodField()
+
+    def get_images_made(self, batch: Batch) -> int:
+        return getattr(batch, "images_made", None) or 0
+
+    def get_percent(self, batch: Batch) -> int:
+        return batch_percent(batch)
+
+
+def batch_percent(batch: Batch) -> int:
+    """Share of items finished (any outcome), for progress bars."""
+    finished = sum(getattr(batch, f"items_{s}", 0) for s in ("succeeded", "failed", "canceled"))
+    return int(100 * finished / batch.total_items) if batch.total_items else 100
+
+
+class BatchOut(serializers.ModelSerializer):
+    template_id = serializers.UUIDField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+    estimated_cost = serializers.SerializerMethodField()
+    actual_cost = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+    mode = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = [
+            "id",
+            "name",
+            "status",
+            "mode",
+            "template_id",
+            "total_items",
+            "total_images",
+            "progress",
+            "estimated_cost",
+            "actual_cost",
+            "cancel_requested",
+            "metadata",
+            "created_at",
+            "finished_at",
+            "links",
+        ]
+
+    def get_mode(self, batch: Batch) -> str:
+        return BATCH if batch.mode == BATCH else REALTIME
+
+    @extend_schema_field(ProgressOut)
+    def get_progress(self, batch: Batch) -> dict[str, Any]:
+        return ProgressOut(batch).data  # type: ignore[return-value]
+
+    def get_estimated_cost(self, batch: Batch) -> str:
+        return usd(batch.estimated_cost)
+
+    def get_actual_cost(self, batch: Batch) -> str:
+        return usd(getattr(batch, "actual_cost", None) or Decimal(0))
+
+    def get_links(self, batch: Batch) -> dict[str, str]:
+        url = reverse("api:batch-detail", kwargs={"batch_id": batch.pk})
+        return {
+            "self": url,
+            "items": f"{url}/items",
+            "cancel": f"{url}/cancel",
+            "results_zip": f"{url}/results.zip",
+            "results_csv": f"{url}/results.csv",
+        }
+
+
+class BatchItemOut(serializers.ModelSerializer):
+    job = JobOut()
+
+    class Meta:
+        model = BatchItem
+        fields = ["index", "label", "locale", "job"]
+
+
+class TemplateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    text = serializers.CharField(max_length=8000)
+    defaults = serializers.JSONField(required=False, default=dict)
+    kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
+    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, default="")
+
+    def validate_defaults(self, value: Any) -> dict[str, Any]:
+        return _json_object(value, "defaults")
+
+
+class TemplateOut(serializers.ModelSerializer):
+    variables = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PromptTemplate
+        fields = [
+            "id",
+            "name",
+            "text",
+            "variables",
+            "defaults",
+            "kind",
+            "aspect_ratio",
+            "created_at",
+            "updated_at",
+            "links",
+        ]
+
+    def get_variables(self, template: PromptTemplate) -> list[str]:
+        from batches.prompts import variables
+
+        return variables(template.text)
+
+    def get_links(self, template: PromptTemplate) -> dict[str, str]:
+        url = reverse("api:template-detail", kwargs={"template_id": template.pk})
+        return {"self": url, "preview": f"{url}/preview"}
+
+
+class PreviewIn(serializers.Serializer):
+    rows = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list, max_length=MAX_ITEMS
+    )
+    locales = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list, max_length=MAX_LOCALES
+    )
+
+
+class RenderedOut(serializers.Serializer):
+    index = serializers.IntegerField()
+    row = serializers.IntegerField()
+    locale = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    prompt = serializers.CharField()
+
+
+class PreviewOut(serializers.Serializer):
+    prompts = RenderedOut(many=True)

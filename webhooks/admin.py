@@ -1,0 +1,79 @@
+"""Admin for webhook endpoints and their deliveries; generation/admin.py imports this."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import delivery_redeliver, endpoint_update
+
+
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "tenant", "event_types", "enabled", "created_at"]
+    list_filter = ["enabled", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["url", "description", "tenant__slug"]
+    # The secret is the tenant's to see once; support staff never need it.
+    exclude = ["secret"]
+    # Staff may pause an endpoint or annotate it; the URL and events are the tenant's.
+    readonly_fields = ["id", "tenant", "url", "event_types", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created through the API, which validates the URL and shows the secret
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: ModelForm, change: bool
+    ) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        endpoint_update(endpoint=obj, **changes)
+
+
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "event_type",
+        "endpoint",
+        "status",
+        "attempts",
+        "response_code",
+        "duration_ms",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type"]
+    list_select_related = ["endpoint__tenant"]
+    search_fields = ["event_id", "endpoint__url", "endpoint__tenant__slug"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "endpoint",
+        "event_id",
+        "event_type",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "response_code",
+        "duration_ms",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Redeliver selected deliveries now")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        count = 0
+        for delivery in queryset:
+            delivery_redeliver(delivery=delivery)
+            count += 1
+        self.message_user(request, f"Queued {count} delivery(ies) again.", messages.SUCCESS)
+
+
+admin.site.register(WebhookEndpoint, WebhookEndpointAdmin)
+admin.site.register(WebhookDelivery, WebhookDeliveryAdmin)
