@@ -122,7 +122,14 @@ class SourceForm(forms.Form):
     rows = forms.CharField(
         label="Rows (CSV)",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "mono"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 8,
+                "spellcheck": "false",
+                "class": "mono",
+                "placeholder": "product,colour\nmug,teal\ntote bag,coral",
+            }
+        ),
     )
     file = forms.FileField(label="…or upload a CSV file", required=False)
     model = forms.ChoiceField(

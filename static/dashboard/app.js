@@ -469,7 +469,7 @@
           a.href = `/images/${image.id}/`;
           a.dataset.testid = "item-thumb";
           a.className = "item-thumb";
-          a.innerHTML = `<img alt="Image ${i + 1}" loading="lazy" width="48" height="48">`;
+          a.innerHTML = `<img alt="Image ${i + 1}" width="48" height="48">`;
           $("img", a).src = image.thumbnail_url;
           cell.appendChild(a);
         });
