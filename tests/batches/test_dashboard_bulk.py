@@ -443,3 +443,35 @@ def test_gallery_filters_by_batch_and_locale_and_downloads_the_selection(
     assert len(archive.namelist()) == 3
     assert all(str(foreign.pk) not in name for name in archive.namelist())
     assert client.post("/gallery/download/", {"images": [str(foreign.pk)]}).status_code == 404
+
+
+def test_canceling_a_waiting_batch_from_its_page_ends_every_item_canceled(owner: Actor) -> None:
+    client = signed_in(owner)
+    response = new_draft(client, source="prompts", rows="prompt\na red mug\na blue mug\n")
+    client.post(f"{response['Location']}submit/", {"mode": "batch"})
+    batch = Batch.objects.get()
+
+    page = client.post(f"/batches/{batch.pk}/cancel/", follow=True).content.decode()
+
+    batch.refresh_from_db()
+    assert batch.status == "canceled"
+    assert set(Job.objects.filter(batch=batch).values_list("status", flat=True)) == {"canceled"}
+    assert "Canceled: nothing more will be made or billed." in page
+    assert 'data-testid="cancel"' not in page
+
+
+def test_the_templates_api_takes_a_default_model_and_locales(owner: Actor) -> None:
+    body = {"name": "B", "text": "{product} {headline}", "model": "flash", "locales": LOCALES}
+
+    created = owner.api().post("/api/v1/templates", body, format="json")
+    refused = owner.api().post(
+        "/api/v1/templates",
+        {**body, "locales": [{"locale": "de"}, {"locale": "de"}]},
+        format="json",
+    )
+
+    assert created.status_code == 201, created.content
+    assert created.json()["model"] == "flash" and created.json()["locales"] == LOCALES
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_template"
+    assert "listed twice" in refused.json()["error"]["message"]
