@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from batches import results, selectors, services, templates
 from batches.serializers import (
+    BatchDetailOut,
     BatchIn,
     BatchItemOut,
     BatchOut,
@@ -149,9 +150,13 @@ class BatchListView(APIView):
 
 
 class BatchDetailView(APIView):
-    @extend_schema(responses=BatchOut, summary="A batch: progress, estimated and actual cost")
+    @extend_schema(
+        responses=BatchDetailOut,
+        summary="A batch: progress (also per locale), estimated and actual cost",
+    )
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(_batch_body(request_tenant(request), batch_id))
+        batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
+        return Response(BatchDetailOut(batch).data)
 
 
 class BatchItemsView(APIView):

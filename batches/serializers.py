@@ -144,6 +144,31 @@ class BatchOut(serializers.ModelSerializer):
         }
 
 
+class LocaleProgressOut(serializers.Serializer):
+    locale = serializers.CharField()
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    failures = serializers.DictField(child=serializers.IntegerField())
+    line = serializers.CharField()
+
+
+class BatchDetailOut(BatchOut):
+    """One batch, with its progress per locale (for template batches with locales)."""
+
+    locales = serializers.SerializerMethodField()
+
+    class Meta(BatchOut.Meta):
+        fields = [*BatchOut.Meta.fields, "locales"]
+
+    @extend_schema_field(LocaleProgressOut(many=True))
+    def get_locales(self, batch: Batch) -> list[dict[str, Any]]:
+        from batches.selectors import batch_locale_summary
+
+        return batch_locale_summary(batch)
+
+
 class BatchItemOut(serializers.ModelSerializer):
     job = JobOut()
 
@@ -158,6 +183,10 @@ class TemplateIn(serializers.Serializer):
     defaults = serializers.JSONField(required=False, default=dict)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, default="")
+    model = serializers.ChoiceField(choices=list(MODELS), default="lite")
+    locales = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list, max_length=MAX_LOCALES
+    )
 
     def validate_defaults(self, value: Any) -> dict[str, Any]:
         return _json_object(value, "defaults")
@@ -177,6 +206,8 @@ class TemplateOut(serializers.ModelSerializer):
             "defaults",
             "kind",
             "aspect_ratio",
+            "model",
+            "locales",
             "created_at",
             "updated_at",
             "links",

@@ -20,6 +20,7 @@ pages: list[URLPattern] = [
     path("switch/", tenant_views.tenant_switch, name="tenant-switch"),
     path("generate/", generation_views.generate, name="generate"),
     path("gallery/", generation_views.gallery, name="gallery"),
+    path("gallery/download/", generation_views.gallery_download, name="gallery-download"),
     path("images/<str:image_id>/", generation_views.image_detail, name="image"),
     path("usage/", billing_views.usage, name="usage"),
     path("api-keys/", tenant_views.api_keys, name="api-keys"),

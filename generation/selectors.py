@@ -63,6 +63,19 @@ def images_for_tenant(tenant: Tenant) -> QuerySet[Image]:
     return Image.objects.filter(tenant=tenant).select_related("job", "usage", "parent")
 
 
+def images_for_tenant_by_ids(tenant: Tenant, ids: list[str]) -> list[Image]:
+    """The tenant's images among `ids` (ids that are not UUIDs or not the tenant's are
+    left out), in the order given."""
+    wanted = []
+    for value in ids:
+        try:
+            wanted.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    found = {image.pk: image for image in images_for_tenant(tenant).filter(pk__in=wanted)}
+    return [found[pk] for pk in dict.fromkeys(wanted) if pk in found]
+
+
 def image_get_for_tenant(tenant: Tenant, image_id: Any) -> Image:
     image = images_for_tenant(tenant).filter(pk=_uuid(image_id, "image")).first()
     if image is None:
