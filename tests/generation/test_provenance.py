@@ -21,6 +21,8 @@ from generation.provenance import credentials_read
 from tests.dashboard.conftest import png, signed_in
 from tests.plugins.actors import Actor, assert_error
 from tests.plugins.gemini import GeminiEmulator
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 GENERATIONS = "/api/v1/generations"
 
@@ -249,3 +251,14 @@ def test_reading_costs_a_few_milliseconds_per_image(
     for _ in range(10):
         credentials_read(data, "image/png")
     assert (time.perf_counter() - started) * 1000 / 10 < 50
+
+
+def test_the_job_webhook_carries_each_images_credentials(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    endpoint_create(tenant=owner.tenant, url="https://example.com/hook", event_types=[])
+    image = generate(owner, "banner 'Summer sale' [[c2pa:tampered]]")
+    delivery = WebhookDelivery.objects.get(event_type="job.succeeded")
+    [sent] = delivery.payload["data"]["job"]["images"]
+    assert sent["id"] == image["id"]
+    assert sent["provenance"]["state"] == "invalid"
