@@ -12,7 +12,9 @@ import io
 import time
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.test import Client
 from PIL import Image as PILImage
 
 from generation import images
@@ -262,3 +264,16 @@ def test_the_job_webhook_carries_each_images_credentials(
     [sent] = delivery.payload["data"]["job"]["images"]
     assert sent["id"] == image["id"]
     assert sent["provenance"]["state"] == "invalid"
+
+
+def test_operators_see_the_credentials_in_the_admin(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    image_id = generate(owner, "banner 'Summer sale' [[c2pa:tampered]]")["id"]
+    operator = User.objects.create_superuser("op", "op@bunch.test", "pw-op-123456")
+    client = Client()
+    client.force_login(operator)
+    listed = client.get("/admin/generation/image/?provenance__state=invalid").content.decode()
+    assert image_id in listed
+    page = client.get(f"/admin/generation/image/{image_id}/change/").content.decode()
+    assert "assertion.dataHash.mismatch" in page
