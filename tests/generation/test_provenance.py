@@ -277,3 +277,15 @@ def test_operators_see_the_credentials_in_the_admin(
     assert image_id in listed
     page = client.get(f"/admin/generation/image/{image_id}/change/").content.decode()
     assert "assertion.dataHash.mismatch" in page
+
+
+def test_thumbnails_are_derived_and_claim_nothing(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    image = generate(owner, "banner 'Summer sale'")
+    response = owner.api().get(image["thumbnail_url"])
+    assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+    assert credentials_read(b"".join(response.streaming_content), "image/webp").state == "none"
+    # Making it changed nothing about the original or what was recorded for it.
+    assert owner.api().get(image["url"]).json()["provenance"] == image["provenance"]
+    assert hashlib.sha256(download(owner, image)).hexdigest() == image["sha256"]
