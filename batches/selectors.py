@@ -62,7 +62,11 @@ def batch_get_for_tenant(tenant: Tenant, batch_id: Any) -> Batch:
 
 def batch_items(batch: Batch) -> QuerySet[BatchItem]:
     """The batch's items in order, each with its job, images and usage."""
-    images = Image.objects.select_related("usage").order_by("index")
+    images = (
+        Image.objects.select_related("usage", "provenance")
+        .defer("provenance__manifest")
+        .order_by("index")
+    )
     jobs = Job.objects.prefetch_related(Prefetch("images", queryset=images)).annotate(
         actual_cost=Sum("usage__billed")
     )

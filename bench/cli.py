@@ -340,6 +340,7 @@ def _report(
         },
         "queries_per_job": {role: n / max(len(jobs), 1) for role, n in queries.items()},
         "emulator": _emulator_stats(stack),
+        "provenance": _provenance_figures(),
         "correctness": figures.correctness(
             jobs=jobs,
             images=images,
@@ -349,6 +350,38 @@ def _report(
             images_per_job=args.images,
         ),
         "run_dir": str(c.run_dir),
+    }
+
+
+def _provenance_figures(sample: int = 40) -> dict[str, Any]:
+    """The stored images' Content Credentials states, and what reading one costs (the
+    worker pays it once per image, in `images.image_build`): read again here, in this
+    process, for a sample of the run's images."""
+    from django.db.models import Count
+
+    from generation.models import Image, Provenance
+    from generation.provenance import credentials_read
+
+    states = dict(
+        Provenance.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    wall, cpu = [], []
+    for image in Image.objects.order_by("created_at")[:sample]:
+        with image.file.open("rb") as fh:
+            data = fh.read()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        credentials_read(data, image.mime_type)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return {
+        "states": states,
+        "unchecked": Image.objects.filter(provenance__isnull=True).count(),
+        "read_ms": {
+            "p50": figures.percentile(wall, 0.5),
+            "mean": sum(wall) / len(wall) if wall else float("nan"),
+            "cpu_mean": sum(cpu) / len(cpu) if cpu else float("nan"),
+            "sample": len(wall),
+        },
     }
 
 

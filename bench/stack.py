@@ -83,6 +83,10 @@ class Stack:
     def query_dir(self) -> Path:
         return self.config.run_dir / "queries"
 
+    @property
+    def c2pa_root(self) -> Path:
+        return self.config.run_dir / "c2pa-emulator-root.pem"
+
     def env(self) -> dict[str, str]:
         c = self.config
         env = {
@@ -100,6 +104,9 @@ class Stack:
             "BUNCH_JOBS_PER_TASK": str(c.jobs_per_task),
             "BUNCH_CALLS_PER_TASK": str(c.calls_per_task),
             "BUNCH_TASK_BUDGET_S": str(c.task_budget_s),
+            # Workers verify each image's Content Credentials against the emulator's root,
+            # as in development: the trusted path is the one measured.
+            "C2PA_TRUST_ANCHORS": str(self.c2pa_root),
             "PYTHONUNBUFFERED": "1",
             **c.extra_env,
         }
@@ -164,6 +171,7 @@ class Stack:
                 "--image-bytes", "realistic",
                 "--max-concurrency", str(c.provider_concurrency),
                 "--request-log", str(self.request_log),
+                "--c2pa-root-out", str(self.c2pa_root),
             ],
         )  # fmt: skip
         _wait_http(f"{self.emulator_url}/_emulator/health", "emulator")

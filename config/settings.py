@@ -162,6 +162,13 @@ GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", "" if GEMINI_API_KEY else "http://1
 if not GEMINI_API_KEY:
     GEMINI_API_KEY = "emulator-key"
 GEMINI_TIMEOUT_S = env.float("GEMINI_TIMEOUT_S", 120.0)
+# Content Credentials (C2PA): a PEM file of the root certificates whose signers count as
+# trusted, e.g. the official C2PA trust list. Unset: every intact manifest reads as
+# "valid" (unrecognized issuer). `make run` points it at the Gemini emulator's test root;
+# never put a test root in production's list.
+C2PA_TRUST_ANCHORS = (
+    str(env.path("C2PA_TRUST_ANCHORS", BASE_DIR)) if env.is_set("C2PA_TRUST_ANCHORS") else ""
+)
 
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", "")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", "" if STRIPE_API_KEY else "http://127.0.0.1:8402")

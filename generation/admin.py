@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generation import services
-from generation.models import Image, Job
+from generation.models import Image, Job, Provenance
 
 
 class ImageInline(admin.TabularInline):
@@ -65,13 +65,45 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"Cancel requested for {canceled} job(s).", messages.SUCCESS)
 
 
+class ProvenanceInline(admin.StackedInline):
+    """What the image's Content Credentials said when it was stored (read-only)."""
+
+    model = Provenance
+    extra = 0
+    can_delete = False
+    readonly_fields = [f.name for f in Provenance._meta.fields if f.name != "image"]
+    fields = tuple(readonly_fields)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "job", "index", "source", "width", "height", "created_at"]
-    list_filter = ["source", "tenant", "created_at"]
-    list_select_related = ["tenant", "job"]
+    list_display = [
+        "id",
+        "tenant",
+        "job",
+        "index",
+        "source",
+        "width",
+        "height",
+        "provenance_state",
+        "created_at",
+    ]
+    list_filter = ["source", "provenance__state", "tenant", "created_at"]
+    list_select_related = ["tenant", "job", "provenance"]
     search_fields = ["id", "sha256", "job__prompt"]
     readonly_fields = [f.name for f in Image._meta.fields]
+    inlines = [ProvenanceInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
+        return super().get_queryset(request).defer("provenance__manifest")
+
+    @admin.display(description="Content Credentials", ordering="provenance__state")
+    def provenance_state(self, image: Image) -> str:
+        provenance = getattr(image, "provenance", None)
+        return provenance.state if provenance is not None else "not checked"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

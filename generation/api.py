@@ -24,6 +24,7 @@ from generation.serializers import (
     GenerationIn,
     ImageOut,
     JobOut,
+    ProvenanceDetailOut,
     UploadIn,
     job_accepted_data,
 )
@@ -222,6 +223,17 @@ class ImageDetailView(APIView):
         body = ImageOut(image).data
         body["versions"] = [str(i.pk) for i in selectors.image_versions(image)]
         return Response(body)
+
+
+class ImageProvenanceView(APIView):
+    @extend_schema(
+        responses=ProvenanceDetailOut,
+        summary="An image's C2PA Content Credentials: state, signer, actions and the manifest",
+    )
+    def get(self, request: Request, image_id: str) -> Response:
+        image = selectors.image_get_for_tenant(request_tenant(request), image_id)
+        provenance = selectors.image_provenance(image) or images.provenance_check(image=image)
+        return Response(ProvenanceDetailOut(provenance).data)
 
 
 class _ImageFileView(APIView):

@@ -8,11 +8,17 @@ from typing import Any, cast
 from django import forms
 from django.db.models import QuerySet
 
-from generation.models import Image, Job
+from generation.models import Image, Job, Provenance
 from generation.presets import PRESETS
 from tenants.models import Tenant
 
 ANY = [("", "Any")]
+PROVENANCE_CHOICES: list[tuple[str, str]] = [
+    (Provenance.State.TRUSTED, "Verified issuer"),
+    (Provenance.State.VALID, "Unrecognized issuer"),
+    (Provenance.State.INVALID, "May have been tampered with"),
+    (Provenance.State.NONE, "No Content Credentials"),
+]
 
 
 class GalleryFilterForm(forms.Form):
@@ -25,6 +31,9 @@ class GalleryFilterForm(forms.Form):
         required=False, choices=ANY + [(k, p.label) for k, p in PRESETS.items()]
     )
     status = forms.ChoiceField(required=False, label="Job status", choices=ANY + Job.Status.choices)
+    provenance = forms.ChoiceField(
+        required=False, label="Content Credentials", choices=ANY + PROVENANCE_CHOICES
+    )
     date_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -66,6 +75,8 @@ class GalleryFilterForm(forms.Form):
             images = images.filter(job__kind=data["kind"])
         if data["status"]:
             images = images.filter(job__status=data["status"])
+        if data["provenance"]:
+            images = images.filter(provenance__state=data["provenance"])
         if data["date_from"]:
             images = images.filter(created_at__date__gte=data["date_from"])
         if data["date_to"]:

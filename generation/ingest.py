@@ -22,7 +22,7 @@ from billing.pricing import cost_of, price_for
 from billing.services import usage_quota_settle, usage_record
 from core.catalog import get_model
 from core.money import to_nanos
-from generation.images import image_build
+from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
 
@@ -98,6 +98,7 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
             if locked is None or locked["status"] in Job.FINISHED:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
+            provenance_save(image)
             usage = usage_record(
                 tenant_id=job.tenant_id,
                 job_id=job.pk,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -9,6 +10,9 @@ from django.utils import timezone
 
 from core.catalog import Mode
 from tenants.models import ApiKey, Tenant
+
+if TYPE_CHECKING:
+    from generation.provenance import Credentials
 
 
 class Kind(models.TextChoices):
@@ -128,6 +132,10 @@ class Image(models.Model):
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    # Not a column: the Content Credentials `images.image_build` read from the bytes, saved
+    # as the image's `Provenance` row with the image.
+    read_credentials: Credentials | None = None
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -137,6 +145,38 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.id} ({self.width}×{self.height})"
+
+
+class Provenance(models.Model):
+    """What an image's C2PA Content Credentials say, read once when it was stored
+    (`generation.provenance`). An image without a row has not been checked yet."""
+
+    class State(models.TextChoices):
+        TRUSTED = "trusted"  # intact, signer on the trust list
+        VALID = "valid"  # intact, signer not on the trust list
+        INVALID = "invalid"  # does not match the bytes, or unreadable
+        NONE = "none"  # no Content Credentials
+
+    image = models.OneToOneField(
+        Image, primary_key=True, on_delete=models.CASCADE, related_name="provenance"
+    )
+    state = models.CharField(max_length=8, choices=State.choices)
+    ai_generated = models.BooleanField(default=False)
+    signer = models.CharField(max_length=200, blank=True, help_text="Certificate common name.")
+    issuer = models.CharField(max_length=200, blank=True, help_text="Certificate organisation.")
+    generator = models.CharField(max_length=200, blank=True, help_text="App or device used.")
+    signed_at = models.DateTimeField(null=True, blank=True, help_text="Trusted timestamp.")
+    digital_source_type = models.CharField(max_length=200, blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    validation_codes = models.JSONField(default=list, blank=True)
+    manifest = models.JSONField(null=True, blank=True, help_text="The manifest store, as read.")
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state"], name="provenance_state")]
+
+    def __str__(self) -> str:
+        return f"provenance of {self.image_id}: {self.state}"
 
 
 class IdempotencyRecord(models.Model):

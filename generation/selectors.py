@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet, Sum
 
 from config.errors import NotFound
-from generation.models import Image, Job
+from generation.models import Image, Job, Provenance
 from tenants.models import Tenant
 
 
@@ -21,7 +21,11 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
 
 
 def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
-    images = Image.objects.select_related("usage").order_by("index")
+    images = (
+        Image.objects.select_related("usage", "provenance")
+        .defer("provenance__manifest")
+        .order_by("index")
+    )
     return (
         Job.objects.filter(tenant=tenant)
         .prefetch_related(Prefetch("images", queryset=images))
@@ -60,7 +64,13 @@ def job_list(
 
 
 def images_for_tenant(tenant: Tenant) -> QuerySet[Image]:
-    return Image.objects.filter(tenant=tenant).select_related("job", "usage", "parent")
+    """The tenant's images with what their pages show; the manifest itself (a few KB) is
+    read only by `image_provenance_get`."""
+    return (
+        Image.objects.filter(tenant=tenant)
+        .select_related("job", "usage", "parent", "provenance")
+        .defer("provenance__manifest")
+    )
 
 
 def images_for_tenant_by_ids(tenant: Tenant, ids: list[str]) -> list[Image]:
@@ -81,6 +91,12 @@ def image_get_for_tenant(tenant: Tenant, image_id: Any) -> Image:
     if image is None:
         raise NotFound("No such image.")
     return image
+
+
+def image_provenance(image: Image) -> Provenance | None:
+    """The (tenant-checked) image's provenance with its full manifest; None when it has not
+    been checked yet."""
+    return Provenance.objects.filter(image_id=image.pk).first()
 
 
 def image_versions(image: Image) -> list[Image]:

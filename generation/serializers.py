@@ -10,7 +10,7 @@ from rest_framework import serializers
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.links import signed_image_url
-from generation.models import Image, Job, Kind
+from generation.models import Image, Job, Kind, Provenance
 from generation.presets import PRESETS
 
 
@@ -64,6 +64,32 @@ class ImageUsageOut(serializers.Serializer):
         return usd(usage.billed, 9)
 
 
+class ProvenanceOut(serializers.ModelSerializer):
+    """An image's Content Credentials as Bunch read them (docs/provenance.md)."""
+
+    class Meta:
+        model = Provenance
+        fields = [
+            "state",
+            "ai_generated",
+            "signer",
+            "issuer",
+            "generator",
+            "signed_at",
+            "digital_source_type",
+            "actions",
+            "validation_codes",
+            "checked_at",
+        ]
+
+
+class ProvenanceDetailOut(ProvenanceOut):
+    image_id = serializers.UUIDField()
+
+    class Meta(ProvenanceOut.Meta):
+        fields = ["image_id", *ProvenanceOut.Meta.fields, "manifest"]
+
+
 class ImageOut(serializers.ModelSerializer):
     job_id = serializers.UUIDField(allow_null=True)
     parent_id = serializers.UUIDField(allow_null=True)
@@ -71,6 +97,7 @@ class ImageOut(serializers.ModelSerializer):
     thumbnail_url = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
+    provenance = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
@@ -90,6 +117,7 @@ class ImageOut(serializers.ModelSerializer):
             "thumbnail_url",
             "download_url",
             "usage",
+            "provenance",
         ]
 
     def get_url(self, image: Image) -> str:
@@ -105,6 +133,12 @@ class ImageOut(serializers.ModelSerializer):
     def get_usage(self, image: Image) -> dict[str, Any] | None:
         usage = getattr(image, "usage", None)
         return ImageUsageOut(usage).data if usage is not None else None
+
+    @extend_schema_field(ProvenanceOut(allow_null=True))
+    def get_provenance(self, image: Image) -> dict[str, Any] | None:
+        """None until the image's credentials have been read."""
+        provenance = getattr(image, "provenance", None)
+        return ProvenanceOut(provenance).data if provenance is not None else None
 
 
 class ErrorOut(serializers.Serializer):

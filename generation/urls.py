@@ -18,5 +18,10 @@ urlpatterns = [
         api.ImageThumbnailView.as_view(),
         name="image-thumbnail",
     ),
+    path(
+        "images/<str:image_id>/provenance",
+        api.ImageProvenanceView.as_view(),
+        name="image-provenance",
+    ),
     path("images/<str:image_id>/edits", api.ImageEditView.as_view(), name="image-edits"),
 ]

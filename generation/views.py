@@ -160,6 +160,7 @@ def _image_facts(image: Image) -> dict[str, Any]:
         "usage": usage,
         "tokens_in": (usage.input_text_tokens + usage.input_image_tokens) if usage else None,
         "tokens_out": (usage.output_text_tokens + usage.output_image_tokens) if usage else None,
+        "provenance": getattr(image, "provenance", None),
     }
 
 

@@ -35,3 +35,8 @@ def test_a_small_benchmark_run_stores_and_bills_every_image_once(tmp_path: Path)
     assert result["pipeline"]["overhead_ms"]["matched"] == 16
     assert set(result["cpu_s_per_image"]) >= {"web", "worker", "emulator"}
     assert result["queries_per_job"]["web"] > 0
+    # Every image's Content Credentials were read when stored, and verify against the
+    # emulator's root.
+    assert result["provenance"]["states"] == {"trusted": 16}
+    assert result["provenance"]["unchecked"] == 0
+    assert result["provenance"]["read_ms"]["sample"] == 16
