@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -246,6 +247,9 @@ STORAGES = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+# API bodies (config/limits.py): 1 MB, except a batch of up to 10,000 prompts.
+BUNCH_API_MAX_BODY_BYTES = env.int("BUNCH_API_MAX_BODY_BYTES", 1024 * 1024)
+BUNCH_API_BODY_LIMITS = {"/api/v1/batches": DATA_UPLOAD_MAX_MEMORY_SIZE}
 
 # API ---------------------------------------------------------------------------------
 
@@ -258,7 +262,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.HasActiveTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.limits.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
@@ -282,6 +286,7 @@ RATE_LIMIT_BACKEND = "redis" if REDIS_URL else "database"
 
 # Security ----------------------------------------------------------------------------
 
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from billing.urls import api_urlpatterns as billing_api
 from config import views
 
+handler400 = "config.errors.json_or_html_400"
+handler403 = "config.errors.json_or_html_403"
 handler404 = "config.errors.json_or_html_404"
 handler500 = "config.errors.json_or_html_500"
 

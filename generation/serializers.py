@@ -7,6 +7,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.limits import metadata_problem
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.links import signed_image_url
@@ -30,9 +31,10 @@ class GenerationIn(serializers.Serializer):
     deadline = serializers.DateTimeField(required=False)
 
     def validate_metadata(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("metadata must be a JSON object.")
-        return value
+        problem = metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return dict(value)
 
 
 class EditIn(serializers.Serializer):
