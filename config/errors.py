@@ -158,7 +158,9 @@ def json_or_html_500(request: HttpRequest) -> Any:
 
 
 def _api_error(request: HttpRequest, status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(request, status=status, code=code, message=message), status=status)
+    return JsonResponse(
+        error_body(request, status=status, code=code, message=message), status=status
+    )
 
 
 def json_or_html_400(request: HttpRequest, exception: Exception | None = None) -> Any:

@@ -207,8 +207,14 @@ BUNCH_BATCH_INLINE_MAX_BYTES = env.int("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024
 BUNCH_BATCH_MAX_REQUESTS = env.int("BUNCH_BATCH_MAX_REQUESTS", 200)
 BUNCH_BATCH_MAX_AGE_HOURS = env.int("BUNCH_BATCH_MAX_AGE_HOURS", 48)
 
-# Webhooks out to loopback/private addresses are refused unless allowed (development).
-WEBHOOKS_ALLOW_PRIVATE = env.bool("BUNCH_WEBHOOKS_ALLOW_PRIVATE", DEBUG)
+# Webhooks out go to public addresses only (webhooks/safe_http.py). Loopback can be
+# allowed for local development; never with DEBUG off.
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("BUNCH_WEBHOOKS_ALLOW_LOOPBACK", DEBUG)
+if WEBHOOKS_ALLOW_LOOPBACK and not DEBUG:
+    raise ImproperlyConfigured(
+        "BUNCH_WEBHOOKS_ALLOW_LOOPBACK is for local development: it cannot be on when "
+        "DJANGO_DEBUG=false."
+    )
 
 # Auth, i18n, static, media -----------------------------------------------------------
 
