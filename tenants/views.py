@@ -52,6 +52,7 @@ def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
             except NotFound as exc:
                 raise Http404(exc.message) from exc
 
+        wrapper.manager_only = manage  # type: ignore[attr-defined]  # read by the BOLA test
         return wrapper
 
     return decorate
