@@ -21,7 +21,7 @@ from generation.signing import signed_image_url
 from generation.webhooks import endpoint_create, event_emit
 from tenants.models import ApiKey, Membership
 from tenants.services import api_key_create, api_key_revoke
-from tests.plugins.actors import Actor, assert_error
+from tests.plugins.actors import Actor
 from tests.security.images import png_declaring
 from tests.security.routes import Route, all_routes, api_routes
 
@@ -245,7 +245,7 @@ def test_a_signed_link_opens_its_own_image_only_and_only_until_it_expires(
         tries = {
             "another image": f"/api/v1/images/{other_id}/content?sig={sig}",
             "the thumbnail variant": f"/api/v1/images/{image_id}/thumbnail?sig={sig}",
-            "content with a thumbnail signature": f"/api/v1/images/{image_id}/content?sig={thumb_sig}",
+            "a thumbnail signature": f"/api/v1/images/{image_id}/content?sig={thumb_sig}",
             "a tampered signature": f"{link[:-2]}xx",
             "no signature": f"/api/v1/images/{image_id}/content",
             "the image's metadata": f"/api/v1/images/{image_id}?sig={sig}",
