@@ -37,7 +37,7 @@ class BatchItemIn(GenerationIn):
 class BatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     mode = serializers.ChoiceField(choices=[BATCH, REALTIME], default=BATCH)
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict)
     items = BatchItemIn(  # type: ignore[call-arg]
         many=True,
         required=False,
@@ -192,7 +192,7 @@ class BatchItemOut(serializers.ModelSerializer):
 class TemplateIn(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     text = serializers.CharField(max_length=8000)
-    defaults = serializers.JSONField(required=False, default=dict)
+    defaults = serializers.DictField(required=False, default=dict)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, default="")
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")

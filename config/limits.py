@@ -13,8 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework import parsers, serializers
+from rest_framework.exceptions import ParseError, ValidationError
 
 from config.errors import error_body
 
@@ -114,3 +114,49 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the document nests too deeply.") from None
+
+
+class StrictLimit:
+    """For `CursorPagination` subclasses: `limit` must be a whole number ≥ 1 (else 400,
+    not a silent default); above `max_page_size` it is capped, as documented."""
+
+    page_size: int
+    max_page_size: int
+    page_size_query_param = "limit"
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None or raw == "":
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValidationError({"limit": ["limit must be a whole number, 1 or more."]})
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)  # type: ignore[misc]
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return list(parameters)
+
+
+def strict_json_strings() -> None:
+    """A string field takes a JSON string only. DRF's `CharField` also turns numbers into
+    strings (`"prompt": 0` became "0"), which the schema does not allow; the bodies of
+    this API are JSON, so nothing legitimate sends a number there. Called once, from
+    `TenantsConfig.ready`."""
+    if getattr(serializers.CharField, "_bunch_strict", False):
+        return
+    lenient = serializers.CharField.to_internal_value
+
+    def to_internal_value(self: serializers.CharField, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return lenient(self, data)  # type: ignore[no-any-return]
+
+    serializers.CharField.to_internal_value = to_internal_value  # type: ignore[method-assign, assignment]
+    serializers.CharField._bunch_strict = True  # type: ignore[attr-defined]

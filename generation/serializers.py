@@ -25,7 +25,7 @@ class GenerationIn(serializers.Serializer):
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=14, required=False, default=list
     )
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict)
     # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
     priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
     deadline = serializers.DateTimeField(required=False)
