@@ -30,6 +30,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from config.errors import BunchError
 from tenants.models import Tenant
 from webhooks import safe_http
@@ -132,6 +134,7 @@ def endpoint_create(
         event_types=_clean_event_types(event_types),
         secret=secret,
     )
+    _audit(AuditEvent.Action.WEBHOOK_CREATED, endpoint, {"url": url})
     return endpoint, secret
 
 
@@ -145,15 +148,20 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
         _check_url(changes["url"])
     if "event_types" in changes:
         changes["event_types"] = _clean_event_types(changes["event_types"])
+    before = {name: getattr(endpoint, name) for name in changes}
     for name, value in changes.items():
         setattr(endpoint, name, value)
     if changes:
         endpoint.save(update_fields=list(changes))
+        changed = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
+        if changed:
+            _audit(AuditEvent.Action.WEBHOOK_CHANGED, endpoint, changed)
     return endpoint
 
 
 @transaction.atomic
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    _audit(AuditEvent.Action.WEBHOOK_DELETED, endpoint)
     endpoint.delete()
 
 
@@ -162,7 +170,15 @@ def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     """A new secret; the old one stops working at once, pending retries use the new one."""
     endpoint.secret = _new_secret()
     endpoint.save(update_fields=["secret"])
+    _audit(AuditEvent.Action.WEBHOOK_SECRET_ROTATED, endpoint)
     return endpoint.secret
+
+
+def _audit(action: str, endpoint: WebhookEndpoint, detail: dict[str, Any] | None = None) -> None:
+    audit_record(
+        action=action, tenant=endpoint.tenant, obj=endpoint, object_label=endpoint.url,
+        detail=detail,
+    )  # fmt: skip
 
 
 # Events and deliveries ------------------------------------------------------------------
