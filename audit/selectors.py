@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
-from tenants.models import Membership, Tenant
 
 SIGN_IN_ACTIONS = (
     AuditEvent.Action.LOGIN_SUCCEEDED,
@@ -14,10 +15,11 @@ SIGN_IN_ACTIONS = (
 )
 
 
-def events_for_tenant(tenant: Tenant, *, limit: int = 200) -> QuerySet[AuditEvent]:
-    """The tenant's entries, and sign-ins (failed ones too) to its members' accounts,
-    newest first."""
-    emails = Membership.objects.filter(tenant=tenant).values_list("user__email", flat=True)
-    names = [e.lower() for e in emails if e]
-    mine = Q(tenant=tenant) | Q(action__in=SIGN_IN_ACTIONS, username__in=names)
+def events_for_tenant(
+    tenant_id: int, *, member_names: Iterable[str], limit: int = 200
+) -> QuerySet[AuditEvent]:
+    """The tenant's entries, and sign-ins (failed ones too) to its members' accounts
+    (`member_names`: their sign-in names), newest first."""
+    names = [name.lower() for name in member_names if name]
+    mine = Q(tenant_id=tenant_id) | Q(action__in=SIGN_IN_ACTIONS, username__in=names)
     return AuditEvent.objects.filter(mine).order_by("-created_at", "-id")[:limit]

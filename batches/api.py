@@ -141,6 +141,7 @@ class BatchListView(APIView):
 
     @extend_schema(
         responses=page_of(BatchOut),
+        operation_id="v1_batches_list",
         summary="List batches, newest first",
         parameters=[CURSOR, limit_parameter(50, 200)],
     )
@@ -164,6 +165,7 @@ class BatchDetailView(APIView):
 class BatchItemsView(APIView):
     @extend_schema(
         responses=page_of(BatchItemOut),
+        operation_id="v1_batches_items_list",
         summary="A batch's items in order, each with its job and images",
         parameters=[CURSOR, limit_parameter(100, 1000)],
     )
@@ -227,6 +229,7 @@ class TemplateListView(APIView):
 
     @extend_schema(
         responses=page_of(TemplateOut),
+        operation_id="v1_templates_list",
         summary="List templates",
         parameters=[CURSOR, limit_parameter(50, 200)],
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 
-from audit import views as audit_views
 from billing import views as billing_views
 from generation import views as generation_views
 from tenants import lockout
@@ -52,7 +51,7 @@ pages: list[URLPattern] = [
     path("members/", tenant_views.members, name="members"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
-    path("audit/", audit_views.audit_log, name="audit"),
+    path("audit/", tenant_views.audit_log, name="audit"),
 ]
 
 auth = [

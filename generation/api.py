@@ -141,6 +141,7 @@ class GenerationListView(APIView):
 
     @extend_schema(
         responses=page_of(JobOut),
+        operation_id="v1_generations_list",
         summary="List jobs, newest first",
         parameters=[
             OpenApiParameter("status", str),

@@ -16,14 +16,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.permissions import SAFE_METHODS
 
-from generation.models import Batch, Image, Job, PromptTemplate, WebhookDelivery, WebhookEndpoint
-from generation.signing import signed_image_url
-from generation.webhooks import endpoint_create, event_emit
+from batches.models import Batch, PromptTemplate
+from generation.links import signed_image_url
+from generation.models import Image, Job
 from tenants.models import ApiKey, Membership
 from tenants.services import api_key_create, api_key_revoke
 from tests.plugins.actors import Actor
 from tests.security.images import png_declaring
 from tests.security.routes import Route, all_routes, api_routes
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import endpoint_create, event_emit
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 PUBLIC_HOOK = "https://93.184.215.14/hook"  # a literal public address: no DNS in tests

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from batches.models import Batch
 from generation.image_header import declared_size
-from generation.models import Batch, Job
+from generation.models import Job
 from tenants.models import Plan
 from tests.plugins.actors import Actor, assert_error, make_plan
 from tests.security.images import png_declaring
