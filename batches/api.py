@@ -27,6 +27,8 @@ from batches.serializers import (
     TemplateOut,
 )
 from config.errors import BunchError
+from config.limits import StrictLimit
+from config.schema import CURSOR, limit_parameter, page_of
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
@@ -38,7 +40,7 @@ def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
     return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
 
 
-class BatchPagination(CursorPagination):
+class BatchPagination(StrictLimit, CursorPagination):
     page_size = 50
     max_page_size = 200
     page_size_query_param = "limit"
@@ -138,9 +140,10 @@ class BatchListView(APIView):
         )
 
     @extend_schema(
-        responses=BatchOut(many=True),
+        responses=page_of(BatchOut),
+        operation_id="v1_batches_list",
         summary="List batches, newest first",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[CURSOR, limit_parameter(50, 200)],
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
@@ -161,9 +164,10 @@ class BatchDetailView(APIView):
 
 class BatchItemsView(APIView):
     @extend_schema(
-        responses=BatchItemOut(many=True),
+        responses=page_of(BatchItemOut),
+        operation_id="v1_batches_items_list",
         summary="A batch's items in order, each with its job and images",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[CURSOR, limit_parameter(100, 1000)],
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
@@ -223,7 +227,12 @@ class TemplateListView(APIView):
         template = templates.template_create(tenant=request_tenant(request), **data.validated_data)
         return Response(TemplateOut(template).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=TemplateOut(many=True), summary="List templates")
+    @extend_schema(
+        responses=page_of(TemplateOut),
+        operation_id="v1_templates_list",
+        summary="List templates",
+        parameters=[CURSOR, limit_parameter(50, 200)],
+    )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
         paginator.ordering = "-created_at"

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
+from config.limits import metadata_problem
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.models import Kind
@@ -36,8 +37,16 @@ class BatchItemIn(GenerationIn):
 class BatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     mode = serializers.ChoiceField(choices=[BATCH, REALTIME], default=BATCH)
-    metadata = serializers.JSONField(required=False, default=dict)
-    items = BatchItemIn(many=True, required=False, max_length=MAX_ITEMS)  # type: ignore[call-arg]
+    metadata = serializers.DictField(required=False, default=dict)
+    items = BatchItemIn(  # type: ignore[call-arg]
+        many=True,
+        required=False,
+        max_length=MAX_ITEMS,
+        error_messages={
+            "max_length": f"A batch holds at most {MAX_ITEMS:,} items; send the rest in "
+            "another batch."
+        },
+    )
     template = serializers.UUIDField(required=False)
     rows = serializers.ListField(
         child=serializers.JSONField(), required=False, default=list, max_length=MAX_ITEMS
@@ -53,7 +62,10 @@ class BatchIn(serializers.Serializer):
     image_size = serializers.ChoiceField(choices=["512", "1K", "2K", "4K"], default="1K")
 
     def validate_metadata(self, value: Any) -> dict[str, Any]:
-        return _json_object(value, "metadata")
+        problem = metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return dict(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_items, has_template = "items" in attrs, "template" in attrs
@@ -180,7 +192,7 @@ class BatchItemOut(serializers.ModelSerializer):
 class TemplateIn(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     text = serializers.CharField(max_length=8000)
-    defaults = serializers.JSONField(required=False, default=dict)
+    defaults = serializers.DictField(required=False, default=dict)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, default="")
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")

@@ -12,6 +12,7 @@ from django.urls import URLPattern, include, path
 
 from billing import views as billing_views
 from generation import views as generation_views
+from tenants import lockout
 from tenants import views as tenant_views
 from webhooks import views as webhook_views
 
@@ -50,20 +51,29 @@ pages: list[URLPattern] = [
     path("members/", tenant_views.members, name="members"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
+    path("audit/", tenant_views.audit_log, name="audit"),
 ]
 
 auth = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", lockout.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/",
+        lockout.rate_limited("pwreset", per_minute=5, field="email")(
+            auth_views.PasswordResetView.as_view()
+        ),
+        name="password_reset",
+    ),
     path(
         "password-reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
         name="password_reset_done",
     ),
-    path(
+    path(  # also where an invited member sets a password (tenants/forms.py)
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        lockout.rate_limited("pwconfirm", per_minute=10)(
+            auth_views.PasswordResetConfirmView.as_view()
+        ),
         name="password_reset_confirm",
     ),
     path(

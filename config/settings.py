@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_q",
     "tenants",
     "billing",
+    "audit",
     "webhooks",
     "generation",
     "batches",
@@ -59,14 +60,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.limits.BodySizeLimitMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.sessions.AbsoluteSessionLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "tenants.middleware.RateLimitHeadersMiddleware",
 ]
 
@@ -206,8 +211,14 @@ BUNCH_BATCH_INLINE_MAX_BYTES = env.int("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024
 BUNCH_BATCH_MAX_REQUESTS = env.int("BUNCH_BATCH_MAX_REQUESTS", 200)
 BUNCH_BATCH_MAX_AGE_HOURS = env.int("BUNCH_BATCH_MAX_AGE_HOURS", 48)
 
-# Webhooks out to loopback/private addresses are refused unless allowed (development).
-WEBHOOKS_ALLOW_PRIVATE = env.bool("BUNCH_WEBHOOKS_ALLOW_PRIVATE", DEBUG)
+# Webhooks out go to public addresses only (webhooks/safe_http.py). Loopback can be
+# allowed for local development; never with DEBUG off.
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("BUNCH_WEBHOOKS_ALLOW_LOOPBACK", DEBUG)
+if WEBHOOKS_ALLOW_LOOPBACK and not DEBUG:
+    raise ImproperlyConfigured(
+        "BUNCH_WEBHOOKS_ALLOW_LOOPBACK is for local development: it cannot be on when "
+        "DJANGO_DEBUG=false."
+    )
 
 # Auth, i18n, static, media -----------------------------------------------------------
 
@@ -246,6 +257,9 @@ STORAGES = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+# API bodies (config/limits.py): 1 MB, except a batch of up to 10,000 prompts.
+BUNCH_API_MAX_BODY_BYTES = env.int("BUNCH_API_MAX_BODY_BYTES", 1024 * 1024)
+BUNCH_API_BODY_LIMITS = {"/api/v1/batches": DATA_UPLOAD_MAX_MEMORY_SIZE}
 
 # API ---------------------------------------------------------------------------------
 
@@ -257,10 +271,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.TenantRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.HasActiveTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only; the image upload takes multipart/form-data (generation/api.py).
+    "DEFAULT_PARSER_CLASSES": ["config.limits.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -275,6 +288,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.WorkStatus"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_error_responses",
+    ],
 }
 
 # Rate limits are shared by all web processes: the database by default, Redis when set.
@@ -282,14 +299,34 @@ RATE_LIMIT_BACKEND = "redis" if REDIS_URL else "database"
 
 # Security ----------------------------------------------------------------------------
 
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# Dashboard sessions: 30 idle minutes (renewed by each request), 12 hours at most from
+# sign-in (tenants/sessions.py); Django's login() gives a new session key.
+SESSION_COOKIE_AGE = env.int("BUNCH_SESSION_IDLE_S", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+BUNCH_SESSION_MAX_AGE_S = env.int("BUNCH_SESSION_MAX_AGE_S", 12 * 3600)
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # the dashboard's JavaScript reads the token from a <meta>
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Images served from another origin (object storage) need it listed here.
+BUNCH_CSP_EXTRA_IMG_SRC = env.list("BUNCH_CSP_EXTRA_IMG_SRC", [])
+# Sign-in lock-out (tenants/lockout.py) and API-key failures per address.
+BUNCH_LOGIN_FAILURE_LIMIT = env.int("BUNCH_LOGIN_FAILURE_LIMIT", 5)
+BUNCH_LOGIN_LOCKOUT_S = env.int("BUNCH_LOGIN_LOCKOUT_S", 15 * 60)
+BUNCH_API_KEY_FAILURES_PER_MINUTE = env.int("BUNCH_API_KEY_FAILURES_PER_MINUTE", 20)
+# How many proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
+BUNCH_TRUSTED_PROXIES = env.int("BUNCH_TRUSTED_PROXIES", 0)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # __Host-: sent only over HTTPS, for this host only, for every path.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)

@@ -11,11 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import BunchError
+from config.limits import StrictLimit
+from config.schema import CURSOR, limit_parameter, page_of
 from generation import idempotency, images, selectors, services
 from generation.links import signature_allows
 from generation.models import Job
@@ -93,7 +96,7 @@ def _submit(request: Request, submit: Any) -> Response:
     return Response(body, status=code, headers={"Location": body["links"]["self"]})
 
 
-class JobPagination(CursorPagination):
+class JobPagination(StrictLimit, CursorPagination):
     page_size = 50
     max_page_size = 200
     page_size_query_param = "limit"
@@ -137,7 +140,8 @@ class GenerationListView(APIView):
         )
 
     @extend_schema(
-        responses=JobOut(many=True),
+        responses=page_of(JobOut),
+        operation_id="v1_generations_list",
         summary="List jobs, newest first",
         parameters=[
             OpenApiParameter("status", str),
@@ -145,8 +149,8 @@ class GenerationListView(APIView):
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
             OpenApiParameter("metadata", str, description="key:value, repeatable"),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            CURSOR,
+            limit_parameter(JobPagination.page_size, JobPagination.max_page_size),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -166,7 +170,7 @@ class GenerationListView(APIView):
 
 
 def _datetime(value: str | None, name: str) -> Any:
-    if not value:
+    if value is None:  # `created_after=` (empty) is refused below, not read as absent
         return None
     from django.utils.dateparse import parse_date, parse_datetime
 
@@ -198,6 +202,8 @@ class GenerationCancelView(APIView):
 
 
 class ImageUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
     @extend_schema(
         request={"multipart/form-data": UploadIn},
         responses={201: ImageOut},
@@ -270,7 +276,10 @@ class _ImageFileView(APIView):
 class ImageContentView(_ImageFileView):
     variant = "content"
 
-    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY}, summary="Image bytes")
+    @extend_schema(
+        responses={(200, mime): OpenApiTypes.BINARY for mime in images.UPLOAD_FORMATS.values()},
+        summary="Image bytes, as the model or the upload made them (PNG, JPEG or WebP)",
+    )
     def get(self, request: Request, image_id: str) -> FileResponse:
         return super().get(request, image_id)
 

@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from config.errors import NotFound
+from generation.image_header import declared_size
 from generation.models import Image, Job, Provenance, thumbnail_upload_to
 from generation.provenance import Credentials, credentials_read
 from generation.services import InvalidRequest
@@ -48,11 +49,17 @@ def image_size_check(size: int) -> None:
 def image_check(data: bytes) -> CheckedImage:
     """A real PNG, JPEG or WebP within the size limits, or a 400 that says what is wrong."""
     image_size_check(len(data))
+    declared = declared_size(data)
+    if declared is not None:  # refused on what the header claims, before Pillow opens it
+        _dimensions_check(*declared)
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             width, height = img.size
+            _dimensions_check(width, height)
             img.verify()
+    except PILImage.DecompressionBombError:
+        raise _too_many_pixels() from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidRequest(
             "The file is not a readable image; upload a PNG, JPEG or WebP.",
@@ -63,12 +70,20 @@ def image_check(data: bytes) -> CheckedImage:
             f"{fmt or 'This'} images are not accepted; upload a PNG, JPEG or WebP.",
             code="unsupported_image_type",
         )
-    if max(width, height) > MAX_UPLOAD_SIDE:
-        raise InvalidRequest(
-            f"The image is {width}×{height}; at most {MAX_UPLOAD_SIDE} pixels a side.",
-            code="image_dimensions_too_large",
-        )
     return CheckedImage(mime_type=UPLOAD_FORMATS[fmt], width=width, height=height)
+
+
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> InvalidRequest:
+    size = f"{width}×{height}" if width is not None else "larger than allowed"
+    return InvalidRequest(
+        f"The image is {size}; at most {MAX_UPLOAD_SIDE} pixels a side.",
+        code="image_dimensions_too_large",
+    )
+
+
+def _dimensions_check(width: int, height: int) -> None:
+    if max(width, height) > MAX_UPLOAD_SIDE:
+        raise _too_many_pixels(width, height)
 
 
 def thumbnail_bytes(data: bytes) -> bytes:

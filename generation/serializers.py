@@ -7,6 +7,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.limits import metadata_problem
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.links import signed_image_url
@@ -24,15 +25,16 @@ class GenerationIn(serializers.Serializer):
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=14, required=False, default=list
     )
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict)
     # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
     priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
     deadline = serializers.DateTimeField(required=False)
 
     def validate_metadata(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("metadata must be a JSON object.")
-        return value
+        problem = metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return dict(value)
 
 
 class EditIn(serializers.Serializer):

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from audit.selectors import events_for_tenant
 from config.errors import BunchError, NotFound
 from tenants import services
 from tenants.forms import ApiKeyForm, InviteForm, RoleForm, removal_error, send_invite_email
@@ -52,6 +53,7 @@ def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
             except NotFound as exc:
                 raise Http404(exc.message) from exc
 
+        wrapper.manager_only = manage  # type: ignore[attr-defined]  # read by the BOLA test
         return wrapper
 
     return decorate
@@ -190,3 +192,11 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
         services.membership_remove(tenant=target.tenant, user=target.user)
         messages.success(request, f"Removed {target.user.email} from {target.tenant.name}.")
     return redirect("dashboard:members")
+
+
+@tenant_page(manage=True)
+def audit_log(request: HttpRequest, membership: Membership) -> HttpResponse:
+    members = Membership.objects.filter(tenant=membership.tenant)
+    names = members.values_list("user__username", flat=True)
+    events = events_for_tenant(membership.tenant_id, member_names=names)
+    return render(request, "dashboard/audit.html", {"events": events})

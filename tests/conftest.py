@@ -15,7 +15,7 @@ pytest_plugins = [
 def _fresh_process_memory() -> Iterator[None]:
     """Each test starts without what earlier tests left in per-process memory: the web's
     last doorbell ring, cached estimate prices, remembered quota period ids and API keys
-    (their rows were rolled back with the earlier test's database)."""
+    (their rows were rolled back with the earlier test's database), the cache."""
     from billing.pricing import price_book_changed
     from generation import queue
     from tenants import keycache, services
@@ -25,4 +25,7 @@ def _fresh_process_memory() -> Iterator[None]:
     services._period_ids.clear()
     services._touched.clear()
     keycache.forget_all()
+    from django.core.cache import cache
+
+    cache.clear()  # e.g. API-key failures counted per address (tenants/lockout.py)
     yield

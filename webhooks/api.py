@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.limits import StrictLimit
 from tenants.authentication import request_tenant
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -33,7 +34,7 @@ from webhooks.serializers import (
 TAGS = ["webhooks"]
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(StrictLimit, CursorPagination):
     ordering = "-created_at"
     page_size = 50
     page_size_query_param = "limit"

@@ -84,6 +84,11 @@
     const form = event.target.closest("form[data-confirm]");
     if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
+  // <select data-autosubmit>: choosing sends its form (no inline handlers: the CSP has none).
+  document.addEventListener("change", (event) => {
+    const field = event.target.closest("[data-autosubmit]");
+    if (field && field.form) field.form.submit();
+  });
 
   // Generate ------------------------------------------------------------------------------
   function setupGenerate(form) {

@@ -74,7 +74,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def allow_loopback(settings: Settings) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
 
 def add_endpoint(actor: Actor, url: str, event_types: list[str] | None = None) -> dict[str, Any]:
@@ -278,7 +278,7 @@ def test_a_loopback_destination_is_refused_at_send_time_when_the_setting_is_off(
 ) -> None:
     add_endpoint(owner, receiver.url)  # allowed when created…
     (delivery,) = emit(owner)
-    settings.WEBHOOKS_ALLOW_PRIVATE = False  # …but no longer when sent
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False  # …but no longer when sent
 
     delivery = attempt(delivery)
 
