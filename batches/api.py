@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batches import results, selectors, services, templates
+from batches.models import Batch
 from batches.serializers import (
     BatchDetailOut,
     BatchIn,
@@ -26,7 +27,6 @@ from batches.serializers import (
     TemplateIn,
     TemplateOut,
 )
-from config.errors import BunchError
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
@@ -51,17 +51,28 @@ class ItemPagination(BatchPagination):
     ordering = "index"
 
 
-def _idempotency_begin(request: Request, tenant: Tenant) -> IdempotencyRecord | None:
-    """Same key + same body → the first response again (a client that lost the answer
-    re-sends safely); same key + another body → 409."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+def _idempotency_begin(
+    request: Request, tenant: Tenant, validated: dict[str, Any]
+) -> IdempotencyRecord | None:
+    """Same key + same validated input → the batch the first request made, as it is now (a
+    client that lost the answer re-sends safely); same key + another input → 409."""
+    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     if not key:
         return None
-    if len(key) > 255:
-        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
-    body = request.data if isinstance(request.data, dict) else {}
-    fingerprint = idempotency.request_fingerprint({"path": request.path, "body": body})
+    fingerprint = idempotency.request_fingerprint(
+        operation=f"{request.method} {request.path}", validated=validated
+    )
     return idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
+
+
+def _batch_answer(tenant: Tenant, batch_id: Any, *, replayed: bool = False) -> Response:
+    """The batch as it is now: 202 while it is unfinished, 200 once it has finished."""
+    body = _batch_body(tenant, batch_id)
+    code = status.HTTP_200_OK if body["status"] in Batch.FINISHED else status.HTTP_202_ACCEPTED
+    headers = {"Location": body["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status=code, headers=headers)
 
 
 def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], Any]:
@@ -105,17 +116,13 @@ class BatchListView(APIView):
     )
     def post(self, request: Request) -> Response:
         tenant = request_tenant(request)
-        record = _idempotency_begin(request, tenant)
-        if getattr(record, "replayed", False):
-            return Response(
-                record.response_body,  # type: ignore[union-attr]
-                status=record.response_status,  # type: ignore[union-attr]
-                headers={"Idempotent-Replayed": "true"},
-            )
+        data = BatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        record = _idempotency_begin(request, tenant, v)
+        if idempotency.is_replay(record):
+            return _batch_answer(tenant, idempotency.resource_id(record), replayed=True)
         try:
-            data = BatchIn(data=request.data)
-            data.is_valid(raise_exception=True)
-            v = data.validated_data
             items, template = _items(tenant, v)
             batch = services.batch_submit(
                 tenant=tenant,
@@ -130,12 +137,10 @@ class BatchListView(APIView):
             if record is not None:
                 idempotency.idempotency_abandon(record=record)
             raise
-        body = _batch_body(tenant, batch.pk)
+        answer = _batch_answer(tenant, batch.pk)
         if record is not None:
-            idempotency.idempotency_finish(record=record, status=202, body=body)
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
-        )
+            idempotency.idempotency_finish(record=record, status=202, body=answer.data)  # type: ignore[arg-type]
+        return answer
 
     @extend_schema(
         responses=BatchOut(many=True),

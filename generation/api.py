@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.http import FileResponse
@@ -44,42 +45,59 @@ def _accepted_body(job: Job) -> dict[str, Any]:
     return job_accepted_data(job)
 
 
-def _wait_for(
-    tenant: Tenant, job: Job, request: Request, body: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """`Prefer: wait=N`: hold the answer up to N s (≤ 60) for the job to finish."""
+def _prefer_wait(request: Request) -> int:
     match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
-    wait = min(int(match.group(1)), MAX_WAIT_S) if match else 0
-    if not wait:
-        return status.HTTP_202_ACCEPTED, body
-    deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
-        if Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).exists():
-            return status.HTTP_200_OK, _job_body(tenant, job.pk)
-        time.sleep(0.1)
-    body = _job_body(tenant, job.pk)
-    finished = body["status"] in Job.FINISHED
-    return (status.HTTP_200_OK if finished and wait else status.HTTP_202_ACCEPTED), body
+    return min(int(match.group(1)), MAX_WAIT_S) if match else 0
 
 
-def _submit(request: Request, submit: Any) -> Response:
-    """Run `submit()` under the request's Idempotency-Key, if any, and answer."""
+def _job_answer(
+    request: Request,
+    job_id: Any,
+    *,
+    accepted: dict[str, Any] | None = None,
+    replayed: bool = False,
+) -> Response:
+    """The job as it is now: 202 while it is unfinished, 200 once it has finished.
+
+    `Prefer: wait=N` holds the answer up to N s (≤ 60) for the job to finish. `accepted`
+    is the body of a job just created, which needs no reading back when nobody waits.
+    """
     tenant = request_tenant(request)
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
-        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
+    wait = _prefer_wait(request)
+    body = accepted
+    if wait:
+        deadline = time.monotonic() + wait
+        finished = Job.objects.filter(pk=job_id, status__in=Job.FINISHED)
+        while not finished.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        body = None
+    if body is None:
+        body = _job_body(tenant, job_id)
+    code = status.HTTP_200_OK if body["status"] in Job.FINISHED else status.HTTP_202_ACCEPTED
+    headers = {"Location": body["links"]["self"]}
+    if wait:
+        headers["Preference-Applied"] = f"wait={wait}"
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status=code, headers=headers)
+
+
+def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
+    """Run `submit()` under the request's Idempotency-Key, if any, and answer.
+
+    A replay (same key, same validated input) answers with the job the first request
+    created, as it is now, by the same rules as the first answer.
+    """
+    tenant = request_tenant(request)
+    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     record = None
     if key:
         fingerprint = idempotency.request_fingerprint(
-            {"path": request.path, "body": request.data if isinstance(request.data, dict) else {}}
+            operation=f"{request.method} {request.path}", validated=validated
         )
         record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
-        if getattr(record, "replayed", False):
-            return Response(
-                record.response_body,
-                status=record.response_status,
-                headers={"Idempotent-Replayed": "true"},
-            )
+        if idempotency.is_replay(record):
+            return _job_answer(request, idempotency.resource_id(record), replayed=True)
     try:
         job = submit()
     except Exception:
@@ -89,8 +107,7 @@ def _submit(request: Request, submit: Any) -> Response:
     body = _accepted_body(job)
     if record is not None:
         idempotency.idempotency_finish(record=record, status=202, body=body)
-    code, body = _wait_for(tenant, job, request, body)
-    return Response(body, status=code, headers={"Location": body["links"]["self"]})
+    return _job_answer(request, job.pk, accepted=body)
 
 
 class JobPagination(CursorPagination):
@@ -131,6 +148,7 @@ class GenerationListView(APIView):
         )
         return _submit(
             request,
+            v,
             lambda: services.job_submit(
                 tenant=request_tenant(request), params=params, **request_actor(request)
             ),
@@ -303,6 +321,7 @@ class ImageEditView(APIView):
         v = data.validated_data
         return _submit(
             request,
+            v,
             lambda: services.image_edit_submit(
                 tenant=tenant,
                 image=image,
