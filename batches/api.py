@@ -27,6 +27,7 @@ from batches.serializers import (
     TemplateIn,
     TemplateOut,
 )
+from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
@@ -49,6 +50,10 @@ class ItemPagination(BatchPagination):
     page_size = 100
     max_page_size = 1000
     ordering = "index"
+
+
+class TemplatePagination(BatchPagination):
+    pass
 
 
 def _idempotency_begin(
@@ -108,9 +113,11 @@ def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], 
 
 
 class BatchListView(APIView):
+    pagination_class = BatchPagination  # read by the schema: the list is a page envelope
+
     @extend_schema(
         request=BatchIn,
-        responses={202: BatchOut},
+        responses={200: BatchOut, 202: BatchOut, 402: ErrorOut},
         summary="Submit a batch",
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
@@ -165,6 +172,8 @@ class BatchDetailView(APIView):
 
 
 class BatchItemsView(APIView):
+    pagination_class = ItemPagination
+
     @extend_schema(
         responses=BatchItemOut(many=True),
         summary="A batch's items in order, each with its job and images",
@@ -221,6 +230,8 @@ class BatchResultsZipView(APIView):
 
 
 class TemplateListView(APIView):
+    pagination_class = TemplatePagination
+
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, summary="Save a template")
     def post(self, request: Request) -> Response:
         data = TemplateIn(data=request.data)
@@ -230,8 +241,7 @@ class TemplateListView(APIView):
 
     @extend_schema(responses=TemplateOut(many=True), summary="List templates")
     def get(self, request: Request) -> Response:
-        paginator = BatchPagination()
-        paginator.ordering = "-created_at"
+        paginator = TemplatePagination()
         rows = selectors.templates_for_tenant(request_tenant(request))
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(TemplateOut(page, many=True).data)

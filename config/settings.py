@@ -257,12 +257,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.TenantRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.HasActiveTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only; the one upload operation (POST /images) takes multipart and nothing else.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.BunchAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -274,7 +272,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.WorkStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "WorkStatusEnum": "generation.models.WorkStatus",
+        "JobModeEnum": "core.catalog.Mode",
+        "BatchModeEnum": [("batch", "batch"), ("realtime", "realtime")],
+    },
 }
 
 # Rate limits are shared by all web processes: the database by default, Redis when set.

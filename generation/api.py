@@ -12,11 +12,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import BunchError
+from config.schema import ErrorOut
 from generation import idempotency, images, selectors, services
 from generation.links import signature_allows
 from generation.models import Job
@@ -118,9 +120,11 @@ class JobPagination(CursorPagination):
 
 
 class GenerationListView(APIView):
+    pagination_class = JobPagination  # read by the schema: the list is a page envelope
+
     @extend_schema(
         request=GenerationIn,
-        responses={200: JobOut, 202: JobOut},
+        responses={200: JobOut, 202: JobOut, 402: ErrorOut},
         summary="Submit a generation job",
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
@@ -216,6 +220,8 @@ class GenerationCancelView(APIView):
 
 
 class ImageUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
     @extend_schema(
         request={"multipart/form-data": UploadIn},
         responses={201: ImageOut},
@@ -306,7 +312,7 @@ class ImageEditView(APIView):
 
     @extend_schema(
         request=EditIn,
-        responses={200: JobOut, 202: JobOut},
+        responses={200: JobOut, 202: JobOut, 402: ErrorOut},
         summary="Edit an image: a new job whose input is this image",
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),

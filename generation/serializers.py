@@ -13,6 +13,47 @@ from generation.links import signed_image_url
 from generation.models import Image, Job, Kind, Provenance
 from generation.presets import PRESETS
 
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_CHARS = 40
+METADATA_MAX_VALUE_CHARS = 500
+IMAGE_SIZES = ["512", "1K", "2K", "4K"]
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": METADATA_MAX_VALUE_CHARS},
+        "maxProperties": METADATA_MAX_KEYS,
+        "description": (
+            f"Your own labels, echoed back: up to {METADATA_MAX_KEYS} keys of at most "
+            f"{METADATA_MAX_KEY_CHARS} characters, string values of at most "
+            f"{METADATA_MAX_VALUE_CHARS} (4 KB of JSON in all)."
+        ),
+    }
+)
+class MetadataField(serializers.DictField):
+    """String → string, with Stripe's limits (and 4 KB in all, checked by the service)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "child",
+            serializers.CharField(
+                max_length=METADATA_MAX_VALUE_CHARS, allow_blank=True, trim_whitespace=False
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        value: dict[str, str] = super().to_internal_value(data)
+        if len(value) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys.")
+        bad = [k for k in value if not k or len(k) > METADATA_MAX_KEY_CHARS]
+        if bad:
+            raise serializers.ValidationError(
+                f"Keys must be 1–{METADATA_MAX_KEY_CHARS} characters: {', '.join(bad[:5])}."
+            )
+        return value
+
 
 class GenerationIn(serializers.Serializer):
     prompt = serializers.CharField(max_length=8000, trim_whitespace=True)
@@ -20,19 +61,14 @@ class GenerationIn(serializers.Serializer):
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False)
     count = serializers.IntegerField(min_value=1, max_value=8, default=1)
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")
-    image_size = serializers.ChoiceField(choices=["512", "1K", "2K", "4K"], default="1K")
+    image_size = serializers.ChoiceField(choices=IMAGE_SIZES, default="1K")
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=14, required=False, default=list
     )
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
     # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
     priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
     deadline = serializers.DateTimeField(required=False)
-
-    def validate_metadata(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("metadata must be a JSON object.")
-        return value
 
 
 class EditIn(serializers.Serializer):
@@ -141,13 +177,19 @@ class ImageOut(serializers.ModelSerializer):
         return ProvenanceOut(provenance).data if provenance is not None else None
 
 
-class ErrorOut(serializers.Serializer):
+class JobErrorOut(serializers.Serializer):
+    """Why a job failed (not an API error: the request that read it succeeded)."""
+
     code = serializers.CharField()
     message = serializers.CharField()
 
 
 class JobOut(serializers.ModelSerializer):
-    model = serializers.CharField(source="tier")
+    model = serializers.ChoiceField(choices=list(MODELS), source="tier")
+    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS)
+    image_size = serializers.ChoiceField(choices=IMAGE_SIZES)
+    input_image_ids = serializers.ListField(child=serializers.UUIDField())
+    metadata = MetadataField()
     images = serializers.SerializerMethodField()
     estimated_cost = serializers.SerializerMethodField()
     actual_cost = serializers.SerializerMethodField()
@@ -192,7 +234,7 @@ class JobOut(serializers.ModelSerializer):
         # Annotated by the selectors; a job with no images yet has cost nothing.
         return usd(getattr(job, "actual_cost", None) or Decimal(0))
 
-    @extend_schema_field(ErrorOut(allow_null=True))
+    @extend_schema_field(JobErrorOut(allow_null=True))
     def get_error(self, job: Job) -> dict[str, str] | None:
         if not job.error_code:
             return None

@@ -84,7 +84,15 @@ def test_submit_without_wait_answers_202_with_estimate_and_links(
         ({"prompt": "x", "image_size": "2K"}, 400, "unsupported_image_size", "image_size"),
         ({"prompt": "x", "kind": "poster"}, 400, "validation_error", "kind"),
         ({"prompt": "x", "metadata": [1]}, 400, "validation_error", "metadata"),
-        ({"prompt": "x", "metadata": {"k": "v" * 5000}}, 400, "invalid_request", "metadata"),
+        ({"prompt": "x", "metadata": {"k": "v" * 501}}, 400, "validation_error", "metadata"),
+        ({"prompt": "x", "metadata": {"k": {"nested": "x"}}}, 400, "validation_error", "metadata"),
+        ({"prompt": "x", "metadata": {"k" * 41: "v"}}, 400, "validation_error", "metadata"),
+        (
+            {"prompt": "x", "metadata": {f"k{i}": "v" * 400 for i in range(20)}},
+            400,
+            "invalid_request",
+            "metadata",
+        ),
         (
             {"prompt": "x", "input_images": ["00000000-0000-0000-0000-000000000000"]},
             400,
