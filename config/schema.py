@@ -16,7 +16,7 @@ class ApiErrorOut(serializers.Serializer):
     code = serializers.CharField(help_text="Stable and machine-readable, e.g. `quota_exceeded`.")
     message = serializers.CharField(help_text="For people; may change.")
     status = serializers.IntegerField(help_text="The HTTP status, repeated.")
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]  # a field, not .fields
         child=serializers.JSONField(),
         required=False,
         help_text="Per-field messages on validation errors (lists, nested for nested input).",
