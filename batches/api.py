@@ -10,7 +10,6 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +26,7 @@ from batches.serializers import (
     TemplateIn,
     TemplateOut,
 )
+from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
@@ -39,11 +39,8 @@ def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
     return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
 
 
-class BatchPagination(CursorPagination):
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
-    ordering = "-created_at"
+class BatchPagination(StrictCursorPagination):
+    pass
 
 
 class ItemPagination(BatchPagination):
@@ -152,7 +149,6 @@ class BatchListView(APIView):
     @extend_schema(
         responses=BatchOut(many=True),
         summary="List batches, newest first",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
@@ -177,7 +173,6 @@ class BatchItemsView(APIView):
     @extend_schema(
         responses=BatchItemOut(many=True),
         summary="A batch's items in order, each with its job and images",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
+from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.models import Kind
@@ -58,7 +59,7 @@ class BatchItemIn(GenerationIn):
     )
 
 
-class BatchIn(serializers.Serializer):
+class BatchIn(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     mode = serializers.ChoiceField(choices=[BATCH, REALTIME], default=BATCH)
     metadata = MetadataField(required=False, default=dict)
@@ -201,7 +202,7 @@ class BatchItemOut(serializers.ModelSerializer):
         fields = ["index", "label", "locale", "job"]
 
 
-class TemplateIn(serializers.Serializer):
+class TemplateIn(StrictSerializer):
     name = serializers.CharField(max_length=120)
     text = serializers.CharField(max_length=8000)
     defaults = VariablesField(required=False, default=dict)
@@ -257,7 +258,7 @@ class TemplateOut(serializers.ModelSerializer):
         return {"self": url, "preview": f"{url}/preview"}
 
 
-class PreviewIn(serializers.Serializer):
+class PreviewIn(StrictSerializer):
     rows = serializers.ListField(
         child=VariablesField(), required=False, default=list, max_length=MAX_ITEMS
     )

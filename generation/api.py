@@ -11,17 +11,17 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import BunchError
+from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency, images, selectors, services
 from generation.links import signature_allows
-from generation.models import Job
+from generation.models import Job, Kind, WorkStatus
 from generation.serializers import (
     EditIn,
     GenerationIn,
@@ -112,11 +112,19 @@ def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Jo
     return _job_answer(request, job.pk, accepted=body)
 
 
-class JobPagination(CursorPagination):
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
-    ordering = "-created_at"
+class JobPagination(StrictCursorPagination):
+    pass
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    """A filter that must be one of `choices` when given: a typo is a 400, not an empty list."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        message = f"{name} must be one of: {', '.join(choices)}."
+        raise BunchError(message, code="invalid_filter", fields={name: [message]})
+    return value
 
 
 class GenerationListView(APIView):
@@ -162,13 +170,13 @@ class GenerationListView(APIView):
         responses=JobOut(many=True),
         summary="List jobs, newest first",
         parameters=[
-            OpenApiParameter("status", str),
-            OpenApiParameter("kind", str),
+            OpenApiParameter("status", str, enum=list(WorkStatus.values)),
+            OpenApiParameter("kind", str, enum=list(Kind.values)),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-            OpenApiParameter("metadata", str, description="key:value, repeatable"),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            OpenApiParameter(
+                "metadata", str, many=True, explode=True, description="key:value, repeatable"
+            ),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -176,8 +184,8 @@ class GenerationListView(APIView):
         metadata = dict(item.split(":", 1) for item in query.getlist("metadata") if ":" in item)
         jobs = selectors.job_list(
             request_tenant(request),
-            status=query.get("status"),
-            kind=query.get("kind"),
+            status=_choice(request, "status", list(WorkStatus.values)),
+            kind=_choice(request, "kind", list(Kind.values)),
             created_after=_datetime(query.get("created_after"), "created_after"),
             created_before=_datetime(query.get("created_before"), "created_before"),
             metadata=metadata,

@@ -7,6 +7,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.links import signed_image_url
@@ -55,7 +56,7 @@ class MetadataField(serializers.DictField):
         return value
 
 
-class GenerationIn(serializers.Serializer):
+class GenerationIn(StrictSerializer):
     prompt = serializers.CharField(max_length=8000, trim_whitespace=True)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False)
@@ -71,7 +72,7 @@ class GenerationIn(serializers.Serializer):
     deadline = serializers.DateTimeField(required=False)
 
 
-class EditIn(serializers.Serializer):
+class EditIn(StrictSerializer):
     instruction = serializers.CharField(max_length=8000)
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=13, required=False, default=list

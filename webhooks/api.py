@@ -8,11 +8,11 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.pagination import StrictCursorPagination
 from tenants.authentication import request_tenant
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -33,11 +33,8 @@ from webhooks.serializers import (
 TAGS = ["webhooks"]
 
 
-class NewestFirst(CursorPagination):
-    ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 200
+class NewestFirst(StrictCursorPagination):
+    pass
 
 
 class _ListView(GenericAPIView):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import StrictSerializer
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 EVENT_TYPES_HELP = "Events to receive; empty means all. Unknown names are refused with a 400."
@@ -15,7 +16,7 @@ class EventTypeField(serializers.CharField):
     pass
 
 
-class WebhookEndpointCreateIn(serializers.Serializer):
+class WebhookEndpointCreateIn(StrictSerializer):
     url = serializers.URLField(max_length=500)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(
@@ -23,7 +24,7 @@ class WebhookEndpointCreateIn(serializers.Serializer):
     )
 
 
-class WebhookEndpointUpdateIn(serializers.Serializer):
+class WebhookEndpointUpdateIn(StrictSerializer):
     url = serializers.URLField(max_length=500, required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(

@@ -1,0 +1,53 @@
+"""Cursor pages that refuse a bad `limit` or `cursor` instead of guessing.
+
+DRF turns `limit=abc`, `0` or `-1` into the default page size and answers a garbage
+cursor with 404; a client with a bug then pages forever or thinks the list is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+
+from config.errors import BunchError
+
+
+class StrictCursorPagination(CursorPagination):
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "limit"
+    ordering = "-created_at"
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param or "limit")
+        if raw is None:
+            return int(self.page_size)
+        if not raw.strip().isdigit() or not 1 <= int(raw) <= int(self.max_page_size or 0):
+            message = f"limit must be a whole number from 1 to {self.max_page_size}."
+            raise BunchError(message, code="invalid_limit", fields={"limit": [message]})
+        return int(raw)
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            message = "cursor is not one this list gave out; use the `next` or `previous` link."
+            raise BunchError(message, code="invalid_cursor", fields={"cursor": [message]}) from None
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                    "default": self.page_size,
+                }
+                parameter["description"] = (
+                    f"Page size, 1–{self.max_page_size} (default {self.page_size})."
+                )
+        return parameters
