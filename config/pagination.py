@@ -2,11 +2,15 @@
 
 DRF turns `limit=abc`, `0` or `-1` into the default page size and answers a garbage
 cursor with 404; a client with a bug then pages forever or thinks the list is gone.
+
+`next` and `previous` are relative (path and query), like every other link the API gives
+(`links`, `url`, `download_url`, `Location`): resolve them against the API's origin.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
@@ -30,6 +34,10 @@ class StrictCursorPagination(CursorPagination):
             raise BunchError(message, code="invalid_limit", fields={"limit": [message]})
         return int(raw)
 
+    def encode_cursor(self, cursor: Any) -> str:
+        url = urlsplit(super().encode_cursor(cursor))
+        return f"{url.path}?{url.query}" if url.query else url.path
+
     def decode_cursor(self, request: Request) -> Any:
         try:
             return super().decode_cursor(request)
@@ -51,3 +59,10 @@ class StrictCursorPagination(CursorPagination):
                     f"Page size, 1–{self.max_page_size} (default {self.page_size})."
                 )
         return parameters
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        page: dict[str, Any] = super().get_paginated_response_schema(schema)
+        for name in ("next", "previous"):
+            page["properties"][name]["format"] = "uri-reference"
+            page["properties"][name]["example"] = "/api/v1/…?cursor=cD0yMDI2…"
+        return page
