@@ -68,9 +68,11 @@ def _idempotency_begin(
 
 
 def _batch_answer(tenant: Tenant, batch_id: Any, *, replayed: bool = False) -> Response:
-    """The batch as it is now: 202 while it is unfinished, 200 once it has finished."""
+    """The batch as it is now. A new batch is 202 (accepted); a replay is 202 while the
+    batch is unfinished and 200 once it has finished, like a job's."""
     body = _batch_body(tenant, batch_id)
-    code = status.HTTP_200_OK if body["status"] in Batch.FINISHED else status.HTTP_202_ACCEPTED
+    finished = replayed and body["status"] in Batch.FINISHED
+    code = status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
     headers = {"Location": body["links"]["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -123,6 +123,7 @@ class BatchOut(serializers.ModelSerializer):
     links = serializers.SerializerMethodField()
     mode = serializers.SerializerMethodField()
     metadata = MetadataField()
+    status = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
@@ -143,6 +144,17 @@ class BatchOut(serializers.ModelSerializer):
             "finished_at",
             "links",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=Batch.Status.choices))
+    def get_status(self, batch: Batch) -> str:
+        """`running` as soon as any item has started, even before the row says so."""
+        started = sum(
+            getattr(batch, f"items_{s}", 0) or 0
+            for s in ("running", "succeeded", "failed", "canceled")
+        )
+        if batch.status == Batch.Status.QUEUED and started:
+            return str(Batch.Status.RUNNING)
+        return str(batch.status)
 
     @extend_schema_field(serializers.ChoiceField(choices=[BATCH, REALTIME]))
     def get_mode(self, batch: Batch) -> str:

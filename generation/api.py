@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +178,7 @@ class GenerationListView(APIView):
             OpenApiParameter(
                 "metadata", str, many=True, explode=True, description="key:value, repeatable"
             ),
+            OpenApiParameter("batch", OpenApiTypes.UUID, description="Only this batch's items"),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -189,10 +191,22 @@ class GenerationListView(APIView):
             created_after=_datetime(query.get("created_after"), "created_after"),
             created_before=_datetime(query.get("created_before"), "created_before"),
             metadata=metadata,
+            batch_id=_uuid_filter(request, "batch"),
         )
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOut(page, many=True).data)
+
+
+def _uuid_filter(request: Request, name: str) -> uuid.UUID | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        message = f"{name} must be an id (a UUID)."
+        raise BunchError(message, code="invalid_filter", fields={name: [message]}) from None
 
 
 def _datetime(value: str | None, name: str) -> Any:
@@ -219,12 +233,24 @@ class GenerationDetailView(APIView):
 class GenerationCancelView(APIView):
     required_scope = "generate"
 
-    @extend_schema(request=None, responses=JobOut, summary="Cancel images not yet started")
+    @extend_schema(
+        request=None,
+        responses={200: JobOut, 202: JobOut},
+        summary="Cancel images not yet started",
+        description=(
+            "A queued job is canceled at once (200, `canceled`). A running job stops before "
+            "its next image: 202 with `cancel_requested: true` and the images made so far, "
+            "which are kept and billed; it ends `canceled` (or `succeeded`, if its last "
+            "image was already being made)."
+        ),
+    )
     def post(self, request: Request, job_id: str) -> Response:
         tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
-        return Response(_job_body(tenant, job.pk))
+        body = _job_body(tenant, job.pk)
+        finished = body["status"] in Job.FINISHED
+        return Response(body, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
 class ImageUploadView(APIView):

@@ -191,6 +191,12 @@ class JobOut(serializers.ModelSerializer):
     image_size = serializers.ChoiceField(choices=IMAGE_SIZES)
     input_image_ids = serializers.ListField(child=serializers.UUIDField())
     metadata = MetadataField()
+    batch_id = serializers.UUIDField(
+        allow_null=True, help_text="The batch this job is an item of; null for a single job."
+    )
+    item_index = serializers.SerializerMethodField(
+        help_text="Its place in the batch (as in `GET /batches/{id}/items`); null outside one."
+    )
     images = serializers.SerializerMethodField()
     estimated_cost = serializers.SerializerMethodField()
     actual_cost = serializers.SerializerMethodField()
@@ -213,16 +219,25 @@ class JobOut(serializers.ModelSerializer):
             "input_image_ids",
             "parent_image_id",
             "metadata",
+            "batch_id",
+            "item_index",
             "images",
             "estimated_cost",
             "actual_cost",
             "attempts",
+            "cancel_requested",
             "error",
             "created_at",
             "started_at",
             "finished_at",
             "links",
         ]
+
+    def get_item_index(self, job: Job) -> int | None:
+        if job.batch_id is None:
+            return None
+        item = getattr(job, "batch_item", None)  # selected with the job by the selectors
+        return item.index if item is not None else None
 
     @extend_schema_field(ImageOut(many=True))
     def get_images(self, job: Job) -> list[dict[str, Any]]:
@@ -267,10 +282,13 @@ def job_accepted_data(job: Job) -> dict[str, Any]:
         "input_image_ids": job.input_image_ids,
         "parent_image_id": str(job.parent_image_id) if job.parent_image_id else None,
         "metadata": job.metadata,
+        "batch_id": None,  # batch items are made by the batch, never answered one by one
+        "item_index": None,
         "images": [],
         "estimated_cost": usd(job.estimated_cost),
         "actual_cost": usd(Decimal(0)),
         "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
         "error": None,
         "created_at": _DATETIME.to_representation(job.created_at),
         "started_at": None,
