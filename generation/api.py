@@ -21,7 +21,7 @@ from config.errors import BunchError
 from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency, images, selectors, services
-from generation.links import signature_allows
+from generation.links import signature_check
 from generation.models import Job, Kind, WorkStatus
 from generation.serializers import (
     EditIn,
@@ -300,10 +300,11 @@ class _ImageFileView(APIView):
     variant = "content"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self._signed = signature_allows(
-            request.query_params.get("sig", ""), kwargs.get("image_id"), self.variant
-        )
+        token = request.query_params.get("sig", "")
+        # A key, when sent, is the credential; otherwise a bad link says what is wrong.
+        self._signed = bool(token) and "Authorization" not in request.headers
         if self._signed:
+            signature_check(token, kwargs.get("image_id"), self.variant)
             self.permission_classes = []
             self.throttle_classes = []
         super().initial(request, *args, **kwargs)
