@@ -208,6 +208,8 @@ BUNCH_BATCH_MAX_AGE_HOURS = env.int("BUNCH_BATCH_MAX_AGE_HOURS", 48)
 
 # Webhooks out to loopback/private addresses are refused unless allowed (development).
 WEBHOOKS_ALLOW_PRIVATE = env.bool("BUNCH_WEBHOOKS_ALLOW_PRIVATE", DEBUG)
+# After a secret rotation, deliveries are signed with the old secret too for this long.
+BUNCH_WEBHOOK_SECRET_OVERLAP_S = env.int("BUNCH_WEBHOOK_SECRET_OVERLAP_S", 24 * 3600)
 
 # Auth, i18n, static, media -----------------------------------------------------------
 

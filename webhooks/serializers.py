@@ -35,10 +35,35 @@ class WebhookEndpointUpdateIn(StrictSerializer):
 
 class WebhookEndpointOut(serializers.ModelSerializer):
     event_types = serializers.ListField(child=EventTypeField(), help_text=EVENT_TYPES_HELP)
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Until then, deliveries also carry a signature with the secret before the "
+        "last rotation.",
+    )
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "description", "event_types", "enabled", "created_at"]
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "enabled",
+            "created_at",
+            "previous_secret_expires_at",
+        ]
+
+
+MAX_OVERLAP_S = 7 * 24 * 3600
+
+
+class RotateSecretIn(StrictSerializer):
+    overlap_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_OVERLAP_S,
+        required=False,
+        help_text="How long the old secret keeps signing too (default 24 h; 0 ends it now).",
+    )
 
 
 class WebhookEndpointWithSecretOut(WebhookEndpointOut):
