@@ -36,7 +36,9 @@ from tenants.models import Tenant
 
 
 def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
-    return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
+    """The batch as `GET /batches/{id}` shows it: what creates, replays and cancels answer."""
+    batch = selectors.batch_get_for_tenant(tenant, batch_id)
+    return BatchDetailOut(batch).data  # type: ignore[return-value]
 
 
 class BatchPagination(StrictCursorPagination):
@@ -116,7 +118,7 @@ class BatchListView(APIView):
 
     @extend_schema(
         request=BatchIn,
-        responses={200: BatchOut, 202: BatchOut, 402: ErrorOut},
+        responses={200: BatchDetailOut, 202: BatchDetailOut, 402: ErrorOut},
         summary="Submit a batch",
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
@@ -186,7 +188,7 @@ class BatchItemsView(APIView):
 class BatchCancelView(APIView):
     required_scope = "generate"
 
-    @extend_schema(request=None, responses=BatchOut, summary="Cancel what is not yet made")
+    @extend_schema(request=None, responses=BatchDetailOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
         tenant = request_tenant(request)
         batch = selectors.batch_get_for_tenant(tenant, batch_id)
