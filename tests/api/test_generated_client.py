@@ -169,7 +169,7 @@ def test_a_generated_client_submits_replays_pages_batches_edits_hooks_and_reads_
         client=client,
         body=m.BatchInRequest(template=template.id, locales=locales, mode=m.BatchModeEnum.REALTIME),
     )
-    assert isinstance(batch, m.BatchOut), batch
+    assert isinstance(batch, m.BatchDetailOut), batch
     for _ in range(100):
         batch = _op("v1_batches_retrieve").sync(str(batch.id), client=client)
         if batch.status != m.WorkStatusEnum.RUNNING and batch.status != m.WorkStatusEnum.QUEUED:
