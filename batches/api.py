@@ -10,12 +10,12 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batches import results, selectors, services, templates
+from batches.models import Batch
 from batches.serializers import (
     BatchDetailOut,
     BatchIn,
@@ -26,9 +26,8 @@ from batches.serializers import (
     TemplateIn,
     TemplateOut,
 )
-from config.errors import BunchError
-from config.limits import StrictLimit
-from config.schema import CURSOR, limit_parameter, page_of
+from config.pagination import StrictCursorPagination
+from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
@@ -37,14 +36,13 @@ from tenants.models import Tenant
 
 
 def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
-    return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
+    """The batch as `GET /batches/{id}` shows it: what creates, replays and cancels answer."""
+    batch = selectors.batch_get_for_tenant(tenant, batch_id)
+    return BatchDetailOut(batch).data  # type: ignore[return-value]
 
 
-class BatchPagination(StrictLimit, CursorPagination):
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
-    ordering = "-created_at"
+class BatchPagination(StrictCursorPagination):
+    pass
 
 
 class ItemPagination(BatchPagination):
@@ -53,17 +51,34 @@ class ItemPagination(BatchPagination):
     ordering = "index"
 
 
-def _idempotency_begin(request: Request, tenant: Tenant) -> IdempotencyRecord | None:
-    """Same key + same body → the first response again (a client that lost the answer
-    re-sends safely); same key + another body → 409."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+class TemplatePagination(BatchPagination):
+    pass
+
+
+def _idempotency_begin(
+    request: Request, tenant: Tenant, validated: dict[str, Any]
+) -> IdempotencyRecord | None:
+    """Same key + same validated input → the batch the first request made, as it is now (a
+    client that lost the answer re-sends safely); same key + another input → 409."""
+    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     if not key:
         return None
-    if len(key) > 255:
-        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
-    body = request.data if isinstance(request.data, dict) else {}
-    fingerprint = idempotency.request_fingerprint({"path": request.path, "body": body})
+    fingerprint = idempotency.request_fingerprint(
+        operation=f"{request.method} {request.path}", validated=validated
+    )
     return idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
+
+
+def _batch_answer(tenant: Tenant, batch_id: Any, *, replayed: bool = False) -> Response:
+    """The batch as it is now. A new batch is 202 (accepted); a replay is 202 while the
+    batch is unfinished and 200 once it has finished, like a job's."""
+    body = _batch_body(tenant, batch_id)
+    finished = replayed and body["status"] in Batch.FINISHED
+    code = status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
+    headers = {"Location": body["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status=code, headers=headers)
 
 
 def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], Any]:
@@ -99,25 +114,23 @@ def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], 
 
 
 class BatchListView(APIView):
+    pagination_class = BatchPagination  # read by the schema: the list is a page envelope
+
     @extend_schema(
         request=BatchIn,
-        responses={202: BatchOut},
+        responses={200: BatchDetailOut, 202: BatchDetailOut, 402: ErrorOut},
         summary="Submit a batch",
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def post(self, request: Request) -> Response:
         tenant = request_tenant(request)
-        record = _idempotency_begin(request, tenant)
-        if getattr(record, "replayed", False):
-            return Response(
-                record.response_body,  # type: ignore[union-attr]
-                status=record.response_status,  # type: ignore[union-attr]
-                headers={"Idempotent-Replayed": "true"},
-            )
+        data = BatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        record = _idempotency_begin(request, tenant, v)
+        if idempotency.is_replay(record):
+            return _batch_answer(tenant, idempotency.resource_id(record), replayed=True)
         try:
-            data = BatchIn(data=request.data)
-            data.is_valid(raise_exception=True)
-            v = data.validated_data
             items, template = _items(tenant, v)
             batch = services.batch_submit(
                 tenant=tenant,
@@ -132,18 +145,15 @@ class BatchListView(APIView):
             if record is not None:
                 idempotency.idempotency_abandon(record=record)
             raise
-        body = _batch_body(tenant, batch.pk)
+        answer = _batch_answer(tenant, batch.pk)
         if record is not None:
-            idempotency.idempotency_finish(record=record, status=202, body=body)
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
-        )
+            idempotency.idempotency_finish(record=record, status=202, body=answer.data)  # type: ignore[arg-type]
+        return answer
 
     @extend_schema(
-        responses=page_of(BatchOut),
+        responses=BatchOut(many=True),
         operation_id="v1_batches_list",
         summary="List batches, newest first",
-        parameters=[CURSOR, limit_parameter(50, 200)],
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
@@ -163,11 +173,12 @@ class BatchDetailView(APIView):
 
 
 class BatchItemsView(APIView):
+    pagination_class = ItemPagination
+
     @extend_schema(
-        responses=page_of(BatchItemOut),
+        responses=BatchItemOut(many=True),
         operation_id="v1_batches_items_list",
         summary="A batch's items in order, each with its job and images",
-        parameters=[CURSOR, limit_parameter(100, 1000)],
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
@@ -179,7 +190,7 @@ class BatchItemsView(APIView):
 class BatchCancelView(APIView):
     required_scope = "generate"
 
-    @extend_schema(request=None, responses=BatchOut, summary="Cancel what is not yet made")
+    @extend_schema(request=None, responses=BatchDetailOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
         tenant = request_tenant(request)
         batch = selectors.batch_get_for_tenant(tenant, batch_id)
@@ -220,6 +231,8 @@ class BatchResultsZipView(APIView):
 
 
 class TemplateListView(APIView):
+    pagination_class = TemplatePagination
+
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, summary="Save a template")
     def post(self, request: Request) -> Response:
         data = TemplateIn(data=request.data)
@@ -228,14 +241,12 @@ class TemplateListView(APIView):
         return Response(TemplateOut(template).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses=page_of(TemplateOut),
+        responses=TemplateOut(many=True),
         operation_id="v1_templates_list",
         summary="List templates",
-        parameters=[CURSOR, limit_parameter(50, 200)],
     )
     def get(self, request: Request) -> Response:
-        paginator = BatchPagination()
-        paginator.ordering = "-created_at"
+        paginator = TemplatePagination()
         rows = selectors.templates_for_tenant(request_tenant(request))
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(TemplateOut(page, many=True).data)

@@ -57,3 +57,17 @@ def batches_settle_open(*, now: dt.datetime | None = None) -> int:
         )
     )
     return sum(batch_settle(batch_id=pk, now=now).is_finished for pk in ids)
+
+
+def on_job_finished(sender: Any, *, batch_id: Any = None, **kwargs: Any) -> None:
+    """`generation.signals.job_finished`: a batch settles as its last item finishes (and is
+    `running` from its first finished item on), not at the next scheduled pass."""
+    if batch_id is None:
+        return
+    open_items = Job.objects.filter(batch_id=batch_id).exclude(status__in=Job.FINISHED)
+    if open_items.exists():
+        Batch.objects.filter(pk=batch_id, status=Batch.Status.QUEUED).update(
+            status=Batch.Status.RUNNING
+        )
+    else:
+        batch_settle(batch_id=batch_id)

@@ -219,6 +219,8 @@ if WEBHOOKS_ALLOW_LOOPBACK and not DEBUG:
         "BUNCH_WEBHOOKS_ALLOW_LOOPBACK is for local development: it cannot be on when "
         "DJANGO_DEBUG=false."
     )
+# After a secret rotation, deliveries are signed with the old secret too for this long.
+BUNCH_WEBHOOK_SECRET_OVERLAP_S = env.int("BUNCH_WEBHOOK_SECRET_OVERLAP_S", 24 * 3600)
 
 # Auth, i18n, static, media -----------------------------------------------------------
 
@@ -275,7 +277,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.limits.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.BunchAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -287,11 +289,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.WorkStatus"},
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.schema.add_error_responses",
-    ],
+    "ENUM_NAME_OVERRIDES": {
+        "WorkStatusEnum": "generation.models.WorkStatus",
+        "JobModeEnum": "core.catalog.Mode",
+        "BatchModeEnum": [("batch", "batch"), ("realtime", "realtime")],
+    },
 }
 
 # Rate limits are shared by all web processes: the database by default, Redis when set.

@@ -28,6 +28,7 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
     )
     return (
         Job.objects.filter(tenant=tenant)
+        .select_related("batch_item")  # its item index, for batch items
         .prefetch_related(Prefetch("images", queryset=images))
         .annotate(actual_cost=Sum("usage__billed"))
     )
@@ -48,8 +49,11 @@ def job_list(
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
     metadata: dict[str, str] | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> QuerySet[Job]:
     jobs = jobs_for_tenant(tenant)
+    if batch_id is not None:
+        jobs = jobs.filter(batch_id=batch_id)
     if status:
         jobs = jobs.filter(status=status)
     if kind:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from billing.pricing import estimate_image_cost
 from config.errors import BunchError
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
 from core.money import from_nanos, to_nanos
-from generation import queue
+from generation import queue, signals
 from generation.events import job_event_emit
 from generation.models import Image, Job, Kind
 from generation.presets import PRESETS, model_prompt
@@ -37,6 +38,8 @@ MAX_PROMPT_CHARS = 8_000
 ECONOMY_DEADLINE = dt.timedelta(hours=24)
 MAX_COUNT = 8
 MAX_INPUT_IMAGES = 14
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidRequest(BunchError):
@@ -337,6 +340,22 @@ def reservation_release_all(*, job: Job) -> None:
 # Finish ---------------------------------------------------------------------------------
 
 
+def _announce_finished(job: Job) -> None:
+    """After commit, tell listeners (the batch settles on its last item). A listener's
+    failure is logged, never the job's: the scheduled settle pass is the safety net."""
+    job_id, batch_id, status = job.pk, job.batch_id, job.status
+
+    def send() -> None:
+        results = signals.job_finished.send_robust(
+            sender=Job, job_id=job_id, batch_id=batch_id, status=status
+        )
+        for receiver, outcome in results:
+            if isinstance(outcome, Exception):
+                logger.error("job_finished listener %r failed", receiver, exc_info=outcome)
+
+    transaction.on_commit(send)
+
+
 def job_finish(
     *,
     job_id: uuid.UUID,
@@ -393,6 +412,8 @@ def job_finish(
         reservation_release_all(job=job)
         if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
+        if job.batch_id is not None:
+            _announce_finished(job)
         if wake:
             tenant_id = job.tenant_id
             transaction.on_commit(lambda: _wake_waiting(tenant_id))

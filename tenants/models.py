@@ -102,7 +102,9 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """A tenant's API key. Only a hash of the secret is stored; the key is shown once."""
 
-    SCOPES = ("generate", "read")
+    # `keys:manage` (create, list and revoke keys through the API) is never a default:
+    # a key gets it only when asked for by name.
+    SCOPES = ("generate", "read", "keys:manage")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=80)

@@ -21,7 +21,7 @@ from config.errors import BunchError
 from config.sql import insert_select
 from core.money import from_nanos, to_nanos
 from tenants import keycache
-from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
+from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant, default_scopes
 
 KEY_NAMESPACE = "bk_live_"
 PREFIX_LENGTH = len(KEY_NAMESPACE) + 12
@@ -117,7 +117,7 @@ def api_key_create(
     created_by: User | None = None,
     expires_at: dt.datetime | None = None,
 ) -> IssuedKey:
-    scopes = list(scopes or ApiKey.SCOPES)
+    scopes = list(scopes or default_scopes())
     unknown = sorted(set(scopes) - set(ApiKey.SCOPES))
     if unknown:
         raise BunchError(

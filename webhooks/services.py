@@ -166,10 +166,20 @@ def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 
 @transaction.atomic
-def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
-    """A new secret; the old one stops working at once, pending retries use the new one."""
+def endpoint_rotate_secret(
+    *,
+    endpoint: WebhookEndpoint,
+    overlap: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """A new secret. For `overlap` (default `BUNCH_WEBHOOK_SECRET_OVERLAP_S`, 24 h) every
+    delivery carries a signature with the old secret too; `overlap=0` ends it at once."""
+    if overlap is None:
+        overlap = dt.timedelta(seconds=settings.BUNCH_WEBHOOK_SECRET_OVERLAP_S)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = (now or timezone.now()) + overlap
     endpoint.secret = _new_secret()
-    endpoint.save(update_fields=["secret"])
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
     _audit(AuditEvent.Action.WEBHOOK_SECRET_ROTATED, endpoint)
     return endpoint.secret
 
@@ -294,8 +304,10 @@ def _signed_headers(
         "user-agent": "Bunch-Webhooks/1",
         "webhook-id": delivery.event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(
-            secret=endpoint.secret, msg_id=delivery.event_id, timestamp=timestamp, body=body
+        # Standard Webhooks: space-separated signatures, any one of which may verify.
+        "webhook-signature": " ".join(
+            sign(secret=secret, msg_id=delivery.event_id, timestamp=timestamp, body=body)
+            for secret in endpoint.signing_secrets(now)
         ),
     }
 

@@ -28,8 +28,8 @@ def _upload(actor: Actor) -> str:
     "extra",
     [
         {},
-        {"kind": "banner", "count": 3, "aspect_ratio": "21:9", "metadata": {"sku": "A-1", "n": 2}},
-        {"model": "flash", "metadata": {"nested": {"list": [1, "two", None]}}},
+        {"kind": "banner", "count": 3, "aspect_ratio": "21:9", "metadata": {"sku": "A-1"}},
+        {"model": "flash", "metadata": {"empty": "", "unicode": "größe 🎨"}},
     ],
 )
 def test_the_202_body_is_the_job_as_get_shows_it(

@@ -64,7 +64,8 @@ def test_webhook_changes_through_the_api_name_the_key_that_made_them(
     ).json()
     path = f"/api/v1/webhook-endpoints/{created['id']}"
     api.patch(path, {"enabled": False}, content_type="application/json")
-    api.post(f"{path}/rotate-secret")
+    rotated = api.post(f"{path}/rotate-secret", {}, content_type="application/json")
+    assert rotated.status_code == 200, rotated.content
     api.delete(path)
 
     events = AuditEvent.objects.filter(action__startswith="webhook.").order_by("id")

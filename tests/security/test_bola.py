@@ -119,13 +119,16 @@ def _path(route: Route, world: World) -> str:
 def test_another_tenant_gets_404_on_every_api_route_with_an_object_id(
     world: World, outsider: Actor
 ) -> None:
+    # Every scope, so that no route stops at the scope check before the object lookup.
+    key = api_key_create(tenant=outsider.tenant, name="full", scopes=list(ApiKey.SCOPES))
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
     before = world.snapshot()
     cells, leaks = 0, []
     routes = _object_routes(api_routes())
     for route in routes:
         path = _path(route, world)
         for method in METHODS:
-            response = _call(outsider.api(), method, path)
+            response = _call(client, method, path)
             cells += 1
             if response.status_code not in (404, 405):
                 leaks.append(f"{method} {route.template}: {response.status_code}")
@@ -208,9 +211,13 @@ def test_a_revoked_key_gets_401_on_every_api_route(world: World, owner: Actor) -
 def test_a_key_lacking_the_scope_gets_403_on_every_api_operation(
     world: World, owner: Actor
 ) -> None:
+    # For each scope, a key with every scope but that one.
     keys = {
-        scope: api_key_create(tenant=owner.tenant, name=scope, scopes=[scope]).plaintext
-        for scope in ApiKey.SCOPES
+        ",".join(others): api_key_create(
+            tenant=owner.tenant, name="all but", scopes=others
+        ).plaintext
+        for needed in ApiKey.SCOPES
+        if (others := [scope for scope in ApiKey.SCOPES if scope != needed])
     }
     before = world.snapshot()
     cells, leaks = 0, []
@@ -220,12 +227,14 @@ def test_a_key_lacking_the_scope_gets_403_on_every_api_operation(
             needed = getattr(cls, "required_scope", None) or (
                 "read" if method in SAFE_METHODS else "generate"
             )
-            (other,) = set(ApiKey.SCOPES) - {needed}
-            client = Client(HTTP_AUTHORIZATION=f"Bearer {keys[other]}")
+            others = [scope for scope in ApiKey.SCOPES if scope != needed]
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {keys[','.join(others)]}")
             response = _call(client, method, _path(route, world))
             cells += 1
             if response.status_code != 403:
-                leaks.append(f"{method} {route.template} with {other!r}: {response.status_code}")
+                leaks.append(
+                    f"{method} {route.template} without {needed!r}: {response.status_code}"
+                )
             else:
                 assert response.json()["error"]["code"] == "insufficient_scope"
     assert cells >= 35 and leaks == [], leaks
@@ -288,6 +297,25 @@ PRIVILEGED = {
 def test_privileged_fields_in_bodies_are_ignored(world: World, owner: Actor) -> None:
     api = owner.api()
     changed = []
+    # Refused (400 naming the fields, issue 26's strict input) or ignored: never applied.
+    jobs_before = Job.objects.count()
+    refused = [
+        path
+        for path, body in (
+            ("/api/v1/generations", {"prompt": "x", **PRIVILEGED}),
+            ("/api/v1/batches", {"items": [{"prompt": "x"}], **PRIVILEGED}),
+            ("/api/v1/templates", {"name": "T2", "text": "x {a}", **PRIVILEGED}),
+        )
+        if api.post(path, body, format="json").status_code == 400
+    ]
+    if len(refused) == 3:
+        endpoint = WebhookEndpoint.objects.get(pk=world.ids["endpoint_id"])
+        answer = api.patch(f"/api/v1/webhook-endpoints/{endpoint.pk}", PRIVILEGED, format="json")
+        after = WebhookEndpoint.objects.get(pk=endpoint.pk)
+        unchanged = (after.secret, after.tenant_id) == (endpoint.secret, endpoint.tenant_id)
+        assert answer.status_code == 400 and unchanged
+        assert Job.objects.count() == jobs_before
+        return
     job = api.post("/api/v1/generations", {"prompt": "x", **PRIVILEGED}, format="json")
     row = Job.objects.get(pk=job.json()["id"])
     if row.tenant_id != owner.tenant.pk or row.status != "queued" or row.reserved_images != 1:

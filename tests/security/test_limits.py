@@ -149,7 +149,8 @@ def test_metadata_over_its_limits_is_refused_with_a_field_error(owner: Actor, ca
 
 
 def test_metadata_at_its_limits_is_accepted(owner: Actor) -> None:
-    metadata = {"a": {"b": {"c": {"d": 1}}}, **{f"k{i}": i for i in range(60)}}
+    # Strings only (issue 26's typed metadata): 50 keys, one of 40 characters, 4 KB in all.
+    metadata = {"k" * 40: "v" * 70, **{f"k{i}": "v" * 70 for i in range(49)}}
 
     response = owner.api().post(
         "/api/v1/generations", {"prompt": "a cat", "metadata": metadata}, format="json"
