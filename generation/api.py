@@ -47,12 +47,16 @@ def _accepted_body(job: Job) -> dict[str, Any]:
     return job_accepted_data(job)
 
 
+def _wait_seconds(request: Request) -> int:
+    match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
+    return min(int(match.group(1)), MAX_WAIT_S) if match else 0
+
+
 def _wait_for(
     tenant: Tenant, job: Job, request: Request, body: dict[str, Any]
 ) -> tuple[int, dict[str, Any]]:
     """`Prefer: wait=N`: hold the answer up to N s (≤ 60) for the job to finish."""
-    match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
-    wait = min(int(match.group(1)), MAX_WAIT_S) if match else 0
+    wait = _wait_seconds(request)
     if not wait:
         return status.HTTP_202_ACCEPTED, body
     deadline = time.monotonic() + wait
@@ -126,6 +130,7 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
+            interactive=_wait_seconds(request) > 0,
             mode=services.route_mode(
                 tenant=request_tenant(request),
                 priority=v.get("priority"),
