@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
@@ -90,7 +90,17 @@ class Taken:
     retry_in_s: float
 
 
+def _no_disk_wait() -> None:
+    """This transaction's commit need not wait for the disk (PostgreSQL): a lease or a
+    release lost in a database crash only miscounts the budget until the lease expires,
+    while waiting for the disk on every call held the model's row for milliseconds."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 def _model_row(model: str) -> ProviderModel:
+    _no_disk_wait()
     ProviderModel.objects.get_or_create(model=model)
     return ProviderModel.objects.select_for_update().get(model=model)
 
@@ -213,8 +223,10 @@ def _prune(now: dt.datetime) -> None:
     BudgetLease.objects.filter(started_at__lt=now - WINDOW_SPEND - dt.timedelta(minutes=1)).delete()
 
 
+@transaction.atomic
 def budget_release(*, lease_ids: list[int], now: dt.datetime | None = None) -> None:
     if lease_ids:
+        _no_disk_wait()
         BudgetLease.objects.filter(pk__in=lease_ids, released_at__isnull=True).update(
             released_at=now or timezone.now()
         )
