@@ -388,7 +388,7 @@ def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
             "statuses": statuses,
             "emulator_requests": stats.get("requests"),
             "emulator_429": sum(
-                n for m in stats.get("models", {}).values() for k, n in m.items() if "429" in k
+                n for m in stats.get("by_model", {}).values() for k, n in m.items() if "429" in k
             ),
             "emulator_max_in_flight": stats.get("max_in_flight"),
             "wall_s": wall,
