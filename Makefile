@@ -55,6 +55,7 @@ format: venv
 
 # Whole-stack benchmark (docs/performance.md). The default run (SQLite, 2,000 jobs)
 # takes about 2 minutes; e.g. BENCH_ARGS="--broker sqlite,postgres,redis --jobs 5000".
+# The scheduler's figures: BENCH_ARGS="--scenario fairness" (bench/fairness.py, ~15 min).
 BENCH_ARGS ?=
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)

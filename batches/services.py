@@ -193,6 +193,7 @@ def batch_submit(
         )
         for job in jobs:
             job.batch = batch
+            job.priority = Job.Priority.BATCH_ITEM
             job.quota_period_id = reservation.period_id
         Job.objects.bulk_create(jobs, batch_size=500)
         BatchItem.objects.bulk_create(

@@ -174,6 +174,18 @@ GEMINI_TIMEOUT_S = env.float("GEMINI_TIMEOUT_S", 120.0)
 C2PA_TRUST_ANCHORS = (
     str(env.path("C2PA_TRUST_ANCHORS", BASE_DIR)) if env.is_set("C2PA_TRUST_ANCHORS") else ""
 )
+# The provider budget every worker shares, per model (generation/budget.py); 0 = no limit.
+# Set them to the project's limits in Google AI Studio, or a little under.
+GEMINI_MAX_IN_FLIGHT = env.int("GEMINI_MAX_IN_FLIGHT", 0)
+GEMINI_RPM = env.int("GEMINI_RPM", 0)
+GEMINI_SPEND_PER_10_MIN_USD = env.float("GEMINI_SPEND_PER_10_MIN_USD", 0.0)
+# A budget slot whose worker died comes back after this long (longer than any call).
+BUNCH_BUDGET_LEASE_S = env.float("BUNCH_BUDGET_LEASE_S", GEMINI_TIMEOUT_S + 15)
+if min(GEMINI_MAX_IN_FLIGHT, GEMINI_RPM, GEMINI_SPEND_PER_10_MIN_USD) < 0:
+    raise ImproperlyConfigured(
+        "GEMINI_MAX_IN_FLIGHT, GEMINI_RPM and GEMINI_SPEND_PER_10_MIN_USD must be 0 (no limit) "
+        "or more."
+    )
 
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", "")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", "" if STRIPE_API_KEY else "http://127.0.0.1:8402")
@@ -202,6 +214,8 @@ if BUNCH_DOORBELL_LINGER_S <= BUNCH_DOORBELL_COALESCE_S:
         "whose ring was coalesced could be missed until the sweeper finds it."
     )
 BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
+# A 429 sends the job back to its queue without spending an attempt; this many times at most.
+BUNCH_PROVIDER_MAX_DEFERRALS = env.int("BUNCH_PROVIDER_MAX_DEFERRALS", 50)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
 

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from typing import Any
 
-from generation import services
-from generation.models import Image, Job, Provenance
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.utils import timezone
+
+from generation import budget, services
+from generation.models import BudgetLease, Image, Job, Provenance, ProviderModel, TenantShare
+from tenants.capacity import reservations_total
 
 
 class ImageInline(admin.TabularInline):
@@ -107,3 +112,102 @@ class ImageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+# The scheduler: each tenant's share, and the provider budget in use ----------------------
+
+
+def _count_of(rows: QuerySet[Any]) -> Subquery:
+    return Subquery(
+        rows.order_by().values("tenant_id").annotate(n=Count("pk")).values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+@admin.register(TenantShare)
+class TenantShareAdmin(admin.ModelAdmin):
+    """Tenants the scheduler has served: their work now and their place in virtual time."""
+
+    list_display = [
+        "tenant",
+        "plan",
+        "weight",
+        "reservation",
+        "queued",
+        "running",
+        "share_now",
+        "finish",
+    ]
+    list_select_related = ["tenant__plan"]
+    readonly_fields = ["tenant", "start", "finish"]
+    ordering = ["-finish"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TenantShare]:
+        jobs = Job.objects.filter(tenant=OuterRef("tenant"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                queued_n=_count_of(jobs.filter(status=Job.Status.QUEUED)),
+                running_n=_count_of(jobs.filter(status=Job.Status.RUNNING)),
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        self._running_total = Job.objects.filter(status=Job.Status.RUNNING).count()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Plan")
+    def plan(self, share: TenantShare) -> str:
+        return share.tenant.plan.name
+
+    @admin.display(description="Weight")
+    def weight(self, share: TenantShare) -> int:
+        return share.tenant.plan.weight
+
+    @admin.display(description="Reserved calls")
+    def reservation(self, share: TenantShare) -> int:
+        return share.tenant.plan.reserved_concurrency
+
+    @admin.display(description="Queued", ordering="queued_n")
+    def queued(self, share: TenantShare) -> int:
+        return getattr(share, "queued_n", None) or 0
+
+    @admin.display(description="Running", ordering="running_n")
+    def running(self, share: TenantShare) -> int:
+        return getattr(share, "running_n", None) or 0
+
+    @admin.display(description="Share of running jobs")
+    def share_now(self, share: TenantShare) -> str:
+        total = getattr(self, "_running_total", 0)
+        return f"{100 * self.running(share) / total:.0f} %" if total else "–"
+
+
+@admin.register(ProviderModel)
+class ProviderModelAdmin(admin.ModelAdmin):
+    """The provider budget every worker shares, per model (generation/budget.py)."""
+
+    list_display = ["model", "in_flight", "calls_last_minute", "reserved", "cooldown_until"]
+    readonly_fields = ["model", "cooldown_until"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Calls in flight / budget")
+    def in_flight(self, row: ProviderModel) -> str:
+        used = budget.budget_in_use().get(row.model, 0)
+        limit = settings.GEMINI_MAX_IN_FLIGHT
+        return f"{used} / {limit}" if limit else f"{used} (no limit set)"
+
+    @admin.display(description="Calls started in the last minute / RPM")
+    def calls_last_minute(self, row: ProviderModel) -> str:
+        since = timezone.now() - budget.WINDOW_RPM
+        started = BudgetLease.objects.filter(model=row.model, started_at__gt=since).count()
+        return f"{started} / {settings.GEMINI_RPM or 'no limit'}"
+
+    @admin.display(description="Reserved for tenants")
+    def reserved(self, row: ProviderModel) -> int:
+        return reservations_total()

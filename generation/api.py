@@ -153,6 +153,7 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
+            interactive=_prefer_wait(request) > 0,
             mode=services.route_mode(
                 tenant=request_tenant(request),
                 priority=v.get("priority"),

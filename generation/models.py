@@ -34,6 +34,14 @@ class WorkStatus(models.TextChoices):
 
 class Job(models.Model):
     Status = WorkStatus
+
+    class Priority(models.IntegerChoices):
+        """Order within one tenant's queue (the scheduler takes the lowest first)."""
+
+        INTERACTIVE = 0  # the dashboard, or an API call that waits (`Prefer: wait`)
+        API = 1
+        BATCH_ITEM = 2  # one item of a realtime batch
+
     FINISHED = (WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -49,6 +57,7 @@ class Job(models.Model):
     image_size = models.CharField(max_length=8, default="1K")
     tier = models.CharField(max_length=8, default="lite")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.STANDARD)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.API)
     count = models.PositiveSmallIntegerField(default=1)
     input_image_ids = models.JSONField(default=list, blank=True)
     parent_image = models.ForeignKey(
@@ -63,6 +72,9 @@ class Job(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Provider calls made.")
+    deferrals = models.PositiveIntegerField(
+        default=0, help_text="Times a 429 sent it back to its queue (not counted as attempts)."
+    )
     estimated_cost = models.DecimalField(max_digits=16, decimal_places=9, default=Decimal(0))
 
     # The part of the quota reservation not yet turned into usage or released.
@@ -84,8 +96,15 @@ class Job(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
             models.Index(fields=["tenant", "status"], name="job_tenant_status"),
-            # The runner's claim: the oldest queued standard-mode jobs.
+            # Queued standard-mode jobs, oldest first (the backlog count, the sweeper).
             models.Index(fields=["status", "mode", "created_at"], name="job_claim_order"),
+            # The scheduler: which tenants have work queued (a skip scan over tenant_id),
+            # and each one's head jobs. Only queued rows, so it stays small.
+            models.Index(
+                fields=["tenant", "priority", "created_at"],
+                name="job_queued_head",
+                condition=models.Q(status="queued", mode="standard"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -196,3 +215,57 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.key}"
+
+
+class TenantShare(models.Model):
+    """The scheduler's state for one tenant (generation/scheduler.py): start-time fair
+    queueing tags in virtual time, advanced by a job's images divided by the plan weight."""
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="share"
+    )
+    start = models.FloatField(default=0.0, db_index=True, help_text="Tag of its last claim.")
+    finish = models.FloatField(default=0.0, help_text="Where its next claim starts from.")
+
+    def __str__(self) -> str:
+        return f"share of tenant {self.tenant_id}: {self.start:g}–{self.finish:g}"
+
+
+class ProviderModel(models.Model):
+    """One provider model's shared state: the cooldown every worker honours after a 429.
+
+    Its row is also what serialises taking budget slots for the model (generation/budget.py).
+    """
+
+    model = models.CharField(primary_key=True, max_length=64)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class BudgetLease(models.Model):
+    """One provider call's slot in the shared budget: in flight until released or expired;
+    kept for the RPM and spend windows, then pruned."""
+
+    model = models.CharField(max_length=64)
+    holder = models.CharField(max_length=64, help_text="The worker process that took it.")
+    tenant_id = models.BigIntegerField(null=True, blank=True)
+    reserved = models.BooleanField(default=False, help_text="Taken from the tenant's reservation.")
+    cost_nanos = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["model", "expires_at"],
+                name="lease_in_flight",
+                condition=models.Q(released_at__isnull=True),
+            ),
+            models.Index(fields=["model", "started_at"], name="lease_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} slot of {self.holder}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from rest_framework import serializers
 from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
+from generation import scheduler
 from generation.links import signed_image_url
 from generation.models import Image, Job, Kind, Provenance
 from generation.presets import PRESETS
@@ -185,8 +187,14 @@ class JobErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
+class QueueOut(serializers.Serializer):
+    position = serializers.IntegerField(help_text="The tenant's own jobs that start before it.")
+    estimated_start_at = serializers.DateTimeField()
+
+
 class JobOut(serializers.ModelSerializer):
     model = serializers.ChoiceField(choices=list(MODELS), source="tier")
+    queue = serializers.SerializerMethodField()
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS)
     image_size = serializers.ChoiceField(choices=IMAGE_SIZES)
     input_image_ids = serializers.ListField(child=serializers.UUIDField())
@@ -227,6 +235,7 @@ class JobOut(serializers.ModelSerializer):
             "attempts",
             "cancel_requested",
             "error",
+            "queue",
             "created_at",
             "started_at",
             "finished_at",
@@ -255,6 +264,24 @@ class JobOut(serializers.ModelSerializer):
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
+
+    @functools.cached_property
+    def _paces(self) -> dict[int, scheduler.TenantPace]:
+        # One serializer for a page of jobs (many=True hands its child to each): each
+        # tenant's pace is read once per page.
+        return {}
+
+    @extend_schema_field(QueueOut(allow_null=True))
+    def get_queue(self, job: Job) -> dict[str, Any] | None:
+        """Where a queued job stands (null once it runs, and for batch-mode jobs)."""
+        if job.status != Job.Status.QUEUED:
+            return None
+        # A page of jobs reads each tenant's pace once.
+        paces: dict[int, scheduler.TenantPace] = self._paces
+        if job.tenant_id not in paces:
+            paces[job.tenant_id] = scheduler.tenant_pace(job.tenant)
+        estimate = scheduler.queue_estimate(job, pace=paces[job.tenant_id])
+        return QueueOut(estimate).data if estimate else None  # type: ignore[return-value]
 
     def get_links(self, job: Job) -> dict[str, str]:
         url = reverse("api:generation-detail", kwargs={"job_id": job.pk})
@@ -290,6 +317,8 @@ def job_accepted_data(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
         "error": None,
+        # Where it stands is known once it is queued behind others: GET the job to see.
+        "queue": None,
         "created_at": _DATETIME.to_representation(job.created_at),
         "started_at": None,
         "finished_at": None,

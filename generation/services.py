@@ -69,6 +69,9 @@ class JobParams:
     input_image_ids: tuple[uuid.UUID, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     parent_image_id: uuid.UUID | None = None
+    # Someone waits for the answer (`Prefer: wait`): it goes ahead of the tenant's other API
+    # jobs, as dashboard jobs do (generation/scheduler.py).
+    interactive: bool = False
 
 
 # Routing --------------------------------------------------------------------------------
@@ -184,8 +187,10 @@ def job_build(
         markup=tenant.plan.markup_per_image,
     )
     nanos = to_nanos(per_image.billed) * params.count
+    waited_for = params.interactive or fields.get("api_key") is None
     return Job(
         tenant=tenant,
+        priority=Job.Priority.INTERACTIVE if waited_for else Job.Priority.API,
         kind=params.kind,
         prompt=params.prompt,
         model_prompt=prompt,

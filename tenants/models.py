@@ -27,6 +27,16 @@ class Plan(models.Model):
     )
     requests_per_minute = models.PositiveIntegerField(default=120)
     max_concurrent_jobs = models.PositiveIntegerField(default=4)
+    # The scheduler (generation/scheduler.py): a tenant's share of the provider's capacity
+    # is proportional to its weight while it has work queued, and `reserved_concurrency`
+    # calls in flight are its own while it has work (lent to others while it has none).
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Share of the provider's capacity, relative to other plans."
+    )
+    reserved_concurrency = models.PositiveIntegerField(
+        default=0,
+        help_text="Provider calls in flight kept for each tenant on this plan while it has work.",
+    )
     markup_per_image = models.DecimalField(
         max_digits=10, decimal_places=6, default=Decimal("0.01"), help_text="USD per image."
     )

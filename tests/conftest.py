@@ -30,3 +30,15 @@ def _fresh_process_memory() -> Iterator[None]:
 
     cache.clear()  # e.g. API-key failures counted per address (tenants/lockout.py)
     yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL=postgres://…`)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL row locking; runs in the PostgreSQL pass")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)

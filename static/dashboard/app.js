@@ -162,7 +162,7 @@
       badge.className = `badge badge-${job.status}`;
       const done = job.images.length;
       const text = {
-        queued: "Waiting for a worker…",
+        queued: startsIn(job) || "Waiting for a worker…",
         running: `Making image ${Math.min(done + 1, job.count)} of ${job.count}…`,
         succeeded: `Done: ${done} image${done === 1 ? "" : "s"}.`,
         failed: "The job failed.",
@@ -244,6 +244,14 @@
     updateCost();
   }
 
+  // "Starts in about N s" for a queued job, from its `queue` estimate (null when unknown).
+  function startsIn(job) {
+    if (!job.queue) return "";
+    const seconds = Math.round((Date.parse(job.queue.estimated_start_at) - Date.now()) / 1000);
+    const ahead = job.queue.position ? ` · ${job.queue.position} of your jobs ahead` : "";
+    return seconds <= 1 ? `Starting…${ahead}` : `Starts in about ${seconds} s${ahead}`;
+  }
+
   // Edit an image -------------------------------------------------------------------------
   function setupEdit(form) {
     form.addEventListener("submit", async (event) => {
@@ -264,7 +272,7 @@
         const final = await pollJob(job.links.self, (j) => {
           badge.textContent = j.status;
           badge.className = `badge badge-${j.status}`;
-          $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : "Working on it…";
+          $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : (j.status === "queued" && startsIn(j)) || "Working on it…";
         });
         if (final.status === "succeeded" && final.images.length) {
           window.location.assign(`/images/${final.images[0].id}/`);
