@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from django.http import FileResponse
@@ -28,15 +27,11 @@ from generation.serializers import (
     UploadIn,
     job_accepted_data,
 )
+from generation.streams import JobCursor, PendingWait, StreamStart, job_body
 from tenants.authentication import request_actor, request_tenant
-from tenants.models import Tenant
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
-
-
-def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
-    return JobOut(selectors.job_get_for_tenant(tenant, job_id)).data  # type: ignore[return-value]
 
 
 def _accepted_body(job: Job) -> dict[str, Any]:
@@ -44,22 +39,10 @@ def _accepted_body(job: Job) -> dict[str, Any]:
     return job_accepted_data(job)
 
 
-def _wait_for(
-    tenant: Tenant, job: Job, request: Request, body: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
+def _wait_seconds(request: Request) -> int:
     """`Prefer: wait=N`: hold the answer up to N s (≤ 60) for the job to finish."""
     match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
-    wait = min(int(match.group(1)), MAX_WAIT_S) if match else 0
-    if not wait:
-        return status.HTTP_202_ACCEPTED, body
-    deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
-        if Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).exists():
-            return status.HTTP_200_OK, _job_body(tenant, job.pk)
-        time.sleep(0.1)
-    body = _job_body(tenant, job.pk)
-    finished = body["status"] in Job.FINISHED
-    return (status.HTTP_200_OK if finished and wait else status.HTTP_202_ACCEPTED), body
+    return min(int(match.group(1)), MAX_WAIT_S) if match else 0
 
 
 def _submit(request: Request, submit: Any) -> Response:
@@ -89,8 +72,12 @@ def _submit(request: Request, submit: Any) -> Response:
     body = _accepted_body(job)
     if record is not None:
         idempotency.idempotency_finish(record=record, status=202, body=body)
-    code, body = _wait_for(tenant, job, request, body)
-    return Response(body, status=code, headers={"Location": body["links"]["self"]})
+    wait = _wait_seconds(request)
+    if wait:  # answered by the async view around this one, without holding a thread
+        request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job.pk, seconds=wait)  # type: ignore[attr-defined]
+    return Response(
+        body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
+    )
 
 
 class JobPagination(CursorPagination):
@@ -183,7 +170,24 @@ def _datetime(value: str | None, name: str) -> Any:
 class GenerationDetailView(APIView):
     @extend_schema(responses=JobOut, summary="A job, its images, usage and cost")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(_job_body(request_tenant(request), job_id))
+        return Response(job_body(request_tenant(request), job_id))
+
+
+class GenerationEventsView(APIView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A job's events as they happen (Server-Sent Events)",
+        description="`status` per status change, `image` per stored image, then `done` "
+        "with the job. Resume with `Last-Event-ID`; after `done` the answer is 204.",
+        parameters=[OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        tenant = request_tenant(request)
+        job = selectors.job_get_for_tenant(tenant, job_id)
+        request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
+            key=f"job:{job.pk}", read=lambda: job_body(tenant, job.pk), cursor=JobCursor.from_id
+        )
+        return Response()
 
 
 class GenerationCancelView(APIView):
@@ -194,7 +198,7 @@ class GenerationCancelView(APIView):
         tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
-        return Response(_job_body(tenant, job.pk))
+        return Response(job_body(tenant, job.pk))
 
 
 class ImageUploadView(APIView):
