@@ -58,9 +58,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.SyncSlotsMiddleware",
+    "config.middleware.AsyncStreamingMiddleware",
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -199,6 +201,15 @@ if BUNCH_DOORBELL_LINGER_S <= BUNCH_DOORBELL_COALESCE_S:
 BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
+
+# Web (config/slots.py): synchronous request work at once per web process under ASGI, and
+# how many of those slots waiting work (Prefer: wait, event streams) leaves to the rest.
+BUNCH_WEB_SYNC_SLOTS = env.int("BUNCH_WEB_SYNC_SLOTS", 8)
+BUNCH_WEB_SYNC_SLOTS_KEPT = env.int("BUNCH_WEB_SYNC_SLOTS_KEPT", 2)
+if not 0 <= BUNCH_WEB_SYNC_SLOTS_KEPT < BUNCH_WEB_SYNC_SLOTS:
+    raise ImproperlyConfigured(
+        "BUNCH_WEB_SYNC_SLOTS_KEPT must be at least 0 and less than BUNCH_WEB_SYNC_SLOTS."
+    )
 
 # Batch mode (batches/dispatch.py): inline requests below Google's 20 MB limit,
 # a JSONL file through the Files API above it.

@@ -63,17 +63,18 @@ def jobs_changed(*, job_ids: Iterable[Any], batch_ids: Iterable[Any] = ()) -> No
             cursor.execute("SELECT pg_notify(%s, %s)", [channel(), payload])
 
 
-_redis_client: Any = None
+_redis_clients: dict[str, Any] = {}
 
 
 def _redis_publish(payload: str) -> None:
-    global _redis_client
     import redis
 
+    url = settings.REDIS_URL
     try:
-        if _redis_client is None:
-            _redis_client = redis.Redis.from_url(settings.REDIS_URL)
-        _redis_client.publish(channel(), payload)
+        client = _redis_clients.get(url)
+        if client is None:
+            client = _redis_clients[url] = redis.Redis.from_url(url)
+        client.publish(channel(), payload)
     except redis.RedisError:  # a waiter then answers at its deadline or on its next look
         logger.warning("Could not publish a job change to Redis", exc_info=True)
 

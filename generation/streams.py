@@ -12,6 +12,7 @@ pool nor database connections.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from config.slots import slots
 from generation import live, selectors
 from generation.models import Job
 from generation.serializers import JobOut
@@ -35,31 +37,44 @@ HEARTBEAT_S = 15.0  # an event stream sends a comment this often when nothing ha
 LOOK_AGAIN_S = 5.0  # and re-reads its row at least this often (a change nobody announced)
 
 
-async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run a synchronous database step in the request's thread, then release its
-    connection (a waiter must not keep one open while it awaits)."""
+async def in_thread(fn: Callable[[], T], *, held: bool = False) -> T:
+    """Run a synchronous database step in the request's thread, in one of the process's
+    slots for waiting work (`config.slots`; `held`: in the slot the request holds), then
+    release its connection: a waiter must not keep one open while it awaits."""
 
     def step() -> T:
         try:
-            return fn(*args)
+            return fn()
         finally:
             for conn in connections.all(initialized_only=True):
                 if not conn.in_atomic_block:  # a test's transaction stays its own
                     conn.close()
 
-    return await sync_to_async(step, thread_sensitive=True)()
+    run = sync_to_async(step, thread_sensitive=True)
+    if held:
+        return await run()
+    async with slots().step(waiting=True):
+        return await run()
 
 
 def _async_around(
     view: Callable[..., HttpResponse],
     then: Callable[[HttpRequest, HttpResponse, float], Awaitable[HttpResponseBase]],
+    waits: Callable[[HttpRequest], bool],
 ) -> AsyncView:
     @functools.wraps(view)  # keeps `cls` and `csrf_exempt`, which the schema and CSRF read
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        started = time.monotonic()
-        response = await in_thread(functools.partial(view, request, *args, **kwargs))
+        # The deadline of a wait counts from the request's arrival, not from its first slot.
+        started = getattr(request, "arrived_at", None) or time.monotonic()
+        call = functools.partial(view, request, *args, **kwargs)
+        if not waits(request):
+            async with slots().step(waiting=False):
+                return await in_thread(call, held=True)
+        response = await in_thread(call)  # a slot of the waiting lane, as each step takes
         return await then(request, response, started)
 
+    # config.middleware.SyncSlotsMiddleware lets it through without a slot
+    wrapped.waits_without_slot = True  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -81,7 +96,11 @@ class PendingWait:
 
 def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
     """`Prefer: wait=N` on a submit: 200 with the finished job by N s, else 202 as ever."""
-    return _async_around(view, _answer_when_finished)
+    return _async_around(view, _answer_when_finished, _asks_to_wait)
+
+
+def _asks_to_wait(request: HttpRequest) -> bool:
+    return request.method == "POST" and "wait" in request.headers.get("Prefer", "")
 
 
 async def _answer_when_finished(
@@ -93,12 +112,12 @@ async def _answer_when_finished(
     deadline = started + pending.seconds
     key = f"job:{pending.job_id}"
     async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
-        while not await in_thread(_is_finished, pending.job_id):
+        while not await in_thread(functools.partial(_is_finished, pending.job_id)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             await watch.changed(remaining)
-    body = await in_thread(job_body, pending.tenant, pending.job_id)
+    body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
     response.data = body
     response.status_code = 200 if body["status"] in Job.FINISHED else 202
     return response
@@ -144,7 +163,7 @@ FINAL_ID = "end"
 
 def event_stream(view: Callable[..., HttpResponse]) -> AsyncView:
     """A `text/event-stream` of the state the DRF `view` opened (its `StreamStart`)."""
-    return _async_around(view, _stream)
+    return _async_around(view, _stream, lambda request: True)
 
 
 async def _stream(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponseBase:
@@ -238,3 +257,45 @@ class JobCursor:
 
     def _status(self, body: dict[str, Any]) -> Event:
         return Event(id=self.id, type="status", data={"id": body["id"], "status": body["status"]})
+
+
+@dataclass
+class ProgressCursor:
+    """A client's place in the events of something that reports progress as a whole (a
+    batch): `status` per status not yet seen, `progress` whenever its progress changed,
+    then `done` with the whole body. An event id is `<status rank>-<progress digest>`."""
+
+    rank: int = -1
+    digest: str = ""
+
+    @classmethod
+    def from_id(cls, last_id: str) -> ProgressCursor:
+        rank, _, digest = last_id.partition("-")
+        try:
+            return cls(rank=int(rank), digest=digest)
+        except ValueError:
+            return cls()
+
+    def advance(self, body: dict[str, Any]) -> tuple[list[Event], bool]:
+        rank = _rank(body["status"])
+        events: list[Event] = []
+        if self.rank < rank < 2:
+            self.rank = rank
+            events.append(self._event("status", {"id": body["id"], "status": body["status"]}))
+        digest = hashlib.sha256(
+            json.dumps(body["progress"], sort_keys=True, cls=JSONEncoder).encode()
+        ).hexdigest()[:12]
+        if digest != self.digest:
+            self.digest = digest
+            progress = {"id": body["id"], "status": body["status"], **body["progress"]}
+            events.append(self._event("progress", progress))
+        if rank < 2:
+            return events, False
+        if self.rank < 2:
+            self.rank = 2
+            events.append(self._event("status", {"id": body["id"], "status": body["status"]}))
+        events.append(Event(id=FINAL_ID, type="done", data=body))
+        return events, True
+
+    def _event(self, kind: str, data: dict[str, Any]) -> Event:
+        return Event(id=f"{max(self.rank, 0)}-{self.digest}", type=kind, data=data)
