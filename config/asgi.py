@@ -10,6 +10,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("BUNCH_ASGI", "true")  # settings: PostgreSQL through a pool
 application = get_asgi_application()
 
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402

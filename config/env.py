@@ -77,6 +77,23 @@ class Env:
         value = self._raw(name)
         return default if value is None else Path(value).expanduser().resolve()
 
+    DATABASE_FORMS = (
+        "postgres://USER:PASSWORD@HOST:PORT/NAME (or postgresql://…), "
+        "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3"
+    )
+
+    def database(self, name: builtins.str) -> dict[builtins.str, Any]:
+        """A PostgreSQL or SQLite database URL; any other scheme fails naming the forms."""
+        value = self._raw(name) or ""
+        scheme = value.partition("://")[0].lower()
+        if scheme not in {"postgres", "postgresql", "sqlite"} or "://" not in value:
+            raise self._fail(name, value, self.DATABASE_FORMS)
+        config = self.db_url(name)
+        if scheme == "sqlite" and config["NAME"] == ":memory:":
+            # each process (web, worker) would have a database of its own
+            raise self._fail(name, value, f"a database file: {self.DATABASE_FORMS}")
+        return config
+
     def db_url(self, name: builtins.str) -> dict[builtins.str, Any]:
         value = self._raw(name) or ""
         try:

@@ -104,22 +104,44 @@ _SQLITE_OPTIONS = {
     "timeout": 20,
 }
 
-if env.is_set("DATABASE_URL"):
-    _db = env.db_url("DATABASE_URL")
-    if not _db["ENGINE"].endswith("postgresql"):
-        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL.")
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
-    _db["CONN_HEALTH_CHECKS"] = True
-else:
-    _db = {
+
+def _sqlite(path: Path, test_path: Path) -> dict[str, object]:
+    return {
         "ENGINE": "django.db.backends.sqlite3",
-        # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
-        "NAME": env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"),
+        "NAME": path,
         "OPTIONS": _SQLITE_OPTIONS,
         # A file, not :memory:, so that a django-q2 cluster in another process sees the
         # same test database.
-        "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+        "TEST": {"NAME": test_path},
     }
+
+
+if env.is_set("DATABASE_URL"):
+    _db = env.database("DATABASE_URL")
+    if _db["ENGINE"].endswith("sqlite3"):
+        _path = Path(_db["NAME"]).expanduser().resolve()
+        _path.parent.mkdir(parents=True, exist_ok=True)
+        _db = _sqlite(_path, _path.with_name(f"test-{_path.name}"))
+    elif env.bool("BUNCH_ASGI", False):
+        # The ASGI web runs each request's sync code in a short-lived thread; a connection
+        # kept per thread would be opened per request and left for the garbage collector.
+        # A pool per process hands them over instead (config/asgi.py sets BUNCH_ASGI).
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": 1,
+                "max_size": env.int("DATABASE_POOL_MAX", 16),
+                "timeout": env.float("DATABASE_POOL_TIMEOUT_S", 10.0),
+            }
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
+        _db["CONN_HEALTH_CHECKS"] = True
+else:
+    # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
+    _db = _sqlite(
+        env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"), VAR_DIR / "test-db.sqlite3"
+    )
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
