@@ -91,6 +91,11 @@ class Watch:
         self.seen = seen  # what the waiter last read; the SQLite poller wakes on a difference
         self._event = asyncio.Event()
 
+    @property
+    def polled(self) -> bool:
+        """True when `seen` is the row as last read by the SQLite poll (a job watch)."""
+        return self.hub.kind == "poll" and self.key.startswith("job:")
+
     def wake(self) -> None:
         self._event.set()
 

@@ -21,6 +21,7 @@ from django.test import AsyncClient
 from django_q.conf import Conf
 
 from generation import tasks
+from generation.streams import WAIT_GUARD_S
 from generation.models import Job
 from tests.plugins.actors import Actor, assert_error
 from tests.plugins.gemini import GeminiEmulator
@@ -47,6 +48,12 @@ def queued_worker(
     monkeypatch.setattr(Conf, "SYNC", False)
     inline_worker.configure(latency=0.3, jitter=0)
     yield inline_worker
+
+
+def unsigned(job: dict[str, Any]) -> dict[str, Any]:
+    """A job body without its images' signed links, which carry the time they were made."""
+    images = [{k: v for k, v in i.items() if not k.endswith("_url")} for i in job["images"]]
+    return {**job, "images": images}
 
 
 def run_later(delay_s: float = 0.5, count: int = 1) -> threading.Thread:
@@ -81,7 +88,7 @@ def test_a_wait_is_answered_202_with_location_at_its_deadline_when_the_job_is_no
     body = response.json()
     assert body["status"] == "queued"
     assert response["Location"] == body["links"]["self"] == f"{GENERATIONS}/{body['id']}"
-    assert 2.0 <= took < 2.0 + MARGIN_S
+    assert 2.0 - WAIT_GUARD_S <= took < 2.0 + MARGIN_S  # by its deadline, not long before
 
 
 def test_a_waiting_submit_is_woken_by_the_job_finishing_in_another_worker(
@@ -99,7 +106,7 @@ def test_a_waiting_submit_is_woken_by_the_job_finishing_in_another_worker(
     body = response.json()
     assert body["status"] == "succeeded"
     assert len(body["images"]) == 1
-    assert body == owner.api().get(f"{GENERATIONS}/{body['id']}").json()
+    assert unsigned(body) == unsigned(owner.api().get(f"{GENERATIONS}/{body['id']}").json())
     assert took < 6, f"woken {took:.1f} s after submitting (job took ~1 s)"
 
 
@@ -171,7 +178,7 @@ def test_a_job_stream_sends_status_image_and_done_events_as_the_job_runs(
     assert events[-2]["data"] == {"id": job["id"], "status": "succeeded"}
     assert events[-1]["id"] == "end"
     final = owner.api().get(f"{GENERATIONS}/{job['id']}").json()
-    assert events[-1]["data"] == final
+    assert unsigned(events[-1]["data"]) == unsigned(final)
     streamed = {e["data"]["id"] for e in events if e["event"] == "image"}
     assert streamed == {i["id"] for i in final["images"]}
     ids = [e["id"] for e in events]
