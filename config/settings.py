@@ -268,8 +268,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("BUNCH_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
+# Images, uploads and thumbnails: the filesystem under MEDIA_ROOT, or S3-compatible object
+# storage with BUNCH_STORAGE_URL=s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as boto3 reads them).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": env.storage("BUNCH_STORAGE_URL"),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -340,5 +343,6 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "google_genai": {"level": "WARNING"},
         "stripe": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
     },
 }

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.plugins.stripe",
     "tests.plugins.pipeline",
     "tests.plugins.cluster",
+    "tests.plugins.s3",
 ]
 
 

@@ -21,8 +21,8 @@ from django.test import AsyncClient
 from django_q.conf import Conf
 
 from generation import tasks
-from generation.streams import WAIT_GUARD_S
 from generation.models import Job
+from generation.streams import WAIT_GUARD_S
 from tests.plugins.actors import Actor, assert_error
 from tests.plugins.gemini import GeminiEmulator
 
