@@ -6,7 +6,6 @@ thread each, as Django runs sync views under ASGI.
 """
 
 import os
-import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -20,8 +19,5 @@ from config.warmup import freeze_startup_objects, warm_up  # noqa: E402  (needs 
 
 # The same URLconf, views and middleware the ASGI handler uses, loaded through one
 # in-process request before the first real one.
-# The event loop thread needs the GIL for a moment per event; with the default 5 ms switch
-# interval, threads running views made it wait up to that long for each one.
-sys.setswitchinterval(0.001)
 warm_up(WSGIHandler())
 freeze_startup_objects()
