@@ -193,9 +193,9 @@ class _Hub:
         async with conn:
             await conn.execute(f'LISTEN "{channel()}"')
             self.wake_all()  # anything that changed before LISTEN took effect
-            async for notify in conn.notifies(timeout=QUIET_S * 5):
-                self.wake(notify.payload.split())
-            # the generator ends at its timeout: loop again in _run while anyone watches
+            while self.watches:  # the generator ends at its timeout: listen on, or close
+                async for notify in conn.notifies(timeout=QUIET_S * 5):
+                    self.wake(notify.payload.split())
 
     async def _listen_redis(self) -> None:
         import redis.asyncio
