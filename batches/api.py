@@ -39,6 +39,11 @@ def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
     return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
 
 
+def _batch_detail_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
+    """What `GET /batches/{id}` answers (with the per-locale progress)."""
+    return BatchDetailOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
+
+
 class BatchPagination(CursorPagination):
     page_size = 50
     max_page_size = 200
@@ -187,7 +192,7 @@ class BatchEventsView(APIView):
         batch = selectors.batch_get_for_tenant(tenant, batch_id)
         request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
             key=f"batch:{batch.pk}",
-            read=lambda: _batch_body(tenant, batch.pk),
+            read=lambda: _batch_detail_body(tenant, batch.pk),
             cursor=ProgressCursor.from_id,
         )
         return Response()
