@@ -31,6 +31,7 @@ from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
+from generation.streams import ProgressCursor, StreamStart
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
 
@@ -39,6 +40,11 @@ def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
     """The batch as `GET /batches/{id}` shows it: what creates, replays and cancels answer."""
     batch = selectors.batch_get_for_tenant(tenant, batch_id)
     return BatchDetailOut(batch).data  # type: ignore[return-value]
+
+
+def _batch_detail_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
+    """What `GET /batches/{id}` answers (with the per-locale progress)."""
+    return BatchDetailOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
 
 
 class BatchPagination(StrictCursorPagination):
@@ -185,6 +191,26 @@ class BatchItemsView(APIView):
         paginator = ItemPagination()
         page = paginator.paginate_queryset(selectors.batch_items(batch), request, view=self)
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
+
+
+class BatchEventsView(APIView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A batch's progress as it happens (Server-Sent Events)",
+        description="`status` per status change, `progress` whenever an item or image is "
+        "done, then `done` with the batch. Resume with `Last-Event-ID`; after `done` the "
+        "answer is 204.",
+        parameters=[OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request, batch_id: str) -> Response:
+        tenant = request_tenant(request)
+        batch = selectors.batch_get_for_tenant(tenant, batch_id)
+        request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
+            key=f"batch:{batch.pk}",
+            read=lambda: _batch_detail_body(tenant, batch.pk),
+            cursor=ProgressCursor.from_id,
+        )
+        return Response()
 
 
 class BatchCancelView(APIView):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from batches.events import batch_event_emit
 from batches.models import Batch
+from generation import live
 from generation.models import Job
 
 
@@ -46,6 +47,7 @@ def batch_settle(*, batch_id: Any, now: dt.datetime | None = None) -> Batch:
         batch.finished_at = now or timezone.now()
         batch.save(update_fields=["status", "finished_at"])
         batch_event_emit(batch=batch)
+        live.jobs_changed(job_ids=[], batch_ids=[batch.pk])
     return batch
 
 

@@ -32,12 +32,14 @@ def free_port() -> int:
 
 
 def procfile_web_args() -> tuple[int, int]:
-    """(workers, threads) of the Procfile's web line: the bench runs what production runs."""
+    """(workers, threads) of the Procfile's web line: the bench runs what production runs.
+
+    Under ASGI (uvicorn workers) there is no thread pool to size: threads is 0."""
     text = (ROOT / "Procfile").read_text()
     web = next(line for line in text.splitlines() if line.startswith("web:"))
     workers = re.search(r"--workers\s+(\d+)", web)
     threads = re.search(r"--threads\s+(\d+)", web)
-    return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 1)
+    return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 0)
 
 
 @dataclass
@@ -179,9 +181,9 @@ class Stack:
     def start_web(self) -> None:
         c = self.config
         argv = [
-            str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
-            "--bind", f"127.0.0.1:{self.web_port}",
-            "--workers", str(c.web_workers), "--threads", str(c.web_threads),
+            str(Path(sys.executable).parent / "gunicorn"), "config.asgi",
+            "--worker-class", "config.asgi_worker.Worker",
+            "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(c.web_workers),
             "--log-level", "warning", "--backlog", "2048",
         ]  # fmt: skip
         if c.count_queries:

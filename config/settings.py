@@ -59,11 +59,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.SyncSlotsMiddleware",
+    "config.middleware.AsyncStreamingMiddleware",
     "config.middleware.RequestIdMiddleware",
     "config.limits.BodySizeLimitMiddleware",
     "audit.context.AuditContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,22 +109,44 @@ _SQLITE_OPTIONS = {
     "timeout": 20,
 }
 
-if env.is_set("DATABASE_URL"):
-    _db = env.db_url("DATABASE_URL")
-    if not _db["ENGINE"].endswith("postgresql"):
-        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL.")
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
-    _db["CONN_HEALTH_CHECKS"] = True
-else:
-    _db = {
+
+def _sqlite(path: Path, test_path: Path) -> dict[str, object]:
+    return {
         "ENGINE": "django.db.backends.sqlite3",
-        # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
-        "NAME": env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"),
+        "NAME": path,
         "OPTIONS": _SQLITE_OPTIONS,
         # A file, not :memory:, so that a django-q2 cluster in another process sees the
         # same test database.
-        "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+        "TEST": {"NAME": test_path},
     }
+
+
+if env.is_set("DATABASE_URL"):
+    _db = env.database("DATABASE_URL")
+    if _db["ENGINE"].endswith("sqlite3"):
+        _path = Path(_db["NAME"]).expanduser().resolve()
+        _path.parent.mkdir(parents=True, exist_ok=True)
+        _db = _sqlite(_path, _path.with_name(f"test-{_path.name}"))
+    elif env.bool("BUNCH_ASGI", False):
+        # The ASGI web runs each request's sync code in a short-lived thread; a connection
+        # kept per thread would be opened per request and left for the garbage collector.
+        # A pool per process hands them over instead (config/asgi.py sets BUNCH_ASGI).
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": 1,
+                "max_size": env.int("DATABASE_POOL_MAX", 16),
+                "timeout": env.float("DATABASE_POOL_TIMEOUT_S", 10.0),
+            }
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
+        _db["CONN_HEALTH_CHECKS"] = True
+else:
+    # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
+    _db = _sqlite(
+        env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"), VAR_DIR / "test-db.sqlite3"
+    )
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -219,6 +243,15 @@ BUNCH_PROVIDER_MAX_DEFERRALS = env.int("BUNCH_PROVIDER_MAX_DEFERRALS", 50)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
 
+# Web (config/slots.py): synchronous request work at once per web process under ASGI, and
+# how many of those slots waiting work (Prefer: wait, event streams) leaves to the rest.
+BUNCH_WEB_SYNC_SLOTS = env.int("BUNCH_WEB_SYNC_SLOTS", 8)
+BUNCH_WEB_SYNC_SLOTS_KEPT = env.int("BUNCH_WEB_SYNC_SLOTS_KEPT", 2)
+if not 0 <= BUNCH_WEB_SYNC_SLOTS_KEPT < BUNCH_WEB_SYNC_SLOTS:
+    raise ImproperlyConfigured(
+        "BUNCH_WEB_SYNC_SLOTS_KEPT must be at least 0 and less than BUNCH_WEB_SYNC_SLOTS."
+    )
+
 # Batch mode (batches/dispatch.py): inline requests below Google's 20 MB limit,
 # a JSONL file through the Files API above it.
 BUNCH_BATCH_INLINE_MAX_BYTES = env.int("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024 * 1024)
@@ -262,8 +295,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("BUNCH_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
+# Images, uploads and thumbnails: the filesystem under MEDIA_ROOT, or S3-compatible object
+# storage with BUNCH_STORAGE_URL=s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as boto3 reads them).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": env.storage("BUNCH_STORAGE_URL"),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -360,5 +396,6 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "google_genai": {"level": "WARNING"},
         "stripe": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
     },
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -32,15 +31,11 @@ from generation.serializers import (
     UploadIn,
     job_accepted_data,
 )
+from generation.streams import JobCursor, PendingWait, StreamStart, job_body
 from tenants.authentication import request_actor, request_tenant
-from tenants.models import Tenant
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
-
-
-def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
-    return JobOut(selectors.job_get_for_tenant(tenant, job_id)).data  # type: ignore[return-value]
 
 
 def _accepted_body(job: Job) -> dict[str, Any]:
@@ -62,21 +57,18 @@ def _job_answer(
 ) -> Response:
     """The job as it is now: 202 while it is unfinished, 200 once it has finished.
 
-    `Prefer: wait=N` holds the answer up to N s (≤ 60) for the job to finish. `accepted`
-    is the body of a job just created, which needs no reading back when nobody waits.
+    `Prefer: wait=N` holds the answer up to N s (≤ 60) for the job to finish (the async
+    view around this one does the waiting). `accepted` is the body of a job just created,
+    which needs no reading back.
     """
     tenant = request_tenant(request)
     wait = _prefer_wait(request)
-    body = accepted
-    if wait:
-        deadline = time.monotonic() + wait
-        finished = Job.objects.filter(pk=job_id, status__in=Job.FINISHED)
-        while not finished.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        body = None
-    if body is None:
-        body = _job_body(tenant, job_id)
+    body = accepted if accepted is not None else job_body(tenant, job_id)
     code = status.HTTP_200_OK if body["status"] in Job.FINISHED else status.HTTP_202_ACCEPTED
+    if wait and code == status.HTTP_202_ACCEPTED:
+        # Answered by the async view around this one (generation/streams.py) when the job
+        # finishes or the wait runs out, without holding a thread meanwhile.
+        request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)  # type: ignore[attr-defined]
     headers = {"Location": body["links"]["self"]}
     if wait:
         headers["Preference-Applied"] = f"wait={wait}"
@@ -229,7 +221,24 @@ def _datetime(value: str | None, name: str) -> Any:
 class GenerationDetailView(APIView):
     @extend_schema(responses=JobOut, summary="A job, its images, usage and cost")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(_job_body(request_tenant(request), job_id))
+        return Response(job_body(request_tenant(request), job_id))
+
+
+class GenerationEventsView(APIView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A job's events as they happen (Server-Sent Events)",
+        description="`status` per status change, `image` per stored image, then `done` "
+        "with the job. Resume with `Last-Event-ID`; after `done` the answer is 204.",
+        parameters=[OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        tenant = request_tenant(request)
+        job = selectors.job_get_for_tenant(tenant, job_id)
+        request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
+            key=f"job:{job.pk}", read=lambda: job_body(tenant, job.pk), cursor=JobCursor.from_id
+        )
+        return Response()
 
 
 class GenerationCancelView(APIView):
@@ -250,7 +259,7 @@ class GenerationCancelView(APIView):
         tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
-        body = _job_body(tenant, job.pk)
+        body = job_body(tenant, job.pk)
         finished = body["status"] in Job.FINISHED
         return Response(body, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 

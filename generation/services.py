@@ -18,7 +18,7 @@ from billing.pricing import estimate_image_cost
 from config.errors import BunchError
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
 from core.money import from_nanos, to_nanos
-from generation import queue, signals
+from generation import live, queue, signals
 from generation.events import job_event_emit
 from generation.models import Image, Job, Kind
 from generation.presets import PRESETS, model_prompt
@@ -415,6 +415,7 @@ def job_finish(
             ]
         )
         reservation_release_all(job=job)
+        live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
         if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
         if job.batch_id is not None:

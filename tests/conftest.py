@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.plugins.pipeline",
     "tests.plugins.cluster",
     "tests.plugins.receiver",
+    "tests.plugins.s3",
 ]
 
 

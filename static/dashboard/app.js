@@ -55,13 +55,40 @@
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+  const FINISHED = ["succeeded", "failed", "canceled"];
+
   async function pollJob(url, onUpdate) {
     for (;;) {
       const job = await api(url);
       onUpdate(job);
-      if (["succeeded", "failed", "canceled"].includes(job.status)) return job;
+      if (FINISHED.includes(job.status)) return job;
       await sleep(POLL_MS);
     }
+  }
+
+  // Follow a job through its event stream (GET …/events); poll only if the stream fails
+  // before it ends (no EventSource, a proxy that buffers, the server refusing it).
+  function followJob(job, onUpdate) {
+    if (!window.EventSource) return pollJob(job.links.self, onUpdate);
+    return new Promise((resolve) => {
+      const current = Object.assign({}, job, { images: (job.images || []).slice() });
+      const source = new EventSource(`${job.links.self}/events`);
+      let fellBack = false;
+      const fallBack = () => {
+        if (fellBack) return;
+        fellBack = true;
+        source.close();
+        resolve(pollJob(job.links.self, onUpdate));
+      };
+      source.addEventListener("status", (e) => { current.status = JSON.parse(e.data).status; onUpdate(current); });
+      source.addEventListener("image", (e) => {
+        const image = JSON.parse(e.data);
+        if (!current.images.some((i) => i.id === image.id)) current.images.push(image);
+        onUpdate(current);
+      });
+      source.addEventListener("done", (e) => { source.close(); const final = JSON.parse(e.data); onUpdate(final); resolve(final); });
+      source.onerror = () => { if (source.readyState === EventSource.CLOSED) fallBack(); };
+    });
   }
 
   // Copy buttons and confirmations ------------------------------------------------------
@@ -232,7 +259,7 @@
         renderJob(job);
         if (window.innerWidth < 1100) $("#job-panel").scrollIntoView({ behavior: "smooth" });
         busy(button, false);
-        await pollJob(job.links.self, renderJob);
+        await followJob(job, renderJob);
       } catch (e) {
         error.textContent = e.message;
       } finally {
@@ -269,7 +296,7 @@
           json: { instruction: instruction.value, model: $("#edit-model").value },
         });
         $("#edit-status").hidden = false;
-        const final = await pollJob(job.links.self, (j) => {
+        const final = await followJob(job, (j) => {
           badge.textContent = j.status;
           badge.className = `badge badge-${j.status}`;
           $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : (j.status === "queued" && startsIn(j)) || "Working on it…";
@@ -420,16 +447,41 @@
   }
 
   // Batch page: live progress ----------------------------------------------------------------
-  // watchBatch(url, onUpdate) calls onUpdate(batch) until the batch is finished. It polls the
-  // batch API; a Server-Sent Events stream (GET <url>/events) can replace its body without
-  // changing any caller.
-  async function watchBatch(url, onUpdate) {
+  // watchBatch(url, onUpdate) calls onUpdate(batch) until the batch is finished. It follows
+  // the batch's event stream (GET <url>/events): each `status` or `progress` event reads the
+  // batch once (the page also shows costs and locales), `done` carries the final batch. If
+  // the stream fails before `done` (no EventSource, a buffering proxy), it polls instead.
+  async function pollBatch(url, onUpdate) {
     for (;;) {
       const batch = await api(url);
       await onUpdate(batch);
-      if (["succeeded", "failed", "canceled"].includes(batch.status)) return batch;
+      if (FINISHED.includes(batch.status)) return batch;
       await sleep(BATCH_POLL_MS);
     }
+  }
+
+  function watchBatch(url, onUpdate) {
+    if (!window.EventSource) return pollBatch(url, onUpdate);
+    return new Promise((resolve, reject) => {
+      const source = new EventSource(`${url}/events`);
+      let fellBack = false;
+      let reading = Promise.resolve();
+      const fallBack = () => {
+        if (fellBack) return;
+        fellBack = true;
+        source.close();
+        pollBatch(url, onUpdate).then(resolve, reject);
+      };
+      const refresh = () => { reading = reading.then(async () => onUpdate(await api(url))).catch(() => {}); };
+      source.addEventListener("status", refresh);
+      source.addEventListener("progress", refresh);
+      source.addEventListener("done", (e) => {
+        source.close();
+        const final = JSON.parse(e.data);
+        reading.then(() => onUpdate(final)).then(() => resolve(final), reject);
+      });
+      source.onerror = () => { if (source.readyState === EventSource.CLOSED) fallBack(); };
+    });
   }
 
   function setupBatch(root) {

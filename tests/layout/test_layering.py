@@ -29,7 +29,7 @@ PACKAGES = ["core", "config", "audit", "tenants", "billing", "webhooks", "genera
 OUTSIDE = {"emulators", "tests", "bench"}  # the app never imports these
 # Roles that translate (HTTP, forms, admin): nothing in the domain imports them. `events`
 # renders a webhook payload with the API's own serializer, so the payload equals GET's body.
-TRANSLATING = {"api", "serializers", "views", "forms", "urls", "dashboard_urls", "admin"}
+TRANSLATING = {"api", "serializers", "views", "forms", "urls", "dashboard_urls", "admin", "streams"}
 MAY_RENDER_PAYLOADS = {"events"}
 
 Graph = Mapping[str, set[str]]
