@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from generation import services
 from generation.models import Image, Job, Provenance
 
@@ -33,14 +36,25 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "tier", "mode", "kind", "tenant", "created_at"]
     list_select_related = ["tenant"]
-    search_fields = ["id", "prompt", "tenant__slug", "error_code"]
-    date_hierarchy = "created_at"
+    # Millions of rows: no COUNT of the table, and no date hierarchy (its day links
+    # read the distinct days of every row); the created_at filter narrows by date.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["prompt"]
+    search_help_text = "A job id, or words of the prompt."
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [ImageInline]
     actions = ["retry_failed", "cancel"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        return search_by_id_or_text(
+            queryset, search_term, id_of=uuid.UUID, text_field="prompt"
+        ), False
 
     @admin.action(description="Retry selected failed jobs (as new jobs)")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -93,7 +107,10 @@ class ImageAdmin(admin.ModelAdmin):
     ]
     list_filter = ["source", "provenance__state", "tenant", "created_at"]
     list_select_related = ["tenant", "job", "provenance"]
-    search_fields = ["id", "sha256", "job__prompt"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["job__prompt"]
+    search_help_text = "An image id, or words of its job's prompt."
     readonly_fields = [f.name for f in Image._meta.fields]
     inlines = [ProvenanceInline]
 
@@ -107,3 +124,10 @@ class ImageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Image], search_term: str
+    ) -> tuple[QuerySet[Image], bool]:
+        return search_by_id_or_text(
+            queryset, search_term, id_of=uuid.UUID, text_field="job__prompt"
+        ), False

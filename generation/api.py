@@ -149,6 +149,7 @@ class GenerationListView(APIView):
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
             OpenApiParameter("metadata", str, description="key:value, repeatable"),
+            OpenApiParameter("q", str, description="words the prompt contains"),
             CURSOR,
             limit_parameter(JobPagination.page_size, JobPagination.max_page_size),
         ],
@@ -163,10 +164,25 @@ class GenerationListView(APIView):
             created_after=_datetime(query.get("created_after"), "created_after"),
             created_before=_datetime(query.get("created_before"), "created_before"),
             metadata=metadata,
+            q=_search(query.get("q", "")),
         )
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOut(page, many=True).data)
+
+
+MAX_SEARCH = 200
+
+
+def _search(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_SEARCH:
+        raise BunchError(
+            f"q is longer than {MAX_SEARCH} characters.",
+            code="validation_error",
+            fields={"q": [f"At most {MAX_SEARCH} characters."]},
+        )
+    return value
 
 
 def _datetime(value: str | None, name: str) -> Any:

@@ -11,6 +11,19 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL` set) and are
+    deselected, not skipped, on SQLite: there is nothing for them to prove there."""
+    import os
+
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_memory() -> Iterator[None]:
     """Each test starts without what earlier tests left in per-process memory: the web's

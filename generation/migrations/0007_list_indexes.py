@@ -1,0 +1,44 @@
+"""Indexes for reads at scale: the job list filtered by status, newest first, and prompt
+search (`?q=`, the gallery, the admin) through a trigram index on PostgreSQL.
+
+Django's `icontains` on PostgreSQL is `UPPER(prompt::text) LIKE UPPER('%word%')`, so the
+trigram index is on UPPER(prompt). SQLite has no such index; its LIKE scans, which is
+fine at a laptop's scale. The indexes are built CONCURRENTLY: the job table stays
+writable while they build.
+"""
+
+from django.db import migrations, models
+
+
+def trigram_index(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    schema_editor.execute(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS job_prompt_trgm "
+        "ON generation_job USING gin (UPPER(prompt) gin_trgm_ops)"
+    )
+
+
+def drop_trigram_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP INDEX CONCURRENTLY IF EXISTS job_prompt_trgm")
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("generation", "0006_provenance"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                fields=["tenant", "status", "-created_at"], name="job_tenant_status_created"
+            ),
+        ),
+        migrations.RemoveIndex(model_name="job", name="job_tenant_status"),
+        migrations.RunPython(trigram_index, drop_trigram_index),
+    ]
