@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from billing.models import MeterLine, Price, StripeWebhookEvent, UsageEvent
 from billing.services import usage_resend
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
+from core.catalog import MODELS
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,6 +38,20 @@ class PriceAdmin(admin.ModelAdmin):
     list_filter = ["tier", "mode"]
 
 
+class ModelFilter(admin.SimpleListFilter):
+    """The catalog's models; Django's default filter for a plain column reads the distinct
+    values of every row."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(spec.model_id, spec.display_name) for spec in MODELS.values()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -51,7 +66,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
         "stripe_attempts",
         "occurred_at",
     ]
-    list_filter = ["stripe_state", "model", "mode", "tenant", "occurred_at"]
+    list_filter = ["stripe_state", ModelFilter, "mode", "tenant", "occurred_at"]
     list_select_related = ["tenant"]
     # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
     paginator = EstimatedCountPaginator

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import UsageEvent
-from billing.money import usd
+from core.money import usd
 from generation import selectors
 from generation.models import Image, Job
 from tenants.models import Tenant
