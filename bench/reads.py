@@ -154,7 +154,7 @@ def _seed(*, tenant_id: int, small_ids: list[int], rows: int, small_rows: int) -
         f"CASE WHEN g <= {rows} THEN {tenant_id} ELSE (%(small)s::bigint[])[1 + g % {smalls}] END"
     )
     step_us = span_us // max(rows, 1)
-    ts = f"%(start)s::timestamptz + (g % {rows or 1}) * {step_us} * interval '1 microsecond'"
+    ts = f"%(start)s::timestamptz + (g % {rows or 1})::bigint * {step_us} * interval '1 microsecond'"
     batch = "g % 10 = 0"
     # Lite: 1,120 image tokens at $30/1M plus the prompt's tokens at $0.25/1M; batch half.
     provider = (
@@ -331,9 +331,11 @@ def main(argv: list[str] | None = None) -> None:
     counts = _counts(tenant.pk)
     seeded_s = None
     if args.reseed or counts["generation_job"] != args.rows:
+        tables = ["billing_usageevent", "generation_image", "generation_job"]
+        if "billing_usagerollup" in connection.introspection.table_names():
+            tables.append("billing_usagerollup")
         with connection.cursor() as cursor:
-            for table in ("billing_usageevent", "generation_image", "generation_job"):
-                cursor.execute(f"TRUNCATE {table} CASCADE")
+            cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
         print(f"seeding {args.rows:,} jobs + {len(small_ids)} × {args.small_rows} small …")
         seeded_s = _seed(
             tenant_id=tenant.pk, small_ids=small_ids, rows=args.rows, small_rows=args.small_rows

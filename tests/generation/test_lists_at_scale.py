@@ -7,6 +7,7 @@ import json
 import uuid
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -231,3 +232,41 @@ def test_the_gallery_pages_and_searches_the_tenants_images_only(
     seen = {image.pk for image, _ in page_one.context["tiles"] + page_two.context["tiles"]}
     assert seen == set(Image.objects.filter(tenant=owner.tenant).values_list("pk", flat=True))
     assert {image.job.prompt for image, _ in search.context["tiles"]} == {"a zebra 0", "a zebra 1"}
+
+
+CORPUS = [
+    "A red Fox at dawn",
+    "foxglove in a garden",
+    "Lighthouse, stormy sea",
+    "a blue whale",
+    "the FOX and the hound",
+    "banner: up to 50% off",
+]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("fox", {0, 1, 4}),
+        ("FOX", {0, 1, 4}),
+        ("lighthouse", {2}),
+        ("stormy sea", {2}),
+        ("whale", {3}),
+        ("50%", {5}),
+        ("_", set()),
+        ("zebra", set()),
+    ],
+)
+def test_prompt_search_gives_the_same_results_on_every_database(
+    owner: Actor, q: str, expected: set[int]
+) -> None:
+    """The suite runs on SQLite and on PostgreSQL (trigram index): one expectation."""
+    ids = {}
+    for n, prompt in enumerate(CORPUS):
+        [job] = _jobs(owner.tenant, 1, prompt=prompt)
+        Job.objects.filter(pk=job.pk).update(prompt=prompt)
+        ids[str(job.pk)] = n
+
+    found = _all_pages(owner, f"{GENERATIONS}?{urlencode({'q': q})}")
+
+    assert {ids[row["id"]] for row in found} == expected
