@@ -154,7 +154,7 @@ def _seed(*, tenant_id: int, small_ids: list[int], rows: int, small_rows: int) -
         f"CASE WHEN g <= {rows} THEN {tenant_id} ELSE (%(small)s::bigint[])[1 + g % {smalls}] END"
     )
     step_us = span_us // max(rows, 1)
-    ts = f"%(start)s::timestamptz + (g % {rows or 1})::bigint * {step_us} * interval '1 microsecond'"
+    ts = f"%(start)s::timestamptz + (g % {rows or 1})::bigint * {step_us} * interval '1 us'"
     batch = "g % 10 = 0"
     # Lite: 1,120 image tokens at $30/1M plus the prompt's tokens at $0.25/1M; batch half.
     provider = (

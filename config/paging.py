@@ -20,11 +20,14 @@ def planner_rows(queryset: QuerySet[Any]) -> int:
 
 
 class EstimatedCountPaginator(Paginator):
-    """Counts exactly up to `EXACT_UP_TO` rows, reading at most that many; past that, on
-    PostgreSQL, takes the planner's estimate (`count_is_estimate` then says so).
+    """On PostgreSQL, asks the planner first: if it expects `EXACT_UP_TO` rows or more,
+    its estimate is the count (`count_is_estimate` then says so); otherwise counts
+    exactly, reading at most `EXACT_UP_TO + 1` rows (and estimates past that, had the
+    planner guessed low).
 
     Django's Paginator runs `SELECT COUNT(*)` of the whole filtered list on every page,
-    which at a million rows cost more than the page itself. Elsewhere (SQLite, a laptop's
+    which at a million rows cost more than the page itself, and even a count bounded at
+    10,000 rows cost 200 ms for a common search word. Elsewhere (SQLite, a laptop's
     data) the count stays exact.
     """
 
@@ -35,11 +38,14 @@ class EstimatedCountPaginator(Paginator):
         rows = self.object_list
         if not isinstance(rows, QuerySet) or connections[rows.db].vendor != "postgresql":
             return super().count
-        bounded = rows.order_by()[: EXACT_UP_TO + 1].count()
-        if bounded <= EXACT_UP_TO:
-            return bounded
+        estimate = planner_rows(rows)
+        if estimate < EXACT_UP_TO:
+            bounded = rows.order_by()[: EXACT_UP_TO + 1].count()
+            if bounded <= EXACT_UP_TO:
+                return bounded
+            estimate = max(estimate, bounded)
         self.count_is_estimate = True
-        return max(planner_rows(rows), bounded)
+        return estimate
 
 
 def search_by_id_or_text(
