@@ -355,7 +355,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.only in read.name
     ]
     width = max(len(r["read"]) for r in results)
-    print(f"\n{'read':<{width}}  median ms  max ms  (of {args.repeat}, after one warm-up)")
+    # The machine may be shared: its load says how comparable two runs' figures are.
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nload average after the reads: {load} ({os.cpu_count()} CPUs)")
+    print(f"{'read':<{width}}  median ms  max ms  (of {args.repeat}, after one warm-up)")
     for r in results:
         print(f"{r['read']:<{width}}  {r['median_ms']:9.1f}  {r['max_ms']:6.1f}")
     if args.json:
