@@ -100,7 +100,9 @@ class JobPagination(StrictLimit, CursorPagination):
     page_size = 50
     max_page_size = 200
     page_size_query_param = "limit"
-    ordering = "-created_at"
+    # Ties broken by id: rows created in the same microsecond came back in any order, so
+    # a cursor's offset among them skipped one job and repeated another.
+    ordering = ("-created_at", "-id")
 
 
 class GenerationListView(APIView):

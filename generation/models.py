@@ -81,11 +81,12 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
+            # The list's order, ties broken by id so that a cursor's page is always the same.
+            models.Index(fields=["tenant", "-created_at", "-id"], name="job_tenant_created_id"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
             # A status filter on the list, newest first, without sorting the tenant's rows.
             models.Index(
-                fields=["tenant", "status", "-created_at"], name="job_tenant_status_created"
+                fields=["tenant", "status", "-created_at", "-id"], name="job_tenant_status_created"
             ),
             # The runner's claim: the oldest queued standard-mode jobs.
             models.Index(fields=["status", "mode", "created_at"], name="job_claim_order"),
@@ -144,7 +145,9 @@ class Image(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="image_unique_job_index")
         ]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="image_tenant_created")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="image_tenant_created_id")
+        ]
 
     def __str__(self) -> str:
         return f"image {self.id} ({self.width}×{self.height})"

@@ -113,8 +113,10 @@ def generate(request: HttpRequest, membership: Membership) -> HttpResponse:
 @tenant_page()
 def gallery(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = GalleryFilterForm(request.GET or None, tenant=membership.tenant)
-    images = form.filter(selectors.images_for_tenant(membership.tenant)).order_by("-created_at")
-    # Counts exactly up to 10,000 images, then estimates (PostgreSQL): no COUNT of millions.
+    images = form.filter(selectors.images_for_tenant(membership.tenant)).order_by(
+        "-created_at", "-id"
+    )
+    # Asks PostgreSQL's planner first: no COUNT of millions of images for the page count.
     page = EstimatedCountPaginator(images, GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

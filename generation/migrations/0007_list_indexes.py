@@ -1,5 +1,6 @@
-"""Indexes for reads at scale: the job list filtered by status, newest first, and prompt
-search (`?q=`, the gallery, the admin) through a trigram index on PostgreSQL.
+"""Indexes for reads at scale: the job list and the gallery in their order with ties
+broken by id (so a cursor's page is always the same rows), the job list filtered by
+status in that order, and prompt search (`?q=`, the gallery, the admin) through a trigram index on PostgreSQL.
 
 Django's `icontains` on PostgreSQL is `UPPER(prompt::text) LIKE UPPER('%word%')`, so the
 trigram index is on UPPER(prompt). SQLite has no such index; its LIKE scans, which is
@@ -39,9 +40,21 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="job",
             index=models.Index(
-                fields=["tenant", "status", "-created_at"], name="job_tenant_status_created"
+                fields=["tenant", "status", "-created_at", "-id"], name="job_tenant_status_created"
             ),
         ),
         migrations.RemoveIndex(model_name="job", name="job_tenant_status"),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(fields=["tenant", "-created_at", "-id"], name="job_tenant_created_id"),
+        ),
+        migrations.RemoveIndex(model_name="job", name="job_tenant_created"),
+        migrations.AddIndex(
+            model_name="image",
+            index=models.Index(
+                fields=["tenant", "-created_at", "-id"], name="image_tenant_created_id"
+            ),
+        ),
+        migrations.RemoveIndex(model_name="image", name="image_tenant_created"),
         migrations.RunPython(trigram_index, drop_trigram_index),
     ]

@@ -187,18 +187,18 @@ def test_the_lists_pages_are_read_off_the_tenant_created_index(
     owner: Actor, outsider: Actor
 ) -> None:
     _analyzed_tenant_with_rows(owner, outsider)
-    jobs = selectors.job_list(owner.tenant).order_by("-created_at")
+    jobs = selectors.job_list(owner.tenant).order_by("-created_at", "-id")
     later = jobs.filter(created_at__lt=T0 - dt.timedelta(seconds=1000))
-    gallery = selectors.images_for_tenant(owner.tenant).order_by("-created_at")
+    gallery = selectors.images_for_tenant(owner.tenant).order_by("-created_at", "-id")
 
-    _assert_limit_over_index(_plan(jobs[:51]), "generation_job", "job_tenant_created")
-    _assert_limit_over_index(_plan(later[:51]), "generation_job", "job_tenant_created")
-    _assert_limit_over_index(_plan(gallery[:25]), "generation_image", "image_tenant_created")
+    _assert_limit_over_index(_plan(jobs[:51]), "generation_job", "job_tenant_created_id")
+    _assert_limit_over_index(_plan(later[:51]), "generation_job", "job_tenant_created_id")
+    _assert_limit_over_index(_plan(gallery[:25]), "generation_image", "image_tenant_created_id")
 
 
 def test_a_status_filter_reads_its_own_index_in_list_order(owner: Actor, outsider: Actor) -> None:
     _analyzed_tenant_with_rows(owner, outsider)
-    jobs = selectors.job_list(owner.tenant, status="failed").order_by("-created_at")
+    jobs = selectors.job_list(owner.tenant, status="failed").order_by("-created_at", "-id")
 
     _assert_limit_over_index(_plan(jobs[:51]), "generation_job", "job_tenant_status_created")
 
