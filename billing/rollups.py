@@ -120,11 +120,16 @@ def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
     return len(ids)
 
 
-def usage_rollup_fold_all(*, limit: int = FOLD_BATCH) -> int:
-    """Fold until nothing is left (the scheduled task); the number of events folded."""
+def usage_rollup_fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 200) -> int:
+    """Fold until nothing is left, or `max_batches` folds (the scheduled task, which a
+    ledger arriving faster than it folds must not keep running forever); the number of
+    events folded."""
     total = 0
-    while folded := usage_rollup_fold(limit=limit):
+    for _ in range(max_batches):
+        folded = usage_rollup_fold(limit=limit)
         total += folded
+        if folded < limit:
+            break
     return total
 
 

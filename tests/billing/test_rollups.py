@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 from django.test import Client
 from django.utils import timezone
@@ -157,3 +159,25 @@ def test_the_check_reports_a_rollup_that_differs_from_the_ledger(
 
     assert mismatch["key"] == (owner.tenant.pk, row.day, row.tier, row.model, row.mode)
     assert mismatch["rollup"]["billed"] - mismatch["ledger"]["billed"] == Decimal("0.000000001")
+
+
+def test_the_check_command_folds_then_says_the_rollups_equal_the_ledger(
+    owner: Actor, ledger: None
+) -> None:
+    out = io.StringIO()
+    call_command("usage_rollup_check", "--fold", stdout=out)
+
+    assert out.getvalue().splitlines() == ["folded 23 usage event(s)", "rollups equal the ledger"]
+
+
+def test_the_check_command_fails_on_a_rollup_that_differs(owner: Actor, ledger: None) -> None:
+    usage_rollup_fold_all()
+    UsageRollup.objects.filter(tenant=owner.tenant).update(images=0)
+
+    with pytest.raises(CommandError, match="differ from the ledger"):
+        call_command("usage_rollup_check", "--tenant", owner.tenant.slug, stdout=io.StringIO())
+
+
+def test_a_scheduled_fold_stops_after_its_batches(owner: Actor, ledger: None) -> None:
+    assert usage_rollup_fold_all(limit=2, max_batches=3) == 6
+    assert UsageEvent.objects.filter(rolled_up=False).count() == 23 - 6
