@@ -151,7 +151,7 @@ class GenerationListView(APIView):
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
             OpenApiParameter("metadata", str, description="key:value, repeatable"),
-            OpenApiParameter("q", str, description="words the prompt contains"),
+            OpenApiParameter("q", str, description="text the prompt contains (any case, ≤ 200)"),
             CURSOR,
             limit_parameter(JobPagination.page_size, JobPagination.max_page_size),
         ],
