@@ -106,7 +106,9 @@ def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Jo
 
 
 class JobPagination(StrictCursorPagination):
-    pass
+    # Ties broken by id: rows created in the same microsecond came back in any order, so
+    # a cursor's offset among them skipped one job and repeated another.
+    ordering = ("-created_at", "-id")  # type: ignore[assignment]
 
 
 def _choice(request: Request, name: str, choices: list[str]) -> str | None:
@@ -173,6 +175,7 @@ class GenerationListView(APIView):
                 "metadata", str, many=True, explode=True, description="key:value, repeatable"
             ),
             OpenApiParameter("batch", OpenApiTypes.UUID, description="Only this batch's items"),
+            OpenApiParameter("q", str, description="text the prompt contains (any case, ≤ 200)"),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -186,6 +189,7 @@ class GenerationListView(APIView):
             created_before=_datetime(query.get("created_before"), "created_before"),
             metadata=metadata,
             batch_id=_uuid_filter(request, "batch"),
+            q=_search(query.get("q", "")),
         )
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
@@ -201,6 +205,20 @@ def _uuid_filter(request: Request, name: str) -> uuid.UUID | None:
     except ValueError:
         message = f"{name} must be an id (a UUID)."
         raise BunchError(message, code="invalid_filter", fields={name: [message]}) from None
+
+
+MAX_SEARCH = 200
+
+
+def _search(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_SEARCH:
+        raise BunchError(
+            f"q is longer than {MAX_SEARCH} characters.",
+            code="validation_error",
+            fields={"q": [f"At most {MAX_SEARCH} characters."]},
+        )
+    return value
 
 
 def _datetime(value: str | None, name: str) -> Any:

@@ -93,9 +93,13 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
+            # The list's order, ties broken by id so that a cursor's page is always the same.
+            models.Index(fields=["tenant", "-created_at", "-id"], name="job_tenant_created_id"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
-            models.Index(fields=["tenant", "status"], name="job_tenant_status"),
+            # A status filter on the list, newest first, without sorting the tenant's rows.
+            models.Index(
+                fields=["tenant", "status", "-created_at", "-id"], name="job_tenant_status_created"
+            ),
             # Queued standard-mode jobs, oldest first (the backlog count, the sweeper).
             models.Index(fields=["status", "mode", "created_at"], name="job_claim_order"),
             # The scheduler: which tenants have work queued (a skip scan over tenant_id),
@@ -160,7 +164,9 @@ class Image(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="image_unique_job_index")
         ]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="image_tenant_created")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="image_tenant_created_id")
+        ]
 
     def __str__(self) -> str:
         return f"image {self.id} ({self.width}×{self.height})"

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from config.errors import NotFound
 from generation.models import Image, Job, Provenance
@@ -20,6 +20,21 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise NotFound(f"No such {what}.") from None
 
 
+def _actual_cost() -> Subquery:
+    """What the job's usage events bill, as a subquery per selected job: the database
+    computes it for the rows of the page only, after the LIMIT, and the list's query still
+    walks the (tenant, created_at) index. (An aggregate over a join would group all of the
+    tenant's jobs before taking a page.)"""
+    billed = (
+        Job.objects.filter(pk=OuterRef("pk"))
+        .order_by()
+        .values("pk")
+        .annotate(total=Sum("usage__billed"))
+        .values("total")
+    )
+    return Subquery(billed, output_field=DecimalField(max_digits=24, decimal_places=9))
+
+
 def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
     images = (
         Image.objects.select_related("usage", "provenance")
@@ -30,7 +45,7 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
         Job.objects.filter(tenant=tenant)
         .select_related("batch_item")  # its item index, for batch items
         .prefetch_related(Prefetch("images", queryset=images))
-        .annotate(actual_cost=Sum("usage__billed"))
+        .annotate(actual_cost=_actual_cost())
     )
 
 
@@ -50,10 +65,13 @@ def job_list(
     created_before: dt.datetime | None = None,
     metadata: dict[str, str] | None = None,
     batch_id: uuid.UUID | None = None,
+    q: str | None = None,
 ) -> QuerySet[Job]:
     jobs = jobs_for_tenant(tenant)
     if batch_id is not None:
         jobs = jobs.filter(batch_id=batch_id)
+    if q:
+        jobs = jobs.filter(prompt__icontains=q)
     if status:
         jobs = jobs.filter(status=status)
     if kind:

@@ -13,6 +13,19 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL` set) and are
+    deselected, not skipped, on SQLite: there is nothing for them to prove there."""
+    import os
+
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_memory() -> Iterator[None]:
     """Each test starts without what earlier tests left in per-process memory: the web's
@@ -31,15 +44,3 @@ def _fresh_process_memory() -> Iterator[None]:
 
     cache.clear()  # e.g. API-key failures counted per address (tenants/lockout.py)
     yield
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL=postgres://…`)."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL row locking; runs in the PostgreSQL pass")
-    for item in items:
-        if "postgres_only" in item.keywords:
-            item.add_marker(skip)
