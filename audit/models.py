@@ -41,6 +41,9 @@ class AuditEvent(models.Model):
         LOGIN_FAILED = "login.failed"
         LOGIN_LOCKED_OUT = "login.locked_out"
         API_KEY_AUTH_FAILED = "api_key.auth_failed"
+        TWO_FACTOR_ENABLED = "two_factor.enabled"
+        TWO_FACTOR_DISABLED = "two_factor.disabled"
+        TWO_FACTOR_REQUIRED = "two_factor.required"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     tenant = models.ForeignKey(

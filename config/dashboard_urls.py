@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 
+from accounts import views as account_views
 from billing import views as billing_views
 from generation import views as generation_views
 from tenants import lockout
@@ -49,6 +50,7 @@ pages: list[URLPattern] = [
         name="webhook-redeliver",
     ),
     path("members/", tenant_views.members, name="members"),
+    path("members/two-factor/", tenant_views.two_factor_policy, name="two-factor-policy"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
     path("audit/", tenant_views.audit_log, name="audit"),
@@ -56,6 +58,8 @@ pages: list[URLPattern] = [
 
 auth = [
     path("login/", lockout.LoginView.as_view(), name="login"),
+    path("login/verify/", account_views.two_factor_verify, name="login-verify"),
+    path("account/two-factor/", account_views.two_factor_settings, name="account-two-factor"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password-reset/",

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from billing.urls import api_urlpatterns as billing_api
 from config import views
-from tenants.lockout import AdminLoginForm
+from tenants.lockout import AdminLoginForm, AdminLoginView
 
 admin.site.login_form = AdminLoginForm  # the sign-in lock-out applies to operators too
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Before the admin's own: operators sign in through the lock-out and the second factor.
+    path("admin/login/", AdminLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),

@@ -22,6 +22,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from accounts.services import two_factor_active
+from accounts.signin import pending_sign_in
 from audit.context import client_ip
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -87,10 +89,17 @@ class AdminLoginForm(LockoutFormMixin, AdminAuthenticationForm):
 
 
 class LoginView(auth_views.LoginView):
-    """Django's sign-in page with the lock-out; a locked answer is a 429."""
+    """Django's sign-in page with the lock-out (a locked answer is a 429), then the second
+    factor for users who have it on."""
 
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        user = form.get_user()
+        if two_factor_active(user):  # not signed in yet: the code comes first
+            return pending_sign_in(self.request, user, self.get_success_url())
+        return super().form_valid(form)
 
     def form_invalid(self, form: Any) -> HttpResponse:
         response = super().form_invalid(form)
@@ -163,3 +172,15 @@ def rate_limited(scope: str, *, per_minute: int, field: str | None = None) -> An
         return wrapper
 
     return decorate
+
+
+class AdminLoginView(LoginView):
+    """The admin's sign-in: the same lock-out and second factor as the dashboard's."""
+
+    authentication_form = AdminLoginForm  # type: ignore[assignment]
+    template_name = "admin/login.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from django.contrib import admin
+
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}

@@ -83,6 +83,21 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
     return tenant
 
 
+def tenant_require_two_factor(*, tenant: Tenant, required: bool) -> Tenant:
+    Tenant.objects.filter(pk=tenant.pk).update(require_two_factor=required)
+    tenant.require_two_factor = required
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+
+    audit_record(
+        action=AuditEvent.Action.TWO_FACTOR_REQUIRED,
+        tenant=tenant,
+        obj=tenant,
+        detail={"required": required},
+    )
+    return tenant
+
+
 def tenant_set_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
     before = Tenant.objects.filter(pk=tenant.pk).values_list("plan__slug", flat=True).first()
     Tenant.objects.filter(pk=tenant.pk).update(plan=plan)

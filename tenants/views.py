@@ -11,9 +11,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.services import two_factor_active
 from audit.selectors import events_for_tenant
 from config.errors import BunchError, NotFound
 from tenants import services
@@ -48,6 +50,8 @@ def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
                 return render(request, "dashboard/no_workspace.html", status=403)
             if manage and not membership.can_manage:
                 raise PermissionDenied(MANAGERS_ONLY)
+            if membership.tenant.require_two_factor and not two_factor_active(request.user):
+                return redirect(f"{reverse('account-two-factor')}?required=1")
             try:
                 return view(request, membership, *args, **kwargs)
             except NotFound as exc:
@@ -164,6 +168,23 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     rows = Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at")
     context = {"form": form, "rows": rows, "roles": Membership.Role.choices}
     return render(request, "dashboard/members.html", context)
+
+
+@tenant_page(manage=True)
+@require_POST
+def two_factor_policy(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Owners only: every member must sign in with a second factor, or not."""
+    if membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners can change who must use two-factor sign-in.")
+    required = request.POST.get("require") == "on"
+    services.tenant_require_two_factor(tenant=membership.tenant, required=required)
+    messages.success(
+        request,
+        "Every member now signs in with a second factor."
+        if required
+        else "Two-factor sign-in is now each member's choice.",
+    )
+    return redirect("dashboard:members")
 
 
 @tenant_page(manage=True)

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Bottom to top. A module may import its own layer and the layers below it, never above.
 LAYERS = [
-    "core", "config.base", "audit", "tenants", "billing", "webhooks", "generation", "batches",
+    "core", "config.base", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
+    "batches",
     "site",
 ]  # fmt: skip
 # The Django project's own wiring sits on top: it mounts every app's URLs.
@@ -25,7 +26,10 @@ SITE_MODULES = {
     "config.wsgi",
     "config.asgi",
 }
-PACKAGES = ["core", "config", "audit", "tenants", "billing", "webhooks", "generation", "batches"]
+PACKAGES = [
+    "core", "config", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
+    "batches",
+]  # fmt: skip
 OUTSIDE = {"emulators", "tests", "bench"}  # the app never imports these
 # Roles that translate (HTTP, forms, admin): nothing in the domain imports them. `events`
 # renders a webhook payload with the API's own serializer, so the payload equals GET's body.
