@@ -27,6 +27,7 @@ from generation.models import Image
 from generation.presets import PRESETS
 from generation.services import MAX_COUNT, MAX_INPUT_IMAGES
 from tenants.models import Membership, Plan
+from tenants.roles import Action
 from tenants.views import tenant_page
 
 GALLERY_PAGE_SIZE = 24
@@ -90,7 +91,7 @@ def _model_choices(plan: Plan, sheet: dict[str, dict[str, str]]) -> list[dict[st
     ]
 
 
-@tenant_page()
+@tenant_page(action=Action.GENERATE)
 def generate(request: HttpRequest, membership: Membership) -> HttpResponse:
     plan = membership.tenant.plan
     sheet = _price_sheet(plan)
@@ -161,6 +162,7 @@ def _image_facts(image: Image) -> dict[str, Any]:
         "tokens_in": (usage.input_text_tokens + usage.input_image_tokens) if usage else None,
         "tokens_out": (usage.output_text_tokens + usage.output_image_tokens) if usage else None,
         "provenance": getattr(image, "provenance", None),
+        "tokens_thinking": usage.thoughts_tokens if usage else None,
     }
 
 
