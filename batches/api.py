@@ -34,6 +34,7 @@ from generation.models import IdempotencyRecord
 from generation.services import JobParams
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
+from tenants.roles import Action
 
 
 def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
@@ -177,7 +178,7 @@ class BatchItemsView(APIView):
 
 
 class BatchCancelView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(request=None, responses=BatchOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
@@ -264,7 +265,7 @@ class TemplateDetailView(APIView):
 
 
 class TemplatePreviewView(APIView):
-    required_scope = "read"
+    required_action = Action.READ
 
     @extend_schema(request=PreviewIn, responses=PreviewOut, summary="Render the prompts")
     def post(self, request: Request, template_id: str) -> Response:

@@ -15,11 +15,14 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from billing.selectors import usage_in
+from billing.gateway_factory import stripe_gateway
+from billing.selectors import invoice_estimate, usage_in
 from core.catalog import MODELS
 from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
+from tenants.roles import Action
 from tenants.selectors import quota_snapshot
 from tenants.views import tenant_page
 
@@ -138,25 +141,27 @@ def _meters(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.USAGE_READ)
 def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
     snapshot = quota_snapshot(tenant)
     start = dt.date.fromisoformat(snapshot["period_start"])  # type: ignore[arg-type]
     end = dt.date.fromisoformat(snapshot["period_end"])  # type: ignore[arg-type]
     per_model = _spend_per_model(tenant, start, end)
-    usage_total = sum((r["cents"] for r in per_model), Decimal(0))
+    estimate = invoice_estimate(tenant, gateway=stripe_gateway(), now=timezone.now())
+    names = {tier: spec.display_name for tier, spec in MODELS.items()}
     context = {
         "period_start": start,
         "period_last_day": end - dt.timedelta(days=1),
         "meters": _meters(snapshot),
         "chart": _day_bars(_images_per_day(tenant, start, end)),
         "per_model": _spend_bars(per_model),
-        "invoice": {
-            "plan": tenant.plan.monthly_price,
-            "lines": per_model,
-            "total": tenant.plan.monthly_price + usage_total,
-        },
+        "invoice": estimate,
+        "invoice_lines": [
+            {"name": names.get(line.tier, line.tier), "line": line} for line in estimate.lines
+        ],
+        "checkout": request.GET.get("checkout", ""),
+        "plan_changed": request.GET.get("plan") == "changed",
         "plans": Plan.objects.all(),
         "has_subscription": bool(tenant.stripe_subscription_id),
     }

@@ -33,6 +33,7 @@ from generation.serializers import (
 )
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
+from tenants.roles import Action
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
@@ -191,7 +192,7 @@ class GenerationDetailView(APIView):
 
 
 class GenerationCancelView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(request=None, responses=JobOut, summary="Cancel images not yet started")
     def post(self, request: Request, job_id: str) -> Response:
@@ -293,7 +294,7 @@ class ImageThumbnailView(_ImageFileView):
 
 
 class ImageEditView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(
         request=EditIn,

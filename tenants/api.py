@@ -7,12 +7,13 @@ from rest_framework.views import APIView
 
 from tenants.authentication import request_tenant
 from tenants.models import ApiKey
+from tenants.roles import Action
 from tenants.selectors import quota_snapshot
 from tenants.serializers import MeOut
 
 
 class MeView(APIView):
-    required_scope = "read"
+    required_action = Action.READ
 
     @extend_schema(responses=MeOut, summary="The tenant behind this key, its plan and quota")
     def get(self, request: Request) -> Response:

@@ -13,11 +13,14 @@ from django.template import loader
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tenants import roles
 from tenants.models import ApiKey, Membership, Tenant
 
 SCOPE_HELP = {
-    "generate": "Submit generations and edits",
-    "read": "Read jobs, images and usage",
+    "generate": "Submit generations, edits and batches",
+    "read": "Read jobs, images and batches",
+    "billing": "Read usage and the invoice; open Checkout and the billing portal",
+    "webhooks": "Manage webhook endpoints, their signing secrets and delivery logs",
 }
 
 
@@ -29,7 +32,7 @@ class ApiKeyForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(
         choices=[(s, f"{s} — {SCOPE_HELP.get(s, s)}") for s in ApiKey.SCOPES],
-        initial=list(ApiKey.SCOPES),
+        initial=list(roles.DEFAULT_SCOPES),
         widget=forms.CheckboxSelectMultiple,
     )
 

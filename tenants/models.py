@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from tenants import roles
+
 MODEL_TIERS = ("lite", "flash", "pro")
 
 
@@ -15,7 +17,7 @@ def default_tiers() -> list[str]:
 
 
 def default_scopes() -> list[str]:
-    return ["generate", "read"]
+    return list(roles.DEFAULT_SCOPES)
 
 
 class Plan(models.Model):
@@ -95,14 +97,18 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
     @property
-    def can_manage(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+    def actions(self) -> frozenset[roles.Action]:
+        """What this member may do (`tenants.roles`); templates test `"x" in …actions`."""
+        return roles.ROLE_ACTIONS.get(self.role, frozenset())
+
+    def allows(self, action: roles.Action) -> bool:
+        return roles.role_allows(self.role, action)
 
 
 class ApiKey(models.Model):
     """A tenant's API key. Only a hash of the secret is stored; the key is shown once."""
 
-    SCOPES = ("generate", "read")
+    SCOPES = roles.SCOPES
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=80)

@@ -19,6 +19,7 @@ from config.errors import BunchError, NotFound
 from tenants import services
 from tenants.forms import ApiKeyForm, InviteForm, RoleForm, removal_error, send_invite_email
 from tenants.models import Membership
+from tenants.roles import Action, refusal_for_role
 from tenants.selectors import (
     SESSION_TENANT_KEY,
     api_keys_for_tenant,
@@ -28,15 +29,16 @@ from tenants.selectors import (
 
 TenantView = Callable[..., HttpResponse]
 SECRET_SESSION_KEY = "bunch_new_api_key"
-MANAGERS_ONLY = "Only owners and admins of this workspace can open this page."
 
 
-def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
-    """Signed in, acting for a tenant (and managing it when `manage`), else 403.
+def tenant_page(*, action: Action = Action.READ) -> Callable[[TenantView], TenantView]:
+    """Signed in, acting for a tenant, with a role that allows `action` (`tenants.roles`,
+    the map the API asks too), else 403.
 
     The view receives the membership. A tenant-scoped lookup that finds nothing
     (`config.errors.NotFound`) becomes the 404 page, so another tenant's object is as
-    absent as one that never existed.
+    absent as one that never existed. The wrapper carries `bunch_action` so that the
+    permission matrix test can read every page's action from the URLconf.
     """
 
     def decorate(view: TenantView) -> TenantView:
@@ -46,14 +48,16 @@ def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
             membership = current_membership(request)
             if membership is None:
                 return render(request, "dashboard/no_workspace.html", status=403)
-            if manage and not membership.can_manage:
-                raise PermissionDenied(MANAGERS_ONLY)
+            if not membership.allows(action):
+                raise PermissionDenied(refusal_for_role(action))
             try:
                 return view(request, membership, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.message) from exc
 
-        wrapper.manager_only = manage  # type: ignore[attr-defined]  # read by the BOLA test
+        wrapper.bunch_action = action  # type: ignore[attr-defined]
+        # Read by the BOLA test: a page a member may not open.
+        wrapper.manager_only = not role_allows("member", action)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -97,7 +101,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
 # API keys ------------------------------------------------------------------------------
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.API_KEYS_MANAGE)
 def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -127,7 +131,7 @@ def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "dashboard/api_keys.html", context)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.API_KEYS_MANAGE)
 @require_POST
 def api_key_revoke(request: HttpRequest, membership: Membership, key_id: int) -> HttpResponse:
     api_key = api_keys_for_tenant(membership.tenant).filter(pk=key_id).first()
@@ -141,7 +145,7 @@ def api_key_revoke(request: HttpRequest, membership: Membership, key_id: int) ->
 # Members -------------------------------------------------------------------------------
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.MEMBERS_MANAGE)
 def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
     form = InviteForm(request.POST or None, acting=membership)
@@ -166,7 +170,7 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "dashboard/members.html", context)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.MEMBERS_MANAGE)
 @require_POST
 def member_role(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
     target = _membership_or_404(membership, membership_id)
@@ -181,7 +185,7 @@ def member_role(request: HttpRequest, membership: Membership, membership_id: int
     return redirect("dashboard:members")
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.MEMBERS_MANAGE)
 @require_POST
 def member_remove(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
     target = _membership_or_404(membership, membership_id)

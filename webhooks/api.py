@@ -30,6 +30,7 @@ from webhooks.serializers import (
     WebhookEndpointUpdateIn,
     WebhookEndpointWithSecretOut,
 )
+from tenants.roles import Action
 
 TAGS = ["webhooks"]
 
@@ -52,6 +53,7 @@ class _ListView(GenericAPIView):
 
 
 class WebhookEndpointListView(_ListView):
+    required_action = Action.WEBHOOKS_MANAGE
     serializer_class = WebhookEndpointOut
 
     @extend_schema(
@@ -82,6 +84,8 @@ class WebhookEndpointListView(_ListView):
 
 
 class WebhookEndpointDetailView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     def _endpoint(self, request: Request, endpoint_id: uuid.UUID) -> WebhookEndpoint:
         return endpoint_get_for_tenant(request_tenant(request), endpoint_id)
 
@@ -113,6 +117,8 @@ class WebhookEndpointDetailView(APIView):
 
 
 class WebhookEndpointRotateSecretView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     @extend_schema(
         tags=TAGS,
         summary="Replace the endpoint's secret; the old one stops working at once",
@@ -126,6 +132,7 @@ class WebhookEndpointRotateSecretView(APIView):
 
 
 class WebhookDeliveryListView(_ListView):
+    required_action = Action.WEBHOOKS_MANAGE
     serializer_class = WebhookDeliveryOut
 
     @extend_schema(
@@ -139,6 +146,8 @@ class WebhookDeliveryListView(_ListView):
 
 
 class WebhookDeliveryRedeliverView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     @extend_schema(
         tags=TAGS,
         summary="Send a delivery again now, whatever became of earlier attempts",

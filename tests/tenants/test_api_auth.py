@@ -23,7 +23,7 @@ def test_me_returns_the_keys_tenant_plan_and_quota(owner: Actor) -> None:
     assert body["tenant"]["plan"]["monthly_image_quota"] == 1000
     assert body["quota"]["images"] == {"quota": 1000, "used": 0, "reserved": 0, "remaining": 1000}
     assert body["quota"]["spend"]["cap"] == "100.00"
-    assert body["scopes"] == ["generate", "read"]
+    assert body["scopes"] == ["read", "generate", "billing", "webhooks"]
 
 
 def test_outsiders_key_sees_only_its_own_tenant(owner: Actor, outsider: Actor) -> None:
