@@ -54,8 +54,13 @@ def show_cents(cents: int) -> str:
 
 
 def show_total(amount: Decimal) -> str:
-    """The one display of a money total: cents, half up (`to_cents`)."""
+    """The one display of a charged total: cents, half up (`to_cents`, as invoiced)."""
     return show_cents(int(to_cents(amount) * 100))
+
+
+def show_up_to(amount: Decimal) -> str:
+    """The one display of a bound ("up to", an estimate): cents, rounded up."""
+    return show_cents(int(amount.quantize(CENT, rounding=ROUND_CEILING) * 100))
 
 
 def usd(amount: Decimal, places: int = 6) -> str:

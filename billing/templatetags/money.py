@@ -24,6 +24,12 @@ def total(amount: Decimal | str | None) -> str:
 
 
 @register.filter
+def up_to(amount: Decimal | str | None) -> str:
+    """An estimate's bound, to the cent, rounded up: `{{ estimate|up_to }}` → `$0.05`."""
+    return "" if amount is None else money.show_up_to(Decimal(amount))
+
+
+@register.filter
 def cents(value: int | None) -> str:
     """Integer cents: `{{ 50209|cents }}` → `$502.09`."""
     return "" if value is None else money.show_cents(int(value))

@@ -98,7 +98,11 @@
     const prompt = $("#prompt", form);
     const count = $("#count", form);
     const refs = [];  // {id, url, el}
-    const money = (n) => "$" + (n < 0.1 ? n.toFixed(4) : n.toFixed(2));
+    // The one money rule (billing/money.py): per-image prices to 4 decimals and totals to
+    // the cent; a bound ("up to", "per image") rounds up, a charge rounds half up.
+    const unit = (n) => "$" + (Math.ceil(n * 1e4 - 1e-7) / 1e4).toFixed(4);
+    const upTo = (n) => "$" + (Math.ceil(n * 100 - 1e-7) / 100).toFixed(2);
+    const charged = (n) => "$" + (Math.round(n * 100 + 1e-7) / 100).toFixed(2);
 
     function selected(name) { const el = $(`input[name="${name}"]:checked`, form); return el ? el.value : null; }
 
@@ -119,12 +123,19 @@
     function updateCost() {
       const tier = selected("model");
       const line = sheet[tier];
-      const n = Math.min(Math.max(parseInt(count.value, 10) || 1, 1), Number(count.max));
+      const n = Number(count.value);
       if (!line) { $("#cost").textContent = "—"; return; }
+      if (!Number.isInteger(n) || n < Number(count.min) || n > Number(count.max)) {
+        $("#cost").textContent = "—";
+        $("#cost-detail").textContent = `Choose ${count.min} to ${count.max} images per job.`;
+        return;
+      }
       const bytes = new TextEncoder().encode(prompt.value).length;
       const each = Number(line.base) + refs.length * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte);
-      $("#cost").textContent = money(each * n);
-      $("#cost-detail").textContent = `${n} × ${money(each)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
+      // Per image rounded up first, so "n × each" is exactly what the total says.
+      const shown = Math.ceil(each * 1e4 - 1e-7) / 1e4;
+      $("#cost").textContent = upTo(shown * n);
+      $("#cost-detail").textContent = `Up to ${n} × ${unit(shown)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
     }
 
     async function addFiles(files) {
@@ -161,16 +172,21 @@
       badge.textContent = job.status;
       badge.className = `badge badge-${job.status}`;
       const done = job.images.length;
+      const finished = !["queued", "running"].includes(job.status);
       const text = {
         queued: "Waiting for a worker…",
         running: `Making image ${Math.min(done + 1, job.count)} of ${job.count}…`,
         succeeded: `Done: ${done} image${done === 1 ? "" : "s"}.`,
-        failed: "The job failed.",
+        failed: done ? `Failed after ${done} of ${job.count} image${job.count === 1 ? "" : "s"}.` : "The job failed.",
         canceled: "Canceled.",
       }[job.status] || job.status;
       $("#job-text").textContent = text;
-      $("#job-cost").textContent = job.status === "succeeded" ? `Cost ${money(Number(job.actual_cost))}` : `Up to ${money(Number(job.estimated_cost))}`;
-      $("#job-progress").style.width = `${Math.max(job.status === "queued" ? 4 : 12, (done / job.count) * 100)}%`;
+      const cost = Number(job.actual_cost);
+      $("#job-cost").textContent = !finished ? `Up to ${upTo(Number(job.estimated_cost))}`
+        : cost > 0 ? `Cost ${charged(cost)}` : "Nothing was charged";
+      $("#job-progress").style.width = finished ? `${(done / job.count) * 100}%`
+        : `${Math.max(job.status === "queued" ? 4 : 12, (done / job.count) * 100)}%`;
+      $("#job-retry").hidden = job.status !== "failed";
       const slots = $("#slots");
       while (slots.children.length < job.count) {
         const slot = document.createElement("div");
@@ -239,6 +255,8 @@
         busy(button, false);
       }
     });
+
+    $("#job-retry").addEventListener("click", () => form.requestSubmit());
 
     showExamples();
     updateCost();
