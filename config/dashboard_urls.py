@@ -56,6 +56,7 @@ pages: list[URLPattern] = [
 
 auth = [
     path("login/", lockout.LoginView.as_view(), name="login"),
+    path("invitations/<str:token>/", tenant_views.invitation_accept, name="invitation"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password-reset/",

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.money import from_nanos, to_cents
-from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
+from tenants.models import ApiKey, Invitation, Membership, Plan, QuotaPeriod, Tenant
 from tenants.services import api_key_revoke, period_start
 
 
@@ -108,6 +108,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key_revoke(api_key=api_key, now=now)
             count += 1
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = (
+        "email",
+        "tenant",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+    )
+    list_filter = ("role",)
+    search_fields = ("email", "tenant__slug")
+    readonly_fields = ("token_hash",)
 
 
 @admin.register(QuotaPeriod)

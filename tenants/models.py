@@ -105,6 +105,34 @@ class Membership(models.Model):
         return roles.role_allows(self.role, action)
 
 
+class Invitation(models.Model):
+    """An invitation to join a tenant, sent by email; nobody joins until they accept it.
+
+    Only a hash of the token is stored: the link in the email is the only copy.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "email"], name="invitation_tenant_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.accepted_at is None and self.expires_at > now
+
+
 class ApiKey(models.Model):
     """A tenant's API key. Only a hash of the secret is stored; the key is shown once."""
 

@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,8 +17,15 @@ from django.views.decorators.http import require_POST
 
 from audit.selectors import events_for_tenant
 from config.errors import BunchError, NotFound
-from tenants import services
-from tenants.forms import ApiKeyForm, InviteForm, RoleForm, removal_error, send_invite_email
+from tenants import invitations, services
+from tenants.forms import (
+    ApiKeyForm,
+    InviteForm,
+    NewPasswordForm,
+    RoleForm,
+    removal_error,
+    send_invite_email,
+)
 from tenants.models import Membership
 from tenants.roles import Action, refusal_for_role
 from tenants.selectors import (
@@ -151,22 +159,23 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = InviteForm(request.POST or None, acting=membership)
     if request.method == "POST" and form.is_valid():
         email, role = form.cleaned_data["email"], form.cleaned_data["role"]
-        user = services.user_get_or_create(email=email)
-        services.membership_set(tenant=tenant, user=user, role=role)
-        if not user.has_usable_password():
-            send_invite_email(
-                request=request,
-                user=user,
-                tenant=tenant,
-                role=role,
-                inviter=request.user,  # type: ignore[arg-type]
-            )
-            messages.success(request, f"Invited {email}: they'll get an email to set a password.")
-        else:
-            messages.success(request, f"Added {email}; they can sign in with their password.")
+        invitation, token = invitations.invitation_create(
+            tenant=tenant,
+            email=email,
+            role=role,
+            invited_by=request.user,  # type: ignore[arg-type]
+        )
+        send_invite_email(request=request, invitation=invitation, token=token)
+        # The same words whether or not the address has an account anywhere.
+        messages.success(request, f"Invitation sent to {email}. They join when they accept it.")
         return redirect("dashboard:members")
     rows = Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at")
-    context = {"form": form, "rows": rows, "roles": Membership.Role.choices}
+    context = {
+        "form": form,
+        "rows": rows,
+        "roles": Membership.Role.choices,
+        "pending": invitations.invitations_pending(tenant),
+    }
     return render(request, "dashboard/members.html", context)
 
 
@@ -204,3 +213,37 @@ def audit_log(request: HttpRequest, membership: Membership) -> HttpResponse:
     names = members.values_list("user__username", flat=True)
     events = events_for_tenant(membership.tenant_id, member_names=names)
     return render(request, "dashboard/audit.html", {"events": events})
+
+
+# Invitations ---------------------------------------------------------------------------
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: sign in as the invited address and join, or, for an address with
+    no account yet, choose a password and join."""
+    try:
+        invitation = invitations.invitation_get_open(token)
+    except NotFound:
+        return render(request, "registration/invitation_invalid.html", status=404)
+    context: dict[str, Any] = {"invitation": invitation}
+    if not invitations.invitation_has_account(invitation):
+        form = NewPasswordForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            joined = invitations.invitation_accept_new_user(
+                token=token, password=form.cleaned_data["password1"]
+            )
+            auth_login(request, joined.user, backend="django.contrib.auth.backends.ModelBackend")
+            return _joined(request, joined)
+        return render(request, "registration/invitation.html", {**context, "form": form})
+    signed_in_as = request.user.email.lower() if request.user.is_authenticated else None
+    context["signed_in_as"] = signed_in_as
+    if request.method == "POST" and signed_in_as == invitation.email:
+        joined = invitations.invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
+        return _joined(request, joined)
+    return render(request, "registration/invitation.html", context)
+
+
+def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
+    request.session[SESSION_TENANT_KEY] = membership.tenant_id
+    messages.success(request, f"Welcome to {membership.tenant.name}.")
+    return redirect("dashboard:home")
