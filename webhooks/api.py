@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from config.limits import StrictLimit
 from tenants.authentication import request_tenant
+from tenants.roles import Action
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import (
@@ -30,7 +31,6 @@ from webhooks.serializers import (
     WebhookEndpointUpdateIn,
     WebhookEndpointWithSecretOut,
 )
-from tenants.roles import Action
 
 TAGS = ["webhooks"]
 

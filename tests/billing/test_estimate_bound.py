@@ -16,10 +16,10 @@ from PIL import Image as PILImage
 
 from billing.models import UsageEvent
 from billing.pricing import cost_of, estimate_image_cost, price_for
+from core.catalog import MODELS, TokenUsage
 from generation.models import Job
 from generation.providers import gemini
-from generation.providers.registry import MODELS
-from generation.providers.types import ImageRequest, TokenUsage
+from generation.providers.types import ImageRequest
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
 

@@ -106,7 +106,7 @@ def test_invoice_line_rounds_half_up_and_stripes_invoice_agrees_with_the_ledger(
 
 
 def test_one_display_rule_unit_prices_round_up_to_4_decimals_totals_to_cents() -> None:
-    from billing.money import show_cents, show_total, show_unit, show_up_to
+    from core.money import show_cents, show_total, show_unit, show_up_to
 
     assert show_unit(Decimal("0.139412")) == "$0.1395"  # never reads below the charge
     assert show_unit(Decimal("0.0336")) == "$0.0336"

@@ -16,7 +16,7 @@ from django.test import Client
 
 from billing.stripe_gateway import StripeGateway
 from billing.sync import sync_pending
-from generation.providers.types import TokenUsage
+from core.catalog import TokenUsage
 from tenants.models import Tenant
 from tenants.services import tenant_set_plan
 from tests.billing.conftest import record_usage

@@ -12,9 +12,9 @@ from PIL import Image as PILImage
 from playwright.sync_api import Browser, Page, expect
 
 from generation.services import image_upload
-from generation.webhooks import endpoint_create
 from tests.e2e.conftest import screenshot, sign_in
 from tests.plugins.actors import Actor
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.browser
 
