@@ -11,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 from playwright.sync_api import Browser, Page, expect
 
-from generation.services import image_upload
+from generation.images import image_upload
 from tests.e2e.conftest import screenshot, sign_in
 from tests.plugins.actors import Actor
 from webhooks.services import endpoint_create
