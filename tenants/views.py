@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
@@ -12,6 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -103,7 +107,24 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = ""
-    return redirect(target or "dashboard:home")
+    return redirect(_section_index(target) or "dashboard:home")
+
+
+# A page of one object (an image, a webhook endpoint, a batch) belongs to the workspace
+# it came from: switching lands on the same section's index in the other workspace.
+SECTION_INDEX = {"image": "dashboard:gallery", "webhook": "dashboard:webhooks"}
+
+
+def _section_index(path: str) -> str | None:
+    try:
+        match = resolve(urlsplit(path).path)
+    except Resolver404:
+        return None
+    if not match.kwargs:
+        return path
+    if match.namespace == "batches":
+        return reverse("batches:list")
+    return reverse(SECTION_INDEX.get(match.url_name or "", "dashboard:home"))
 
 
 # API keys ------------------------------------------------------------------------------
@@ -135,6 +156,7 @@ def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
         "keys": api_keys_for_tenant(membership.tenant),
         "new_key": new_key,
         "api_base": request.build_absolute_uri("/api/v1/"),
+        "a_minute_ago": timezone.now() - dt.timedelta(minutes=1),  # "Just now", not "0 minutes"
     }
     return render(request, "dashboard/api_keys.html", context)
 

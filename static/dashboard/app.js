@@ -90,6 +90,19 @@
     if (field && field.form) field.form.submit();
   });
 
+  // The one money rule (core/money.py): per-image prices to 4 decimals and totals to the
+  // cent; a bound ("up to", "per image") rounds up, a charge rounds half up.
+  const ceil4 = (n) => Math.ceil(n * 1e4 - 1e-7) / 1e4;
+  const unit = (n) => "$" + ceil4(n).toFixed(4);
+  const upTo = (n) => "$" + (Math.ceil(n * 100 - 1e-7) / 100).toFixed(2);
+  const charged = (n) => "$" + (Math.round(n * 100 + 1e-7) / 100).toFixed(2);
+
+  // The most one image can cost (billing.pricing.estimate_image_cost, from the price sheet).
+  function perImage(line, { prompt, kind, inputs }) {
+    const bytes = new TextEncoder().encode(prompt.trim()).length + ((line.preset_bytes || {})[kind] || 0);
+    return ceil4(Number(line.base) + inputs * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte));
+  }
+
   // Generate ------------------------------------------------------------------------------
   function setupGenerate(form) {
     const sheet = JSON.parse($("#price-sheet").textContent);
@@ -98,11 +111,6 @@
     const prompt = $("#prompt", form);
     const count = $("#count", form);
     const refs = [];  // {id, url, el}
-    // The one money rule (billing/money.py): per-image prices to 4 decimals and totals to
-    // the cent; a bound ("up to", "per image") rounds up, a charge rounds half up.
-    const unit = (n) => "$" + (Math.ceil(n * 1e4 - 1e-7) / 1e4).toFixed(4);
-    const upTo = (n) => "$" + (Math.ceil(n * 100 - 1e-7) / 100).toFixed(2);
-    const charged = (n) => "$" + (Math.round(n * 100 + 1e-7) / 100).toFixed(2);
 
     function selected(name) { const el = $(`input[name="${name}"]:checked`, form); return el ? el.value : null; }
 
@@ -130,10 +138,14 @@
         $("#cost-detail").textContent = `Choose ${count.min} to ${count.max} images per job.`;
         return;
       }
-      const bytes = new TextEncoder().encode(prompt.value).length;
-      const each = Number(line.base) + refs.length * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte);
+      const what = { prompt: prompt.value, kind: selected("kind"), inputs: refs.length };
+      // Each model's card shows the same per-image figure as the cost line.
+      Object.entries(sheet).forEach(([t, l]) => {
+        const card = $(`[data-tier-price="${t}"]`, form);
+        if (card) card.textContent = unit(perImage(l, what));
+      });
       // Per image rounded up first, so "n × each" is exactly what the total says.
-      const shown = Math.ceil(each * 1e4 - 1e-7) / 1e4;
+      const shown = perImage(line, what);
       $("#cost").textContent = upTo(shown * n);
       $("#cost-detail").textContent = `Up to ${n} × ${unit(shown)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
     }
@@ -264,6 +276,19 @@
 
   // Edit an image -------------------------------------------------------------------------
   function setupEdit(form) {
+    const sheet = JSON.parse($("#price-sheet").textContent);
+    const model = $("#edit-model");
+    const instruction = $("#instruction", form);
+    function updateEditCost() {
+      const line = sheet[model.value];
+      if (!line) { $("#edit-cost").textContent = ""; return; }
+      // The edited image goes to the model as an input image.
+      const each = perImage(line, { prompt: instruction.value, kind: form.dataset.kind, inputs: 1 });
+      $("#edit-cost").textContent = `Up to ${unit(each)} for the new version. Charged only if it is made.`;
+    }
+    model.addEventListener("change", updateEditCost);
+    instruction.addEventListener("input", updateEditCost);
+    updateEditCost();
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const error = $("#edit-error");
@@ -537,7 +562,24 @@
     }));
   }
 
+  // After Checkout the plan changes when Stripe's webhook lands: wait for it, then reload.
+  function waitForPlanChange(banner) {
+    let tries = 0;
+    const check = async () => {
+      tries += 1;
+      try {
+        const me = await api("/api/v1/me", { method: "GET" });
+        if (me.tenant.plan.slug !== banner.dataset.plan) { window.location.replace("/usage/?plan=changed"); return; }
+      } catch (e) { /* try again */ }
+      if (tries < 90) setTimeout(check, 2000);
+      else banner.textContent = "Payment received. Your plan has not changed yet: reload this page in a few minutes, or contact us.";
+    };
+    setTimeout(check, 1500);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const pending = $("#checkout-pending");
+    if (pending) waitForPlanChange(pending);
     const gen = $("#generate-form");
     if (gen) setupGenerate(gen);
     const edit = $("#edit-form");
