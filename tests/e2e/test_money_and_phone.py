@@ -26,6 +26,7 @@ PAGES = (
     "webhooks",
     "members",
     "batches",
+    "jobs",
 )
 
 
