@@ -27,6 +27,7 @@ from tenants.selectors import quota_snapshot
 from tenants.views import tenant_page
 
 CHART_W, CHART_H, CHART_PAD_L, CHART_PAD_B, CHART_PAD_T = 900, 220, 34, 24, 10
+CHART_LABEL_W = 48  # room an axis label ("Dec 31") needs at the chart's font size
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class Bar:
     label: str
     value: str
     tick: bool
+    # A label near the right edge ends at its bar instead of starting there (and running
+    # out of the chart).
+    label_x: float = 0.0
+    anchor: str = "start"
 
 
 def _period_events(tenant: Tenant, start: dt.date, end: dt.date) -> Any:
@@ -88,15 +93,19 @@ def _day_bars(series: list[tuple[dt.date, int]]) -> dict[str, Any]:
     bars = []
     for i, (day, n) in enumerate(series):
         h = plot_h * n / top
+        x, w = round(CHART_PAD_L + i * slot + slot * 0.15, 1), round(slot * 0.7, 1)
+        near_end = x > CHART_W - CHART_LABEL_W
         bars.append(
             Bar(
-                x=round(CHART_PAD_L + i * slot + slot * 0.15, 1),
+                x=x,
                 y=round(CHART_PAD_T + plot_h - h, 1),
-                w=round(slot * 0.7, 1),
+                w=w,
                 h=round(h, 1),
                 label=day.strftime("%b %-d"),
                 value=str(n),
                 tick=i % 5 == 0,
+                label_x=round(x + w, 1) if near_end else x,
+                anchor="end" if near_end else "start",
             )
         )
     gridlines = [

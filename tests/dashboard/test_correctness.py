@@ -181,3 +181,14 @@ def test_small_things_favicon_just_now_and_admin_suspend(owner: Actor, settings:
     assert "Suspended 1 tenant(s)." in suspended.content.decode()
     owner.tenant.refresh_from_db()
     assert owner.tenant.status == Tenant.Status.SUSPENDED
+
+
+def test_the_charts_last_axis_label_ends_inside_the_chart(owner: Actor) -> None:
+    import re
+
+    page = signed_in(owner).get("/usage/").content.decode()
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(start|end)">', page)
+
+    assert labels, "no axis labels"
+    for x, anchor in labels:  # a label is about 48 px wide; the chart 900
+        assert (float(x) + 48 if anchor == "start" else float(x)) <= 900, (x, anchor)
