@@ -119,7 +119,7 @@ def plan_fee_ensure(
     *, tenant: Tenant, gateway: StripeGateway, plan: Plan | None = None, prorate: bool = False
 ) -> Subscription | None:
     """The tenant's subscription bills `plan`'s fee (the tenant's plan by default): the
-    fee's item swapped to that plan's price, or added; nothing for a plan without a fee.
+    fee's item swapped to that plan's price, or added; removed for a plan without a fee.
 
     `prorate` is for a change in the middle of a period (an upgrade: the difference is on
     the next invoice); a catch-up of an older subscription starts with the next period.
@@ -130,7 +130,7 @@ def plan_fee_ensure(
     subscription = gateway.retrieve_subscription(subscription_id=tenant.stripe_subscription_id)
     item = _fee_item(subscription)
     price_id = plan_price_ensure(plan=plan, gateway=gateway)
-    if price_id is None or (item is not None and item.price_id == price_id):
+    if (item.price_id if item else None) == price_id:
         return subscription
     return gateway.set_subscription_fee(
         subscription_id=subscription.id,

@@ -280,14 +280,15 @@ class StripeGateway:
         *,
         subscription_id: str,
         item_id: str | None,
-        price_id: str,
+        price_id: str | None,
         prorate: bool,
         idempotency_key: str | None = None,
     ) -> Subscription:
-        """Put the plan's fee on the subscription: swap the price of `item_id`, or add it.
-        With `prorate`, Stripe credits the old fee's unused time and charges the new one's
-        on the next invoice; without, the new fee starts with the next period."""
-        spec: dict[str, Any] = {"price": price_id, "quantity": 1}
+        """Put the plan's fee on the subscription: swap the price of `item_id`, add it, or
+        (`price_id` None: a plan without a fee) remove the item. With `prorate`, Stripe
+        credits the old fee's unused time and charges the new one's on the next invoice;
+        without, the change starts with the next period."""
+        spec: dict[str, Any] = {"price": price_id, "quantity": 1} if price_id else {"deleted": True}
         if item_id:
             spec["id"] = item_id
         with _translated():

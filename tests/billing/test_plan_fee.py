@@ -132,3 +132,24 @@ def test_paying_at_checkout_subscribes_to_the_fee_and_every_line(
 
     assert len(subscription.items) == 13
     assert subscription.items[0].lookup_key == "bunch_plan_scale"
+
+
+def test_moving_to_a_plan_without_a_fee_credits_and_removes_the_fee(
+    owner: Actor, gateway: StripeGateway, subscribed: Callable
+) -> None:
+    _on_plan(owner.tenant, "scale", "499.00")
+    make_plan(slug="free", name="Free", monthly_price=Decimal("0"))
+    subscribed(owner.tenant)
+
+    response = owner.api().post(CHECKOUT, {"plan": "free"}, format="json")
+
+    assert response.status_code == 200, response.content
+    owner.tenant.refresh_from_db()
+    subscription = gateway.retrieve_subscription(
+        subscription_id=owner.tenant.stripe_subscription_id
+    )
+    assert not any((i.lookup_key or "").startswith("bunch_plan_") for i in subscription.items)
+    preview = gateway.invoice_preview(customer_id=owner.tenant.stripe_customer_id)
+    [credit] = [line.amount_cents for line in preview.lines if line.proration]
+    assert -49900 <= credit < -49800
+    assert owner.api().get(INVOICE).json()["total_cents"] == preview.total_cents
