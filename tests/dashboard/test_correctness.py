@@ -177,7 +177,7 @@ def test_small_things_favicon_just_now_and_admin_suspend(owner: Actor, settings:
     )
 
     assert "Just now" in keys and "0 minutes ago" not in keys
-    assert favicon.status_code == 301 and favicon["Location"].endswith("favicon.svg")
+    assert favicon.status_code == 302 and favicon["Location"].endswith("favicon.svg")
     assert "Suspended 1 tenant(s)." in suspended.content.decode()
     owner.tenant.refresh_from_db()
     assert owner.tenant.status == Tenant.Status.SUSPENDED

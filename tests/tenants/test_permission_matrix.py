@@ -26,12 +26,12 @@ from tenants.permissions import HasActiveTenant, view_action
 from tenants.roles import ROLES, SCOPES, Action, role_allows, scopes_allow
 from tests.plugins.actors import make_actor
 
-# Routes that act for no tenant: sign-in, an emailed invitation link, the workspace
+# Routes that act for no tenant: sign-in, the favicon, an emailed invitation link, the workspace
 # switch (a user's own choice),
 # health, the API's schema, Django admin (staff), Stripe's signed webhook in, the API 404.
 PUBLIC = re.compile(
     r"^(login/|logout/|switch/|healthz|api/schema/|api/docs/|billing/stripe/webhook/|\^api/"
-    r"|invitations/<str:token>/)$"
+    r"|invitations/<str:token>/|favicon\.ico)$"
     r"|^(password-reset/|admin/)"
 )
 METHODS = ("get", "post", "put", "patch", "delete")
