@@ -101,13 +101,21 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(
     )
     image = image_upload(tenant=owner.tenant, data=_png())
     sign_in(phone, site, owner)
+    phone.fill("#prompt", "a very long banner prompt " * 12)
+    phone.check("input[name=aspect_ratio][value='8:1']", force=True)
+    phone.click("#submit")
+    expect(phone.get_by_test_id("result")).to_have_count(1)
+    generated = str(phone.get_by_test_id("result").get_attribute("href")).strip("/")
     wide = {}
-    for name in (*PAGES, f"images/{image.pk}"):
+    for name in (*PAGES, f"images/{image.pk}", generated, "gallery"):
         phone.goto(f"{site}/{name}/")
         expect(phone.locator("h1").first).to_be_attached()
         width = phone.evaluate("document.documentElement.scrollWidth")
         if width > 390:
             wide[name] = width
+        if name == generated:  # an 8:1 banner keeps its shape on a phone
+            box = phone.get_by_test_id("full-image").bounding_box()
+            assert box and abs(box["width"] / box["height"] - 8) < 0.2, box
         screenshot(phone, f"{name.split('/')[0]}-390")
     assert wide == {}, f"pages wider than a 390 px phone: {wide}"
 
