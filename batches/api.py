@@ -221,6 +221,8 @@ class BatchResultsZipView(APIView):
 
 
 class TemplateListView(APIView):
+    required_action = {"POST": Action.TEMPLATES_MANAGE}
+
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, summary="Save a template")
     def post(self, request: Request) -> Response:
         data = TemplateIn(data=request.data)
@@ -243,6 +245,8 @@ class TemplateListView(APIView):
 
 
 class TemplateDetailView(APIView):
+    required_action = {"PATCH": Action.TEMPLATES_MANAGE, "DELETE": Action.TEMPLATES_MANAGE}
+
     @extend_schema(responses=TemplateOut, summary="A template")
     def get(self, request: Request, template_id: str) -> Response:
         template = selectors.template_get_for_tenant(request_tenant(request), template_id)

@@ -23,9 +23,11 @@ class MissingRole(exceptions.PermissionDenied):
 
 
 def view_action(view: Any, method: str) -> Action:
-    """The action a request to `view` performs: its `required_action`, else read for safe
-    methods and generate for writes."""
+    """The action a request to `view` performs: its `required_action` (one action, or a
+    dict by HTTP method), else read for safe methods and generate for writes."""
     declared = getattr(view, "required_action", None)
+    if isinstance(declared, dict):
+        declared = declared.get(method.upper())
     if declared is not None:
         return Action(declared)
     return Action.READ if method in SAFE_METHODS else Action.GENERATE

@@ -13,7 +13,8 @@ from enum import StrEnum
 
 class Action(StrEnum):
     READ = "read"  # jobs, images, batches, templates, the gallery
-    GENERATE = "generate"  # submit, edit, cancel; upload images; write templates
+    GENERATE = "generate"  # submit, edit, cancel; upload images; start batches
+    TEMPLATES_MANAGE = "templates.manage"  # write and delete prompt templates
     USAGE_READ = "usage.read"  # usage figures, the invoice estimate
     BILLING_MANAGE = "billing.manage"  # Stripe Checkout and the customer portal
     WEBHOOKS_MANAGE = "webhooks.manage"  # endpoints, their secrets, delivery logs
@@ -33,7 +34,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 # What an API key's scopes let it do. Keys never manage keys or members: no API does.
 SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     "read": frozenset({Action.READ}),
-    "generate": frozenset({Action.GENERATE}),
+    # Template writes were a `generate` key's before they were a manager's action in the
+    # dashboard; keys keep them (keys are made by managers).
+    "generate": frozenset({Action.GENERATE, Action.TEMPLATES_MANAGE}),
     "billing": frozenset({Action.USAGE_READ, Action.BILLING_MANAGE}),
     "webhooks": frozenset({Action.WEBHOOKS_MANAGE}),
 }
@@ -43,6 +46,7 @@ DEFAULT_SCOPES = ("generate", "read")
 _WHAT = {
     Action.READ: "read this workspace's work",
     Action.GENERATE: "generate images",
+    Action.TEMPLATES_MANAGE: "manage prompt templates",
     Action.USAGE_READ: "see usage and billing",
     Action.BILLING_MANAGE: "manage billing",
     Action.WEBHOOKS_MANAGE: "manage webhooks",

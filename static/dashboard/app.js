@@ -479,7 +479,7 @@
       $("div", bar).style.width = `${p.percent}%`;
       counts.textContent = `${p.succeeded} succeeded · ${p.failed} failed · ${p.queued + p.running} waiting · ${p.canceled} canceled`;
       $("[data-testid=batch-images]").textContent = `${p.images_made} / ${batch.total_images}`;
-      $("[data-testid=batch-cost]").textContent = `$${batch.actual_cost}`;
+      $("[data-testid=batch-cost]").textContent = charged(Number(batch.actual_cost));
       const lines = $("[data-testid=locale-summary]");
       if (batch.locales && batch.locales.length) {
         lines.closest(".card").hidden = false;
