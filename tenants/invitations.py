@@ -15,6 +15,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from config.errors import BunchError, NotFound
 from tenants.models import Invitation, Membership, Tenant
 from tenants.services import membership_set, user_get_or_create
@@ -56,6 +58,13 @@ def invitation_create(
         invited_by=invited_by,
         created_at=now,
         expires_at=now + INVITATION_LIFETIME,
+    )
+    audit_record(
+        action=AuditEvent.Action.MEMBER_INVITED,
+        tenant=tenant,
+        obj=invitation,
+        object_label=email,
+        detail={"role": role},
     )
     return invitation, token
 

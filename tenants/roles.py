@@ -20,6 +20,7 @@ class Action(StrEnum):
     WEBHOOKS_MANAGE = "webhooks.manage"  # endpoints, their secrets, delivery logs
     API_KEYS_MANAGE = "api_keys.manage"
     MEMBERS_MANAGE = "members.manage"
+    AUDIT_READ = "audit.read"  # the workspace's audit log
 
 
 OWNER, ADMIN, MEMBER = "owner", "admin", "member"
@@ -52,6 +53,7 @@ _WHAT = {
     Action.WEBHOOKS_MANAGE: "manage webhooks",
     Action.API_KEYS_MANAGE: "manage API keys",
     Action.MEMBERS_MANAGE: "manage members",
+    Action.AUDIT_READ: "read the audit log",
 }
 
 

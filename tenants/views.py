@@ -31,7 +31,7 @@ from tenants.forms import (
     send_invite_email,
 )
 from tenants.models import Membership
-from tenants.roles import Action, refusal_for_role
+from tenants.roles import Action, refusal_for_role, role_allows
 from tenants.selectors import (
     SESSION_TENANT_KEY,
     api_keys_for_tenant,
@@ -229,7 +229,7 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
     return redirect("dashboard:members")
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.AUDIT_READ)
 def audit_log(request: HttpRequest, membership: Membership) -> HttpResponse:
     members = Membership.objects.filter(tenant=membership.tenant)
     names = members.values_list("user__username", flat=True)
