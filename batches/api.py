@@ -34,6 +34,7 @@ from generation.services import JobParams
 from generation.streams import ProgressCursor, StreamStart
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
+from tenants.roles import Action
 
 
 def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
@@ -214,7 +215,7 @@ class BatchEventsView(APIView):
 
 
 class BatchCancelView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(request=None, responses=BatchDetailOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
@@ -258,6 +259,7 @@ class BatchResultsZipView(APIView):
 
 class TemplateListView(APIView):
     pagination_class = TemplatePagination
+    required_action = {"POST": Action.TEMPLATES_MANAGE}
 
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, summary="Save a template")
     def post(self, request: Request) -> Response:
@@ -279,6 +281,8 @@ class TemplateListView(APIView):
 
 
 class TemplateDetailView(APIView):
+    required_action = {"PATCH": Action.TEMPLATES_MANAGE, "DELETE": Action.TEMPLATES_MANAGE}
+
     @extend_schema(responses=TemplateOut, summary="A template")
     def get(self, request: Request, template_id: str) -> Response:
         template = selectors.template_get_for_tenant(request_tenant(request), template_id)
@@ -301,7 +305,7 @@ class TemplateDetailView(APIView):
 
 
 class TemplatePreviewView(APIView):
-    required_scope = "read"
+    required_action = Action.READ
 
     @extend_schema(request=PreviewIn, responses=PreviewOut, summary="Render the prompts")
     def post(self, request: Request, template_id: str) -> Response:

@@ -24,6 +24,7 @@ from config.errors import BunchError
 from core.catalog import MODELS
 from generation.links import signed_image_url
 from tenants.models import Membership
+from tenants.roles import Action
 from tenants.views import tenant_page
 
 PAGE_SIZE = 25
@@ -117,7 +118,7 @@ def _template_save(
     return render(request, "batches/template_form.html", {"form": form, "template": template})
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.TEMPLATES_MANAGE)
 def template_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST":
         return _template_save(request, membership, None)
@@ -125,7 +126,7 @@ def template_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "batches/template_form.html", {"form": form, "template": None})
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.TEMPLATES_MANAGE)
 def template_edit(request: HttpRequest, membership: Membership, template_id: str) -> HttpResponse:
     template = selectors.template_get_for_tenant(membership.tenant, template_id)
     if request.method == "POST":
@@ -134,7 +135,7 @@ def template_edit(request: HttpRequest, membership: Membership, template_id: str
     return render(request, "batches/template_form.html", {"form": form, "template": template})
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.TEMPLATES_MANAGE)
 @require_POST
 def template_delete(request: HttpRequest, membership: Membership, template_id: str) -> HttpResponse:
     template = selectors.template_get_for_tenant(membership.tenant, template_id)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,8 +13,7 @@ from billing import selectors, setup
 from billing.gateway_factory import stripe_gateway
 from billing.serializers import CheckoutIn, InvoiceOut, UrlOut, UsageOut, UsageQueryIn
 from tenants.authentication import request_tenant
-from tenants.models import Membership
-from tenants.permissions import HasActiveTenant
+from tenants.roles import Action
 from tenants.selectors import quota_snapshot
 
 DASHBOARD_FALLBACK = "/billing/"
@@ -32,18 +28,8 @@ def _dashboard_url(request: Request, query: str = "") -> str:
     return request.build_absolute_uri(path) + query
 
 
-class CanManageBilling(BasePermission):
-    """Dashboard members see usage but only owners and admins change billing."""
-
-    message = "Only the account's owners and admins can manage billing."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        membership = request.auth
-        return not isinstance(membership, Membership) or membership.can_manage
-
-
 class UsageView(APIView):
-    required_scope = "read"
+    required_action = Action.USAGE_READ
 
     @extend_schema(
         parameters=[UsageQueryIn],
@@ -64,7 +50,7 @@ class UsageView(APIView):
 
 
 class InvoiceView(APIView):
-    required_scope = "read"
+    required_action = Action.USAGE_READ
 
     @extend_schema(responses=InvoiceOut, summary="The current period's estimated invoice")
     def get(self, request: Request) -> Response:
@@ -75,18 +61,27 @@ class InvoiceView(APIView):
 
 
 class CheckoutView(APIView):
-    required_scope = "generate"
-    permission_classes = [HasActiveTenant, CanManageBilling]
+    required_action = Action.BILLING_MANAGE
 
     @extend_schema(
-        request=CheckoutIn, responses=UrlOut, summary="A Stripe Checkout page for a plan"
+        request=CheckoutIn,
+        responses=UrlOut,
+        summary="Change plan: a Stripe Checkout page, or at once for a subscribed tenant",
+        description="A tenant without a subscription gets a Checkout page for the plan's "
+        "monthly fee and the metered prices. A subscribed tenant's plan changes at once: "
+        "Stripe prorates the fee (the difference is on the next invoice) and the URL is "
+        "the dashboard's usage page.",
     )
     def post(self, request: Request) -> Response:
         data = CheckoutIn(data=request.data)
         data.is_valid(raise_exception=True)
+        tenant, plan = request_tenant(request), data.validated_data["plan"]
+        if tenant.stripe_subscription_id and tenant.status != tenant.Status.CANCELED:
+            setup.plan_change_hosted(tenant=tenant, plan=plan, gateway=stripe_gateway())
+            return Response(UrlOut({"url": _dashboard_url(request, "?plan=changed")}).data)
         url = setup.checkout_session_create(
-            tenant=request_tenant(request),
-            plan=data.validated_data["plan"],
+            tenant=tenant,
+            plan=plan,
             success_url=_dashboard_url(
                 request, "?checkout=success&session_id={CHECKOUT_SESSION_ID}"
             ),
@@ -97,8 +92,7 @@ class CheckoutView(APIView):
 
 
 class PortalView(APIView):
-    required_scope = "generate"
-    permission_classes = [HasActiveTenant, CanManageBilling]
+    required_action = Action.BILLING_MANAGE
 
     @extend_schema(request=None, responses=UrlOut, summary="A Stripe customer portal page")
     def post(self, request: Request) -> Response:

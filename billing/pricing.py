@@ -94,16 +94,19 @@ def estimate_tokens(*, prompt: str, input_images: int) -> int:
 def estimate_image_cost(
     *, tier: str, mode: str, image_size: str, prompt: str, input_images: int, markup: Decimal
 ) -> Cost:
-    """A conservative per-image estimate, used to reserve spend before the call."""
+    """The most one image can cost: the "up to" figure, and the spend reserved before the
+    call. Input is over-counted (a token is never shorter than a byte); output is the
+    request's own cap (`ModelSpec.max_output_tokens`): the image's tokens at the image
+    rate, and the thinking and text the model may add at the text rate."""
     spec = get_model(tier)
     price = price_for_estimate(model=spec.model_id, mode=mode)
     usage = TokenUsage(
         prompt_tokens=0,
         input_text_tokens=estimate_tokens(prompt=prompt, input_images=0),
         input_image_tokens=input_images * spec.input_image_tokens,
-        output_text_tokens=0,
+        output_text_tokens=spec.text_tokens_max,
         output_image_tokens=spec.image_tokens[image_size],
-        thoughts_tokens=0,
+        thoughts_tokens=spec.thinking_tokens_max,
         total_tokens=0,
     )
     return cost_of(usage=usage, price=price, markup=markup)

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from billing.rollups import TOKEN_FIELDS, usage_totals
-from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
 from core.money import to_cents
 from tenants.models import Tenant
 from tenants.services import period_end, period_start
@@ -69,23 +69,42 @@ class InvoiceLineEstimate:
 
 
 @dataclass(frozen=True)
+class InvoiceAdjustment:
+    """A line Stripe adds that the ledger does not hold: a plan change's proration."""
+
+    description: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
 class InvoiceEstimate:
     period_start: dt.datetime
     period_end: dt.datetime
+    plan_name: str
+    plan_fee_cents: int
+    adjustments: list[InvoiceAdjustment]
     lines: list[InvoiceLineEstimate]
     not_yet_reported: int
     stripe_total_cents: int | None
 
     @property
-    def total_cents(self) -> int:
+    def usage_cents(self) -> int:
         return sum(line.amount_cents for line in self.lines)
+
+    @property
+    def total_cents(self) -> int:
+        """What Stripe's next invoice will say: the plan's fee (billed through Stripe as a
+        licensed price), Stripe's prorations, and each usage line rounded once."""
+        adjusted = sum(a.amount_cents for a in self.adjustments)
+        return self.plan_fee_cents + adjusted + self.usage_cents
 
 
 def invoice_estimate(
     tenant: Tenant, *, gateway: StripeGateway, now: dt.datetime
 ) -> InvoiceEstimate:
-    """The invoice so far, from the ledger; Stripe's own preview total when reachable."""
-    start, end, stripe_total = _stripe_period(tenant, gateway=gateway)
+    """The invoice so far: the plan's fee and the ledger's usage lines, plus the
+    prorations and the total of Stripe's own preview when Stripe is reachable."""
+    start, end, preview = _stripe_period(tenant, gateway=gateway)
     if start is None or end is None:
         first = period_start(now)
         start = dt.datetime.combine(first, dt.time(), dt.UTC)
@@ -104,18 +123,26 @@ def invoice_estimate(
     # Only rows not yet sent: the Stripe state index finds them without reading the month.
     unsent = [UsageEvent.StripeState.PENDING, UsageEvent.StripeState.FAILED]
     unreported = usage_in(tenant, start=start, end=end).filter(stripe_state__in=unsent).count()
+    adjustments = [
+        InvoiceAdjustment(description=line.description, amount_cents=line.amount_cents)
+        for line in (preview.lines if preview else ())
+        if line.proration
+    ]
     return InvoiceEstimate(
         period_start=start,
         period_end=end,
+        plan_name=tenant.plan.name,
+        plan_fee_cents=max(int(to_cents(tenant.plan.monthly_price) * 100), 0),
+        adjustments=adjustments,
         lines=lines,
         not_yet_reported=unreported,
-        stripe_total_cents=stripe_total,
+        stripe_total_cents=preview.total_cents if preview else None,
     )
 
 
 def _stripe_period(
     tenant: Tenant, *, gateway: StripeGateway
-) -> tuple[dt.datetime | None, dt.datetime | None, int | None]:
+) -> tuple[dt.datetime | None, dt.datetime | None, InvoicePreview | None]:
     if not (tenant.stripe_customer_id and tenant.stripe_subscription_id):
         return None, None, None
     try:
@@ -125,9 +152,9 @@ def _stripe_period(
         return None, None, None
     item = subscription.items[0] if subscription.items else None
     if item is None or item.current_period_start is None or item.current_period_end is None:
-        return None, None, preview.total_cents
+        return None, None, preview
     return (
         dt.datetime.fromtimestamp(item.current_period_start, dt.UTC),
         dt.datetime.fromtimestamp(item.current_period_end, dt.UTC),
-        preview.total_cents,
+        preview,
     )

@@ -95,6 +95,16 @@ class InvoiceLineOut(serializers.Serializer):
     amount_cents = serializers.IntegerField()
 
 
+class InvoiceAdjustmentOut(serializers.Serializer):
+    description = serializers.CharField()
+    amount_cents = serializers.IntegerField()
+
+
+class InvoicePlanOut(serializers.Serializer):
+    name = serializers.CharField()
+    amount_cents = serializers.IntegerField(help_text="The plan's monthly fee.")
+
+
 class StripePreviewOut(serializers.Serializer):
     reachable = serializers.BooleanField()
     total_cents = serializers.IntegerField(allow_null=True)
@@ -104,8 +114,15 @@ class InvoiceOut(serializers.Serializer):
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
     currency = serializers.CharField()
-    lines = InvoiceLineOut(many=True)
-    total_cents = serializers.IntegerField()
+    plan = InvoicePlanOut()
+    adjustments = InvoiceAdjustmentOut(
+        many=True, help_text="Stripe's prorations of a plan change in this period."
+    )
+    lines = InvoiceLineOut(many=True, help_text="Usage, per model and mode.")
+    total_cents = serializers.IntegerField(
+        help_text="Plan fee + adjustments + usage lines: Stripe's next invoice once every "
+        "image is reported."
+    )
     not_yet_reported = serializers.IntegerField(
         help_text="Images in the total that are not yet reported to Stripe."
     )
@@ -117,6 +134,8 @@ class InvoiceOut(serializers.Serializer):
             "period_start": estimate.period_start,
             "period_end": estimate.period_end,
             "currency": "usd",
+            "plan": {"name": estimate.plan_name, "amount_cents": estimate.plan_fee_cents},
+            "adjustments": estimate.adjustments,
             "lines": estimate.lines,
             "total_cents": estimate.total_cents,
             "not_yet_reported": estimate.not_yet_reported,

@@ -6,6 +6,10 @@ Per billable line (tier × mode) there are two meters, each summing `value`:
 - ``bunch_amount_<line>``: the image's billed amount in cents, priced at 1 cent per unit —
   the invoice line is the exact sum, rounded half-up to the cent once, as the ledger is.
 
+The plan's monthly fee is a licensed price (``bunch_plan_<slug>``, the plan's
+`monthly_price` × quantity 1) on the same subscription, so Stripe's invoice holds the fee
+and the usage, and a plan change swaps the fee's price with proration (`plan_change`).
+
 Every call here can be repeated: Stripe objects are found by event name, product id or price
 lookup key before anything is created, and tenant objects use deterministic
 Idempotency-Keys, so two runs (or a run and a sync worker) converge on the same objects.
@@ -23,16 +27,24 @@ from django.utils import timezone
 
 from billing.models import MeterLine
 from billing.services import tenant_stripe_ids_set
-from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from billing.stripe_gateway import (
+    StripeGateway,
+    StripeGatewayError,
+    Subscription,
+    SubscriptionItem,
+)
 from config.errors import BunchError
 from core.catalog import MODELS, Mode
+from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
+from tenants.services import tenant_set_plan
 
 IMAGES = "images"
 AMOUNT = "amount"
 IMAGES_UNIT_CENTS = Decimal(0)
 AMOUNT_UNIT_CENTS = Decimal(1)
 CHECKOUT_REFERENCE_PREFIX = "bunch:"
+PLAN_LOOKUP_PREFIX = "bunch_plan_"
 
 
 @dataclass
@@ -80,6 +92,62 @@ def _line_ensure(*, gateway: StripeGateway, tier: str, mode: str) -> MeterLine:
     return meter_line
 
 
+def plan_fee_cents(plan: Plan) -> int:
+    return int(to_cents(plan.monthly_price) * 100)
+
+
+def plan_price_ensure(*, plan: Plan, gateway: StripeGateway) -> str | None:
+    """The licensed monthly price of `plan`'s fee; None for a plan without one."""
+    cents = plan_fee_cents(plan)
+    if cents <= 0:
+        return None
+    lookup = f"{PLAN_LOOKUP_PREFIX}{plan.slug}"
+    product_id = gateway.ensure_product(name=f"{plan.name} plan — monthly fee", lookup=lookup)
+    return gateway.ensure_licensed_price(
+        product_id=product_id, unit_amount_cents=cents, lookup_key=lookup
+    )
+
+
+def _fee_item(subscription: Subscription) -> SubscriptionItem | None:
+    return next(
+        (i for i in subscription.items if (i.lookup_key or "").startswith(PLAN_LOOKUP_PREFIX)),
+        None,
+    )
+
+
+def plan_fee_ensure(
+    *, tenant: Tenant, gateway: StripeGateway, plan: Plan | None = None, prorate: bool = False
+) -> Subscription | None:
+    """The tenant's subscription bills `plan`'s fee (the tenant's plan by default): the
+    fee's item swapped to that plan's price, or added; removed for a plan without a fee.
+
+    `prorate` is for a change in the middle of a period (an upgrade: the difference is on
+    the next invoice); a catch-up of an older subscription starts with the next period.
+    """
+    plan = plan or tenant.plan
+    if not tenant.stripe_subscription_id:
+        return None
+    subscription = gateway.retrieve_subscription(subscription_id=tenant.stripe_subscription_id)
+    item = _fee_item(subscription)
+    price_id = plan_price_ensure(plan=plan, gateway=gateway)
+    if (item.price_id if item else None) == price_id:
+        return subscription
+    return gateway.set_subscription_fee(
+        subscription_id=subscription.id,
+        item_id=item.id if item else None,
+        price_id=price_id,
+        prorate=prorate,
+        idempotency_key=f"bunch-plan-fee:{subscription.id}:{item.id if item else ''}:{price_id}",
+    )
+
+
+def plan_change(*, tenant: Tenant, plan: Plan, gateway: StripeGateway) -> None:
+    """Switch a subscribed tenant to `plan` at once: Stripe swaps the fee with proration,
+    then the plan applies (its quota, models, rates)."""
+    plan_fee_ensure(tenant=tenant, gateway=gateway, plan=plan, prorate=True)
+    tenant_set_plan(tenant=tenant, plan=plan)
+
+
 def all_price_ids() -> list[str]:
     return [price for line in MeterLine.objects.order_by("line") for price in line.price_ids]
 
@@ -111,10 +179,12 @@ def tenant_subscription_ensure(*, tenant: Tenant, gateway: StripeGateway) -> str
     if not price_ids:
         return None
     customer_id = tenant_customer_ensure(tenant=tenant, gateway=gateway)
-    digest = hashlib.sha256(",".join(price_ids).encode()).hexdigest()[:16]
+    fee_price_id = plan_price_ensure(plan=tenant.plan, gateway=gateway)
+    digest = hashlib.sha256(",".join([fee_price_id or "", *price_ids]).encode()).hexdigest()[:16]
     subscription = gateway.create_subscription(
         customer_id=customer_id,
         price_ids=price_ids,
+        fee_price_id=fee_price_id,
         idempotency_key=f"bunch-subscription:{customer_id}:{digest}",
     )
     tenant_stripe_ids_set(tenant=tenant, subscription_id=subscription.id)
@@ -136,6 +206,8 @@ def setup_run(*, gateway: StripeGateway, tenants: bool = True) -> SetupReport:
             bool(tenant.stripe_subscription_id),
         )
         try:
+            if had_subscription:
+                plan_fee_ensure(tenant=tenant, gateway=gateway)
             tenant_subscription_ensure(tenant=tenant, gateway=gateway)
         except StripeGatewayError as exc:
             report.problems.append(f"{tenant.slug}: {exc}")
@@ -175,7 +247,7 @@ def _hosted(call: Callable[[], str]) -> str:
 def checkout_session_create(
     *, tenant: Tenant, plan: Plan, success_url: str, cancel_url: str, gateway: StripeGateway
 ) -> str:
-    """A Stripe Checkout page subscribing the tenant to every line, on ``plan``.
+    """A Stripe Checkout page subscribing the tenant to ``plan``'s fee and every line.
 
     The plan travels in `client_reference_id` and comes back with
     `checkout.session.completed`, which switches the tenant's plan (see `billing.webhooks`).
@@ -190,9 +262,20 @@ def checkout_session_create(
             success_url=success_url,
             cancel_url=cancel_url,
             client_reference_id=checkout_reference(tenant=tenant, plan=plan),
+            fee_price_id=plan_price_ensure(plan=plan, gateway=gateway),
         )
 
     return _hosted(create)
+
+
+def plan_change_hosted(*, tenant: Tenant, plan: Plan, gateway: StripeGateway) -> None:
+    """`plan_change`, a Stripe refusal answered as `BillingUnavailable` (503)."""
+
+    def change() -> str:
+        plan_change(tenant=tenant, plan=plan, gateway=gateway)
+        return ""
+
+    _hosted(change)
 
 
 def portal_session_create(*, tenant: Tenant, return_url: str, gateway: StripeGateway) -> str:

@@ -81,6 +81,7 @@ class SubscriptionItem:
     price_id: str
     current_period_start: int | None
     current_period_end: int | None
+    lookup_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class InvoiceLine:
     amount_cents: int
     quantity: Decimal
     price_id: str | None
+    proration: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,35 @@ class StripeGateway:
             )
             return price.id
 
+    def ensure_licensed_price(
+        self, *, product_id: str, unit_amount_cents: int, lookup_key: str, currency: str = "usd"
+    ) -> str:
+        """The monthly fixed-fee (licensed) price under ``lookup_key``; a changed amount
+        makes a new price that takes the key over, as for metered prices."""
+        with _translated():
+            found = self._client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1}).data
+            if found:
+                price = found[0]
+                recurring = price.recurring
+                if (
+                    price.product == product_id
+                    and price.unit_amount == unit_amount_cents
+                    and recurring is not None
+                    and recurring.usage_type == "licensed"
+                ):
+                    return str(price.id)
+            created = self._client.v1.prices.create(
+                {
+                    "product": product_id,
+                    "currency": currency,
+                    "unit_amount": unit_amount_cents,
+                    "recurring": {"interval": "month", "usage_type": "licensed"},
+                    "lookup_key": lookup_key,
+                    "transfer_lookup_key": bool(found),
+                }
+            )
+            return str(created.id)
+
     # -- customers and subscriptions ------------------------------------------------------
 
     def create_customer(
@@ -226,12 +257,47 @@ class StripeGateway:
             return customer.id
 
     def create_subscription(
-        self, *, customer_id: str, price_ids: list[str], idempotency_key: str | None = None
+        self,
+        *,
+        customer_id: str,
+        price_ids: list[str],
+        fee_price_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Subscription:
+        """Metered `price_ids` (no quantity) and the plan's fee, a licensed price × 1."""
+        items: list[dict[str, Any]] = [{"price": p} for p in price_ids]
+        if fee_price_id:
+            items.insert(0, {"price": fee_price_id, "quantity": 1})
         with _translated():
             sub = self._client.v1.subscriptions.create(
-                {"customer": customer_id, "items": [{"price": p} for p in price_ids]},
+                {"customer": customer_id, "items": items},  # type: ignore[arg-type]
                 _options(idempotency_key),
+            )
+            return _subscription(sub.to_dict())
+
+    def set_subscription_fee(
+        self,
+        *,
+        subscription_id: str,
+        item_id: str | None,
+        price_id: str | None,
+        prorate: bool,
+        idempotency_key: str | None = None,
+    ) -> Subscription:
+        """Put the plan's fee on the subscription: swap the price of `item_id`, add it, or
+        (`price_id` None: a plan without a fee) remove the item. With `prorate`, Stripe
+        credits the old fee's unused time and charges the new one's on the next invoice;
+        without, the change starts with the next period."""
+        spec: dict[str, Any] = {"price": price_id, "quantity": 1} if price_id else {"deleted": True}
+        if item_id:
+            spec["id"] = item_id
+        with _translated():
+            params: Any = {
+                "items": [spec],
+                "proration_behavior": "create_prorations" if prorate else "none",
+            }
+            sub = self._client.v1.subscriptions.update(
+                subscription_id, params, _options(idempotency_key)
             )
             return _subscription(sub.to_dict())
 
@@ -310,12 +376,17 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         client_reference_id: str | None = None,
+        fee_price_id: str | None = None,
     ) -> str:
-        """The URL of a subscription-mode Checkout page; metered prices take no quantity."""
+        """The URL of a subscription-mode Checkout page; metered prices take no quantity,
+        the plan's fee (a licensed price) quantity 1."""
+        line_items: list[Any] = [{"price": p} for p in price_ids]
+        if fee_price_id:
+            line_items.insert(0, {"price": fee_price_id, "quantity": 1})
         params: SessionCreateParams = {
             "mode": "subscription",
             "customer": customer_id,
-            "line_items": [{"price": p} for p in price_ids],
+            "line_items": line_items,
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
@@ -420,6 +491,7 @@ def _subscription(sub: dict[str, Any]) -> Subscription:
             price_id=item["price"]["id"],
             current_period_start=item.get("current_period_start"),
             current_period_end=item.get("current_period_end"),
+            lookup_key=item["price"].get("lookup_key"),
         )
         for item in sub["items"]["data"]
     )
@@ -430,11 +502,13 @@ def _subscription(sub: dict[str, Any]) -> Subscription:
 
 def _invoice_line(line: dict[str, Any]) -> InvoiceLine:
     price_details = (line.get("pricing") or {}).get("price_details") or {}
+    parent = (line.get("parent") or {}).get("subscription_item_details") or {}
     return InvoiceLine(
         description=line.get("description") or "",
         amount_cents=int(line["amount"]),
         quantity=Decimal(str(line.get("quantity") or 0)),
         price_id=price_details.get("price"),
+        proration=bool(parent.get("proration")),
     )
 
 

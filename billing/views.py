@@ -13,15 +13,20 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
+from billing.gateway_factory import stripe_gateway
 from billing.rollups import usage_totals
+from billing.selectors import invoice_estimate
 from core.catalog import MODELS
 from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
+from tenants.roles import Action
 from tenants.selectors import quota_snapshot
 from tenants.views import tenant_page
 
 CHART_W, CHART_H, CHART_PAD_L, CHART_PAD_B, CHART_PAD_T = 900, 220, 34, 24, 10
+CHART_LABEL_W = 48  # room an axis label ("Dec 31") needs at the chart's font size
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class Bar:
     label: str
     value: str
     tick: bool
+    # A label near the right edge ends at its bar instead of starting there (and running
+    # out of the chart).
+    label_x: float = 0.0
+    anchor: str = "start"
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -71,15 +80,19 @@ def _day_bars(series: list[tuple[dt.date, int]]) -> dict[str, Any]:
     bars = []
     for i, (day, n) in enumerate(series):
         h = plot_h * n / top
+        x, w = round(CHART_PAD_L + i * slot + slot * 0.15, 1), round(slot * 0.7, 1)
+        near_end = x > CHART_W - CHART_LABEL_W
         bars.append(
             Bar(
-                x=round(CHART_PAD_L + i * slot + slot * 0.15, 1),
+                x=x,
                 y=round(CHART_PAD_T + plot_h - h, 1),
-                w=round(slot * 0.7, 1),
+                w=w,
                 h=round(h, 1),
                 label=day.strftime("%b %-d"),
                 value=str(n),
                 tick=i % 5 == 0,
+                label_x=round(x + w, 1) if near_end else x,
+                anchor="end" if near_end else "start",
             )
         )
     gridlines = [
@@ -124,25 +137,27 @@ def _meters(snapshot: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.USAGE_READ)
 def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
     snapshot = quota_snapshot(tenant)
     start = dt.date.fromisoformat(snapshot["period_start"])  # type: ignore[arg-type]
     end = dt.date.fromisoformat(snapshot["period_end"])  # type: ignore[arg-type]
     per_model = _spend_per_model(tenant, start, end)
-    usage_total = sum((r["cents"] for r in per_model), Decimal(0))
+    estimate = invoice_estimate(tenant, gateway=stripe_gateway(), now=timezone.now())
+    names = {tier: spec.display_name for tier, spec in MODELS.items()}
     context = {
         "period_start": start,
         "period_last_day": end - dt.timedelta(days=1),
         "meters": _meters(snapshot),
         "chart": _day_bars(_images_per_day(tenant, start, end)),
         "per_model": _spend_bars(per_model),
-        "invoice": {
-            "plan": tenant.plan.monthly_price,
-            "lines": per_model,
-            "total": tenant.plan.monthly_price + usage_total,
-        },
+        "invoice": estimate,
+        "invoice_lines": [
+            {"name": names.get(line.tier, line.tier), "line": line} for line in estimate.lines
+        ],
+        "checkout": request.GET.get("checkout", ""),
+        "plan_changed": request.GET.get("plan") == "changed",
         "plans": Plan.objects.all(),
         "has_subscription": bool(tenant.stripe_subscription_id),
     }

@@ -24,6 +24,8 @@ pages: list[URLPattern] = [
     path("gallery/", generation_views.gallery, name="gallery"),
     path("gallery/download/", generation_views.gallery_download, name="gallery-download"),
     path("images/<str:image_id>/", generation_views.image_detail, name="image"),
+    path("jobs/", generation_views.jobs, name="jobs"),
+    path("jobs/<str:job_id>/retry/", generation_views.job_retry, name="job-retry"),
     path("usage/", billing_views.usage, name="usage"),
     path("api-keys/", tenant_views.api_keys, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
@@ -60,6 +62,7 @@ auth = [
     path("login/", lockout.LoginView.as_view(), name="login"),
     path("login/verify/", account_views.two_factor_verify, name="login-verify"),
     path("account/two-factor/", account_views.two_factor_settings, name="account-two-factor"),
+    path("invitations/<str:token>/", tenant_views.invitation_accept, name="invitation"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password-reset/",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -8,9 +9,13 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+logger = logging.getLogger("django.request")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -148,3 +153,45 @@ class SyncSlotsMiddleware(BothModes):
         request.bunch_slot = held  # type: ignore[attr-defined]
         await held.acquire()
         return None
+
+
+class DesignedErrorPagesMiddleware(BothModes):
+    """With DEBUG on (`make run`), dashboard pages still answer 404, 403 and 500 with the
+    designed pages instead of Django's debug pages (which list every URL pattern). The
+    traceback of a 500 goes to the log, as in production. Off DEBUG, Django's own
+    handlers already render these templates; API paths keep their JSON errors."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        if self._unknown(request):
+            return render(request, "404.html", status=404)
+        return self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        if self._unknown(request):
+            page: HttpResponse = await sync_to_async(render)(request, "404.html", status=404)
+            return page
+        response: HttpResponse = await self.get_response(request)
+        return response
+
+    @staticmethod
+    def _unknown(request: HttpRequest) -> bool:
+        """An unknown URL never reaches a view, so process_exception never sees it."""
+        if not settings.DEBUG or request.path.startswith("/api/"):
+            return False
+        try:
+            resolve(request.path_info)
+        except Resolver404:
+            return True
+        return False
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not settings.DEBUG or request.path.startswith("/api/"):
+            return None
+        if isinstance(exception, Http404):
+            return render(request, "404.html", {"exception": str(exception)}, status=404)
+        if isinstance(exception, PermissionDenied):
+            return render(request, "403.html", {"exception": str(exception)}, status=403)
+        logger.exception("Internal Server Error: %s", request.path)
+        return render(request, "500.html", status=500)

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.csp.ContentSecurityPolicyMiddleware",
     "tenants.middleware.RateLimitHeadersMiddleware",
+    "config.middleware.DesignedErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -4,7 +4,9 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import json_or_html_404
@@ -51,3 +53,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @csrf_exempt  # any method, any client: the answer is the same JSON 404
 def api_not_found(request: HttpRequest) -> JsonResponse:
     return json_or_html_404(request)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the icon. Not
+    permanent, and resolved per request: its static URL carries a content hash."""
+    return redirect(static("dashboard/favicon.svg"))

@@ -64,9 +64,18 @@ class ModelSpec:
     input_price_per_m: Decimal
     text_output_price_per_m: Decimal
     image_output_price_per_m: Decimal
+    # What the model may add to the image: its thinking and any text parts. Every request
+    # caps its output at `max_output_tokens` (image + these), so the "up to" estimate that
+    # prices them is an upper bound the model cannot exceed (docs/billing.md).
+    thinking_tokens_max: int = 0
+    text_tokens_max: int = 256
     max_input_images: int = 14
     input_image_tokens: int = 1120
     batch_discount: Decimal = Decimal("0.5")
+
+    def max_output_tokens(self, image_size: str = "1K") -> int:
+        """The request's output cap: image, thinking and text together."""
+        return self.image_tokens[image_size] + self.thinking_tokens_max + self.text_tokens_max
 
     def image_price(self, image_size: str = "1K", *, batch: bool = False) -> Decimal:
         """List price of the output image alone; bill from the response's usage instead."""
@@ -85,6 +94,7 @@ MODELS: dict[str, ModelSpec] = {
         input_price_per_m=Decimal("0.25"),
         text_output_price_per_m=Decimal("1.50"),
         image_output_price_per_m=Decimal("30"),
+        thinking_tokens_max=256,
     ),
     "flash": ModelSpec(
         tier="flash",
@@ -96,6 +106,7 @@ MODELS: dict[str, ModelSpec] = {
         input_price_per_m=Decimal("0.50"),
         text_output_price_per_m=Decimal("3.00"),
         image_output_price_per_m=Decimal("60"),
+        thinking_tokens_max=512,
     ),
     "pro": ModelSpec(
         tier="pro",
@@ -107,6 +118,8 @@ MODELS: dict[str, ModelSpec] = {
         input_price_per_m=Decimal("2.00"),
         text_output_price_per_m=Decimal("12.00"),
         image_output_price_per_m=Decimal("120"),
+        # 3 Pro always thinks: about 258 tokens per image; three times that is allowed.
+        thinking_tokens_max=768,
     ),
 }
 

@@ -32,6 +32,37 @@ def to_cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+UNIT = Decimal("0.0001")
+
+
+def unit_price(amount: Decimal) -> Decimal:
+    """A per-image price as people see it: 4 decimals, rounded up, because it is shown as
+    "up to" or "per image" and must never read lower than what is charged."""
+    return amount.quantize(UNIT, rounding=ROUND_CEILING)
+
+
+def show_unit(amount: Decimal) -> str:
+    """The one display of a per-image price (dashboard, API `*_display`, emails)."""
+    return f"${unit_price(amount):,}"
+
+
+def show_cents(cents: int) -> str:
+    """The one display of a total in integer cents: `$1,234.56`, `-$3.10`."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}${whole:,}.{rest:02d}"
+
+
+def show_total(amount: Decimal) -> str:
+    """The one display of a charged total: cents, half up (`to_cents`, as invoiced)."""
+    return show_cents(int(to_cents(amount) * 100))
+
+
+def show_up_to(amount: Decimal) -> str:
+    """The one display of a bound ("up to", an estimate): cents, rounded up."""
+    return show_cents(int(amount.quantize(CENT, rounding=ROUND_CEILING) * 100))
+
+
 def usd(amount: Decimal, places: int = 6) -> str:
     """A USD amount as the API shows it: a string, never a float."""
     return str(amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))

@@ -33,6 +33,7 @@ from generation.serializers import (
 )
 from generation.streams import JobCursor, PendingWait, StreamStart, job_body
 from tenants.authentication import request_actor, request_tenant
+from tenants.roles import Action
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
@@ -260,7 +261,7 @@ class GenerationEventsView(APIView):
 
 
 class GenerationCancelView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(
         request=None,
@@ -375,7 +376,7 @@ class ImageThumbnailView(_ImageFileView):
 
 
 class ImageEditView(APIView):
-    required_scope = "generate"
+    required_action = Action.GENERATE
 
     @extend_schema(
         request=EditIn,

@@ -30,6 +30,11 @@ class GalleryFilterForm(forms.Form):
     kind = forms.ChoiceField(
         required=False, choices=ANY + [(k, p.label) for k, p in PRESETS.items()]
     )
+    source = forms.ChoiceField(
+        required=False,
+        label="Made by",
+        choices=[*ANY, (Image.Source.GENERATED, "Generated"), (Image.Source.UPLOAD, "Uploaded")],
+    )
     status = forms.ChoiceField(required=False, label="Job status", choices=ANY + Job.Status.choices)
     provenance = forms.ChoiceField(
         required=False, label="Content Credentials", choices=ANY + PROVENANCE_CHOICES
@@ -64,6 +69,15 @@ class GalleryFilterForm(forms.Form):
             (code, code) for code in locales[:200]
         ]
 
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(
+                f"“From” ({start:%b %-d, %Y}) is after “To” ({end:%b %-d, %Y}): swap them."
+            )
+        return data
+
     def filter(self, images: QuerySet[Image]) -> QuerySet[Image]:
         """Narrow an already tenant-scoped queryset; invalid filters are ignored."""
         if not self.is_valid():
@@ -73,6 +87,8 @@ class GalleryFilterForm(forms.Form):
             images = images.filter(job__prompt__icontains=data["q"])
         if data["kind"]:
             images = images.filter(job__kind=data["kind"])
+        if data["source"]:
+            images = images.filter(source=data["source"])
         if data["status"]:
             images = images.filter(job__status=data["status"])
         if data["provenance"]:

@@ -122,25 +122,27 @@ def image_provenance(image: Image) -> Provenance | None:
 
 
 def image_versions(image: Image) -> list[Image]:
-    """The chain this image belongs to: its ancestors, itself, then its descendants."""
-    chain: list[Image] = []
-    node: Image | None = image
-    seen: set[uuid.UUID] = set()
-    while node is not None and node.pk not in seen:
-        seen.add(node.pk)
-        chain.insert(0, node)
-        node = node.parent
-    frontier = [image]
+    """Every version of the tree this image belongs to — the original, its edits, edits of
+    those — in the order they were made, so version n is the n-th image made in the tree
+    whichever version was edited (editing v1 after v3 makes v4, "edited from v1")."""
+    root, seen = image, {image.pk}
+    while root.parent_id is not None and root.parent_id not in seen:
+        parent = Image.objects.filter(pk=root.parent_id, tenant_id=image.tenant_id).first()
+        if parent is None:
+            break
+        seen.add(parent.pk)
+        root = parent
+    tree, members, frontier = [root], {root.pk}, [root]
     while frontier:
-        children = list(
-            Image.objects.filter(parent__in=frontier, tenant_id=image.tenant_id).order_by(
-                "created_at"
-            )
-        )
-        chain.extend(c for c in children if c.pk not in seen)
-        seen.update(c.pk for c in children)
+        children = [
+            child
+            for child in Image.objects.filter(parent__in=frontier, tenant_id=image.tenant_id)
+            if child.pk not in members
+        ]
+        members.update(child.pk for child in children)
+        tree.extend(children)
         frontier = children
-    return chain
+    return sorted(tree, key=lambda i: (i.created_at, i.index or 0, str(i.pk)))
 
 
 def image_get_signed(image_id: Any) -> Image:

@@ -11,22 +11,26 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from billing.pricing import estimate_image_cost, price_for
-from config.errors import NotFound
+from config.errors import BunchError, NotFound
 from config.paging import EstimatedCountPaginator
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
-from generation import selectors
+from core.money import show_up_to
+from generation import selectors, services
 from generation.forms import GalleryFilterForm
 from generation.images import MAX_ZIP_IMAGES, images_zip
 from generation.links import signed_image_url
-from generation.models import Image
-from generation.presets import PRESETS
+from generation.models import Image, Job
+from generation.presets import PRESETS, model_prompt
 from generation.services import MAX_COUNT, MAX_INPUT_IMAGES
 from tenants.models import Membership, Plan
+from tenants.roles import Action
 from tenants.views import tenant_page
 
 GALLERY_PAGE_SIZE = 24
@@ -49,9 +53,12 @@ def _ratio_shapes() -> list[dict[str, Any]]:
     return shapes
 
 
-def _price_sheet(plan: Plan) -> dict[str, dict[str, str]]:
+def _price_sheet(plan: Plan) -> dict[str, dict[str, Any]]:
     """Per tier, what the cost estimate adds up: a base per image, then per input image
-    and per prompt byte, from the price book and the plan's markup (billing.pricing)."""
+    and per prompt byte, from the price book and the plan's markup (billing.pricing).
+    `preset_bytes`: what each kind's preset adds to the prompt the model is sent, so the
+    page's "up to" counts the same bytes the job's reservation does."""
+    preset_bytes = {kind: len(model_prompt(kind, "").encode()) for kind in PRESETS}
     sheet = {}
     for tier in MODELS:
         if not plan.allows_tier(tier):
@@ -74,6 +81,7 @@ def _price_sheet(plan: Plan) -> dict[str, dict[str, str]]:
             "base": str(base),
             "per_input_image": str(estimate(inputs=1) - base),
             "per_prompt_byte": str(price.input_per_million / Decimal(1_000_000)),
+            "preset_bytes": preset_bytes,
         }
     return sheet
 
@@ -90,7 +98,7 @@ def _model_choices(plan: Plan, sheet: dict[str, dict[str, str]]) -> list[dict[st
     ]
 
 
-@tenant_page()
+@tenant_page(action=Action.GENERATE)
 def generate(request: HttpRequest, membership: Membership) -> HttpResponse:
     plan = membership.tenant.plan
     sheet = _price_sheet(plan)
@@ -164,6 +172,7 @@ def _image_facts(image: Image) -> dict[str, Any]:
         "tokens_in": (usage.input_text_tokens + usage.input_image_tokens) if usage else None,
         "tokens_out": (usage.output_text_tokens + usage.output_image_tokens) if usage else None,
         "provenance": getattr(image, "provenance", None),
+        "tokens_thinking": usage.thoughts_tokens if usage else None,
     }
 
 
@@ -171,15 +180,23 @@ def _image_facts(image: Image) -> dict[str, Any]:
 def image_detail(request: HttpRequest, membership: Membership, image_id: str) -> HttpResponse:
     image = selectors.image_get_for_tenant(membership.tenant, image_id)
     versions = selectors.image_versions(image)
+    numbers = {version.pk: n for n, version in enumerate(versions, start=1)}
+    original_tier = image.job.tier if image.job else None
     context = {
         "image": image,
         "facts": _image_facts(image),
         "content_url": signed_image_url(image.pk, "content"),
         "versions": [
-            (number, version, signed_image_url(version.pk, "thumbnail"))
-            for number, version in enumerate(versions, start=1)
+            (numbers[version.pk], version, signed_image_url(version.pk, "thumbnail"))
+            for version in versions
         ],
-        "version_number": next(n for n, v in enumerate(versions, start=1) if v.pk == image.pk),
+        "version_number": numbers[image.pk],
+        "edited_from": numbers.get(image.parent_id) if image.parent_id else None,
+        "next_version": len(versions) + 1,
+        "default_tier": original_tier
+        if membership.tenant.plan.allows_tier(original_tier or "")
+        else "lite",
+        "price_sheet": _price_sheet(membership.tenant.plan),
         "allowed_models": [
             (tier, spec.display_name)
             for tier, spec in MODELS.items()
@@ -187,3 +204,42 @@ def image_detail(request: HttpRequest, membership: Membership, image_id: str) ->
         ],
     }
     return render(request, "dashboard/image.html", context)
+
+
+# Jobs ----------------------------------------------------------------------------------
+
+JOBS_PAGE_SIZE = 25
+JOB_FILTERS = ("failed", "running", "queued", "succeeded", "canceled")
+
+
+@tenant_page()
+def jobs(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Every job, newest first; `?status=failed` lists the failed ones with why, and a
+    retry for each."""
+    status = request.GET.get("status", "")
+    status = status if status in JOB_FILTERS else ""
+    found = selectors.job_list(membership.tenant, status=status or None).order_by("-created_at")
+    page = Paginator(found, JOBS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status, "filters": JOB_FILTERS}
+    return render(request, "dashboard/jobs.html", context)
+
+
+@tenant_page(action=Action.GENERATE)
+@require_POST
+def job_retry(request: HttpRequest, membership: Membership, job_id: str) -> HttpResponse:
+    job = selectors.job_get_for_tenant(membership.tenant, job_id)
+    if job.status != Job.Status.FAILED:
+        messages.error(request, f"Only a failed job can be retried; this one is {job.status}.")
+        return redirect(f"{reverse('dashboard:jobs')}?status=failed")
+    try:
+        retried = services.job_retry(job=job)
+    except BunchError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Retrying as a new job ({retried.count} image"
+            f"{'s' if retried.count != 1 else ''}, up to "
+            f"{show_up_to(retried.estimated_cost)}).",
+        )
+    return redirect(f"{reverse('dashboard:jobs')}?status=failed")

@@ -10,10 +10,10 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.money import from_nanos, to_cents
+from core.money import from_nanos, show_total
 from tenants.capacity import reservations_check
-from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
-from tenants.services import api_key_revoke, period_start
+from tenants.models import ApiKey, Invitation, Membership, Plan, QuotaPeriod, Tenant
+from tenants.services import api_key_revoke, period_start, tenant_set_status
 
 
 class MembershipInline(admin.TabularInline):
@@ -94,6 +94,19 @@ class TenantAdmin(admin.ModelAdmin):
     list_select_related = ["plan"]
     search_fields = ["name", "slug", "stripe_customer_id"]
     inlines = [MembershipInline, ApiKeyInline]
+    actions = ["suspend", "reactivate"]
+
+    @admin.action(description="Suspend selected tenants (new work and API calls stop)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_set_status(tenant=tenant, status=Tenant.Status.SUSPENDED)
+        self.message_user(request, f"Suspended {queryset.count():,} tenant(s).", messages.SUCCESS)
+
+    @admin.action(description="Reactivate selected tenants")
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_set_status(tenant=tenant, status=Tenant.Status.ACTIVE)
+        self.message_user(request, f"Reactivated {queryset.count():,} tenant(s).", messages.SUCCESS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # One subquery, not one query per row.
@@ -113,7 +126,8 @@ class TenantAdmin(admin.ModelAdmin):
     def usage_this_period(self, tenant: Tenant) -> str:
         images = getattr(tenant, "period_images", None) or 0
         spend = from_nanos(getattr(tenant, "period_nanos", None) or 0)
-        return f"{images} / {tenant.plan.monthly_image_quota} images · ${to_cents(spend)}"
+        quota = tenant.plan.monthly_image_quota
+        return f"{images:,} / {quota:,} images · {show_total(spend)}"
 
 
 @admin.register(ApiKey)
@@ -145,6 +159,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key_revoke(api_key=api_key, now=now)
             count += 1
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = (
+        "email",
+        "tenant",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+    )
+    list_filter = ("role",)
+    search_fields = ("email", "tenant__slug")
+    readonly_fields = ("token_hash",)
 
 
 @admin.register(QuotaPeriod)

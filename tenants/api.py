@@ -1,25 +1,22 @@
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.pagination import StrictCursorPagination
 from tenants.authentication import request_actor, request_tenant
-from tenants.models import ApiKey, Membership
-from tenants.permissions import HasActiveTenant
+from tenants.models import ApiKey
+from tenants.roles import Action
 from tenants.selectors import api_key_get_for_tenant, api_keys_for_tenant, quota_snapshot
 from tenants.serializers import ApiKeyIn, ApiKeyOut, ApiKeyWithSecretOut, MeOut
 from tenants.services import api_key_create, api_key_revoke
 
 
 class MeView(APIView):
-    required_scope = "read"
+    required_action = Action.READ
 
     @extend_schema(responses=MeOut, summary="The tenant behind this key, its plan and quota")
     def get(self, request: Request) -> Response:
@@ -34,27 +31,13 @@ class MeView(APIView):
         return Response(MeOut(data).data)
 
 
-MANAGE_KEYS = "keys:manage"
-
-
-class CanManageKeys(BasePermission):
-    """A key with `keys:manage` (checked by HasActiveTenant), or an owner or admin signed
-    in to the dashboard."""
-
-    message = "Only the account's owners and admins, or a key with keys:manage, manage keys."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        membership = request.auth
-        return not isinstance(membership, Membership) or membership.can_manage
-
-
 class ApiKeyPagination(StrictCursorPagination):
     pass
 
 
 class ApiKeyListView(APIView):
-    required_scope = MANAGE_KEYS
-    permission_classes = [HasActiveTenant, CanManageKeys]
+    # Owners and admins in the dashboard, or a key with `keys:manage` (tenants/roles.py).
+    required_action = Action.API_KEYS_MANAGE
     pagination_class = ApiKeyPagination
 
     @extend_schema(
@@ -92,8 +75,8 @@ class ApiKeyListView(APIView):
 
 
 class ApiKeyDetailView(APIView):
-    required_scope = MANAGE_KEYS
-    permission_classes = [HasActiveTenant, CanManageKeys]
+    # Owners and admins in the dashboard, or a key with `keys:manage` (tenants/roles.py).
+    required_action = Action.API_KEYS_MANAGE
 
     @extend_schema(tags=["api-keys"], summary="One API key", responses=ApiKeyOut)
     def get(self, request: Request, key_id: str) -> Response:

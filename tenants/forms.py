@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import User
-from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth import password_validation
 from django.core.mail import EmailMultiAlternatives
 from django.http import HttpRequest
 from django.template import loader
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
+from django.urls import reverse
 
-from tenants.models import ApiKey, Membership, Tenant, default_scopes
+from tenants import roles
+from tenants.models import ApiKey, Invitation, Membership
 
 SCOPE_HELP = {
-    "generate": "Submit generations and edits",
-    "read": "Read jobs, images and usage",
+    "generate": "Submit generations, edits and batches",
+    "read": "Read jobs, images and batches",
+    "billing": "Read usage and the invoice; open Checkout and the billing portal",
+    "webhooks": "Manage webhook endpoints, their signing secrets and delivery logs",
     "keys:manage": "Create, list and revoke API keys through the API",
 }
 
@@ -30,7 +31,7 @@ class ApiKeyForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(
         choices=[(s, f"{s} — {SCOPE_HELP.get(s, s)}") for s in ApiKey.SCOPES],
-        initial=default_scopes(),
+        initial=list(roles.DEFAULT_SCOPES),
         widget=forms.CheckboxSelectMultiple,
     )
 
@@ -89,21 +90,31 @@ class InviteForm(forms.Form):
         return role
 
 
-def send_invite_email(
-    *, request: HttpRequest, user: User, tenant: Tenant, role: str, inviter: User
-) -> None:
-    """A set-your-password link, like Django's password reset (which skips users with no
-    usable password — exactly the invited ones)."""
+class NewPasswordForm(forms.Form):
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        first, second = data.get("password1"), data.get("password2")
+        if first and second and first != second:
+            raise forms.ValidationError("The two passwords differ.")
+        if first:
+            password_validation.validate_password(first)
+        return data
+
+
+def send_invite_email(*, request: HttpRequest, invitation: Invitation, token: str) -> None:
+    """The invitation's accept link; the same email whether or not the address has an
+    account (the page behind the link asks them to sign in or to choose a password)."""
     context = {
-        "email": user.email,
-        "tenant": tenant,
-        "role": role,
-        "inviter": inviter,
-        "domain": request.get_host(),
-        "protocol": "https" if request.is_secure() else "http",
-        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "token": default_token_generator.make_token(user),
+        "email": invitation.email,
+        "tenant": invitation.tenant,
+        "role": invitation.role,
+        "inviter": invitation.invited_by,
+        "expires_at": invitation.expires_at,
+        "url": request.build_absolute_uri(reverse("invitation", args=[token])),
     }
     subject = loader.render_to_string("registration/invite_subject.txt", context).strip()
     body = loader.render_to_string("registration/invite_email.txt", context)
-    EmailMultiAlternatives(subject, body, to=[user.email]).send()
+    EmailMultiAlternatives(subject, body, to=[invitation.email]).send()

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from tenants import roles
+
 MODEL_TIERS = ("lite", "flash", "pro")
 
 
@@ -15,7 +17,7 @@ def default_tiers() -> list[str]:
 
 
 def default_scopes() -> list[str]:
-    return ["generate", "read"]
+    return list(roles.DEFAULT_SCOPES)
 
 
 class Plan(models.Model):
@@ -108,16 +110,48 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
     @property
-    def can_manage(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+    def actions(self) -> frozenset[roles.Action]:
+        """What this member may do (`tenants.roles`); templates test `"x" in …actions`."""
+        return roles.ROLE_ACTIONS.get(self.role, frozenset())
+
+    def allows(self, action: roles.Action) -> bool:
+        return roles.role_allows(self.role, action)
+
+
+class Invitation(models.Model):
+    """An invitation to join a tenant, sent by email; nobody joins until they accept it.
+
+    Only a hash of the token is stored: the link in the email is the only copy.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "email"], name="invitation_tenant_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.accepted_at is None and self.expires_at > now
 
 
 class ApiKey(models.Model):
     """A tenant's API key. Only a hash of the secret is stored; the key is shown once."""
 
     # `keys:manage` (create, list and revoke keys through the API) is never a default:
-    # a key gets it only when asked for by name.
-    SCOPES = ("generate", "read", "keys:manage")
+    # a key gets it only when asked for by name (tenants/roles.py).
+    SCOPES = roles.SCOPES
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=80)

@@ -6,7 +6,8 @@ from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, Membership, Tenant
+from tenants.roles import Action, refusal_for_role, refusal_for_scopes, scopes_allow
 
 
 class TenantInactive(exceptions.PermissionDenied):
@@ -17,11 +18,25 @@ class MissingScope(exceptions.PermissionDenied):
     bunch_code = "insufficient_scope"
 
 
-class HasActiveTenant(BasePermission):
-    """An authenticated tenant that is not suspended or canceled, with the needed scope.
+class MissingRole(exceptions.PermissionDenied):
+    bunch_code = "insufficient_role"
 
-    Views may set `required_scope`; otherwise reads need `read` and writes `generate`.
-    """
+
+def view_action(view: Any, method: str) -> Action:
+    """The action a request to `view` performs: its `required_action` (one action, or a
+    dict by HTTP method), else read for safe methods and generate for writes."""
+    declared = getattr(view, "required_action", None)
+    if isinstance(declared, dict):
+        declared = declared.get(method.upper())
+    if declared is not None:
+        return Action(declared)
+    return Action.READ if method in SAFE_METHODS else Action.GENERATE
+
+
+class HasActiveTenant(BasePermission):
+    """An authenticated tenant that is not suspended or canceled, and an actor allowed the
+    view's action (`view_action`): an API key by its scopes, a dashboard session by the
+    member's role (`tenants.roles`, the map the dashboard's pages use too)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         tenant: Tenant | None = getattr(request._request, "tenant", None)
@@ -36,10 +51,10 @@ class HasActiveTenant(BasePermission):
             )
             error.bunch_code = f"tenant_{tenant.status}"
             raise error
+        action = view_action(view, request.method or "GET")
         if isinstance(request.auth, ApiKey):
-            scope = getattr(view, "required_scope", None) or (
-                "read" if request.method in SAFE_METHODS else "generate"
-            )
-            if scope not in request.auth.scopes:
-                raise MissingScope(f"This API key lacks the {scope!r} scope.")
+            if not scopes_allow(request.auth.scopes, action):
+                raise MissingScope(refusal_for_scopes(action))
+        elif isinstance(request.auth, Membership) and not request.auth.allows(action):
+            raise MissingRole(refusal_for_role(action))
         return True

@@ -20,8 +20,8 @@ from audit.services import audit_record
 from config.errors import BunchError
 from config.sql import insert_select
 from core.money import from_nanos, to_nanos
-from tenants import keycache
-from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant, default_scopes
+from tenants import keycache, roles
+from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 
 KEY_NAMESPACE = "bk_live_"
 PREFIX_LENGTH = len(KEY_NAMESPACE) + 12
@@ -132,7 +132,7 @@ def api_key_create(
     created_by: User | None = None,
     expires_at: dt.datetime | None = None,
 ) -> IssuedKey:
-    scopes = list(scopes or default_scopes())
+    scopes = list(scopes or roles.DEFAULT_SCOPES)
     unknown = sorted(set(scopes) - set(ApiKey.SCOPES))
     if unknown:
         raise BunchError(

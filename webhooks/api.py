@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from config.pagination import StrictCursorPagination
 from tenants.authentication import request_tenant
+from tenants.roles import Action
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import (
@@ -50,6 +51,7 @@ class _ListView(GenericAPIView):
 
 
 class WebhookEndpointListView(_ListView):
+    required_action = Action.WEBHOOKS_MANAGE
     serializer_class = WebhookEndpointOut
 
     @extend_schema(
@@ -80,6 +82,8 @@ class WebhookEndpointListView(_ListView):
 
 
 class WebhookEndpointDetailView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     def _endpoint(self, request: Request, endpoint_id: uuid.UUID) -> WebhookEndpoint:
         return endpoint_get_for_tenant(request_tenant(request), endpoint_id)
 
@@ -111,6 +115,8 @@ class WebhookEndpointDetailView(APIView):
 
 
 class WebhookEndpointRotateSecretView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     @extend_schema(
         tags=TAGS,
         summary="Replace the endpoint's secret; the old one keeps signing for an overlap",
@@ -133,6 +139,7 @@ class WebhookEndpointRotateSecretView(APIView):
 
 
 class WebhookDeliveryListView(_ListView):
+    required_action = Action.WEBHOOKS_MANAGE
     serializer_class = WebhookDeliveryOut
 
     @extend_schema(
@@ -146,6 +153,8 @@ class WebhookDeliveryListView(_ListView):
 
 
 class WebhookDeliveryRedeliverView(APIView):
+    required_action = Action.WEBHOOKS_MANAGE
+
     @extend_schema(
         tags=TAGS,
         summary="Send a delivery again now, whatever became of earlier attempts",

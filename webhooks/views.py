@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from config.errors import BunchError
 from tenants.models import Membership
+from tenants.roles import Action
 from tenants.views import tenant_page
 from webhooks import selectors, services
 from webhooks.forms import WebhookEndpointForm
@@ -16,7 +17,7 @@ from webhooks.forms import WebhookEndpointForm
 WEBHOOK_SECRET_SESSION_KEY = "bunch_new_webhook_secret"
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 def webhook_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = WebhookEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -37,7 +38,7 @@ def webhook_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "dashboard/webhooks.html", context)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 def webhook_detail(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
     endpoint = selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
     new_secret = request.session.pop(WEBHOOK_SECRET_SESSION_KEY, None)
@@ -51,7 +52,7 @@ def webhook_detail(request: HttpRequest, membership: Membership, endpoint_id: st
     return render(request, "dashboard/webhook.html", context)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 @require_POST
 def webhook_rotate(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
     endpoint = selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
@@ -61,7 +62,7 @@ def webhook_rotate(request: HttpRequest, membership: Membership, endpoint_id: st
     return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 @require_POST
 def webhook_toggle(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
     endpoint = selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
@@ -70,7 +71,7 @@ def webhook_toggle(request: HttpRequest, membership: Membership, endpoint_id: st
     return redirect("dashboard:webhook", endpoint_id=endpoint.pk)
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 @require_POST
 def webhook_delete(request: HttpRequest, membership: Membership, endpoint_id: str) -> HttpResponse:
     endpoint = selectors.endpoint_get_for_tenant(membership.tenant, endpoint_id)
@@ -79,7 +80,7 @@ def webhook_delete(request: HttpRequest, membership: Membership, endpoint_id: st
     return redirect("dashboard:webhooks")
 
 
-@tenant_page(manage=True)
+@tenant_page(action=Action.WEBHOOKS_MANAGE)
 @require_POST
 def webhook_redeliver(
     request: HttpRequest, membership: Membership, endpoint_id: str, delivery_id: str

@@ -120,6 +120,7 @@ class ParsedRequest:
     aspect_ratio: str
     image_size: str
     history_image: bytes | None = None
+    max_output_tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +184,9 @@ def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
     config = pick(body, "generationConfig") or {}
     image_config = pick(config, "imageConfig") or {}
     modalities = [str(m).upper() for m in (pick(config, "responseModalities") or ["TEXT", "IMAGE"])]
+    max_output = pick(config, "maxOutputTokens")
+    if max_output is not None and (not isinstance(max_output, int) or max_output < 1):
+        raise ApiError(400, "* GenerationConfig.max_output_tokens: must be a positive integer")
     size = pick(image_config, "imageSize") or "1K"
     if size not in SIZE_FACTORS or size not in model.image_tokens:
         supported = ", ".join(model.image_tokens)
@@ -218,10 +222,13 @@ def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
         aspect_ratio=ratio,
         image_size=size,
         history_image=history_image,
+        max_output_tokens=max_output,
     )
 
 
-def _usage(model: EmulatedModel, req: ParsedRequest, image: bool, text_out: int) -> dict[str, Any]:
+def _usage(
+    model: EmulatedModel, req: ParsedRequest, image: bool, text_out: int, thoughts: int = 0
+) -> dict[str, Any]:
     prompt_details = [{"modality": "TEXT", "tokenCount": req.prompt_text_tokens}]
     if req.prompt_image_count:
         prompt_details.append(
@@ -234,7 +241,6 @@ def _usage(model: EmulatedModel, req: ParsedRequest, image: bool, text_out: int)
     if text_out:
         cand_details.append({"modality": "TEXT", "tokenCount": text_out})
     cand_tokens = sum(d["tokenCount"] for d in cand_details)
-    thoughts = PRO_THOUGHT_TOKENS if model.thought_image and image else 0
     usage: dict[str, Any] = {
         "promptTokenCount": prompt_tokens,
         "promptTokensDetails": prompt_details,
@@ -321,9 +327,18 @@ async def image_response(
                 "thought": True,
             }
         )
+    # Output = thinking + image + text, and Google stops at maxOutputTokens: the thinking
+    # comes first, so an image that no longer fits is not made (finish MAX_TOKENS).
+    thoughts = PRO_THOUGHT_TOKENS if model.thought_image else 0
+    room = req.max_output_tokens if req.max_output_tokens is not None else 1 << 30
+    if thoughts + model.image_tokens[req.image_size] > room:
+        thoughts = min(thoughts, room)
+        candidate = {"content": {"role": "model", "parts": []}, "finishReason": "MAX_TOKENS"}
+        return _envelope(model, _usage(model, req, False, 0, thoughts), candidates=[candidate])
+    room -= thoughts + model.image_tokens[req.image_size]
     text_out = 0
-    if "TEXT" in req.modalities:
-        text = f"Here is your image: {req.prompt[:80]}"
+    if "TEXT" in req.modalities and room > 0:
+        text = f"Here is your image: {req.prompt[:80]}"[: room * 4]
         text_out = text_tokens(text)
         parts.append({"text": text})
     image_part: dict[str, Any] = {
@@ -333,7 +348,7 @@ async def image_response(
         image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, png))
     parts.append(image_part)
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-    return _envelope(model, _usage(model, req, True, text_out), candidates=[candidate])
+    return _envelope(model, _usage(model, req, True, text_out, thoughts), candidates=[candidate])
 
 
 def response_bytes(body: dict[str, Any]) -> bytes:

@@ -57,8 +57,36 @@ def _line(em: Emulator, sub: dict[str, Any], item: dict[str, Any], end: int) -> 
     }
 
 
+def _proration_line(em: Emulator, sub: dict[str, Any], pending: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": new_id("il"),
+        "object": "line_item",
+        "amount": pending["amount"],
+        "currency": sub["currency"],
+        "description": pending["description"],
+        "livemode": False,
+        "metadata": {},
+        "period": pending["period"],
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": pending["price"], "product": pending["product"]},
+            "unit_amount_decimal": None,
+        },
+        "quantity": 1,
+        "parent": {
+            "type": "subscription_item_details",
+            "subscription_item_details": {
+                "subscription": sub["id"],
+                "subscription_item": pending["item"],
+                "proration": True,
+            },
+        },
+    }
+
+
 def build_invoice(em: Emulator, sub: dict[str, Any], invoice_id: str, end: int) -> dict[str, Any]:
-    lines = [_line(em, sub, item, end) for item in sub["_items"]]
+    lines = [_proration_line(em, sub, p) for p in sub.get("_prorations", [])]
+    lines += [_line(em, sub, item, end) for item in sub["_items"]]
     total = sum(line["amount"] for line in lines)
     for line in lines:
         line["invoice"] = invoice_id
@@ -122,6 +150,7 @@ def finalize(em: Emulator, customer: str, pay: bool) -> dict[str, Any]:
     invoice.update(attempted=True, number=f"EMU-{len(em.store.data['invoices']) + 1:04d}")
     em.store.put("invoices", invoice)
     sub["latest_invoice"] = invoice["id"]
+    sub["_prorations"] = []
     for item in sub["_items"]:
         item.update(current_period_start=end, current_period_end=add_months(end))
     if pay:

@@ -41,9 +41,18 @@ def install(app: web.Application, em: Emulator) -> None:
             price = em.store.data["prices"].get(line["price"], {})
             product = em.store.data["products"].get(price.get("product", ""), {})
             amount = price.get("unit_amount_decimal", "?")
+            name = escape(product.get("name", line["price"]))
+            currency = escape(price.get("currency", "").upper())
+            if (price.get("recurring") or {}).get("usage_type") == "licensed":
+                cents = int(price.get("unit_amount") or 0) * int(line.get("quantity") or 1)
+                interval = escape((price.get("recurring") or {}).get("interval", "month"))
+                rows.append(
+                    f'<li data-kind="licensed">{name}: {cents // 100:,}.{cents % 100:02d} '
+                    f"{currency} per {interval}</li>"
+                )
+                continue
             rows.append(
-                f"<li>{escape(product.get('name', line['price']))}: "
-                f"{escape(amount)}¢ {escape(price.get('currency', '').upper())} per unit</li>"
+                f'<li data-kind="metered">{name}: {escape(amount)}¢ {currency} per unit</li>'
             )
         action = f"/_emulator/checkout/{escape(session['id'])}"
         body = (

@@ -36,7 +36,18 @@ def checkout_session_create(em: Emulator, params: dict[str, Any]) -> dict[str, A
     if not line_items:
         raise missing("line_items")
     for n, line in enumerate(line_items):
-        em.store.get("prices", (line or {}).get("price", ""), "price", f"line_items[{n}][price]")
+        price = em.store.get(
+            "prices", (line or {}).get("price", ""), "price", f"line_items[{n}][price]"
+        )
+        licensed = (price.get("recurring") or {}).get("usage_type") == "licensed"
+        if licensed and "quantity" not in line:
+            raise missing(f"line_items[{n}][quantity]")
+        if not licensed and "quantity" in line:
+            raise invalid(
+                "Quantity should not be specified where usage_type is `metered`. "
+                f"Remove quantity from `line_items[{n}]`.",
+                param=f"line_items[{n}][quantity]",
+            )
     if customer := params.get("customer"):
         em.store.get("customers", customer, "customer", param="customer")
     session_id = new_id("cs_test", 58)
@@ -96,13 +107,16 @@ def checkout_complete(em: Emulator, session: dict[str, Any]) -> None:
     if not customer_id:
         customer = customer_create(em, {"email": session["customer_email"]})
         customer_id = customer["id"]
-    specs = [{"price": line["price"]} for line in session["_line_items"]]
+    specs = [
+        {"price": line["price"], **({"quantity": line["quantity"]} if "quantity" in line else {})}
+        for line in session["_line_items"]
+    ]
     sub = live_subscription(em, customer_id)
     if sub is None:
         metadata = session["_subscription_metadata"]
         sub_id = subscription_create(em, customer_id, specs, metadata)["id"]
     else:
-        subscription_replace_prices(em, sub, [spec["price"] for spec in specs])
+        subscription_replace_prices(em, sub, specs)
         sub_id = sub["id"]
     session.update(
         customer=customer_id, status="complete", payment_status="paid", subscription=sub_id

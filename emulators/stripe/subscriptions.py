@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import copy
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from .catalog import merge_metadata
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 routes = Routes()
 LIVE_STATUSES = ("active", "past_due", "trialing", "unpaid", "incomplete")
+PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 
 
 def add_months(ts: int, months: int = 1) -> int:
@@ -31,6 +33,7 @@ def add_months(ts: int, months: int = 1) -> int:
 def render(em: Emulator, sub: dict[str, Any]) -> dict[str, Any]:
     """The wire shape: items as a list object with their prices expanded."""
     out = copy.deepcopy(sub)
+    out.pop("_prorations", None)
     items = []
     for item in out.pop("_items"):
         item["price"] = copy.deepcopy(em.store.data["prices"].get(item["price"]))
@@ -115,11 +118,12 @@ def subscription_set_status(em: Emulator, sub: dict[str, Any], status: str) -> N
     em.webhooks.emit("customer.subscription.updated", render(em, sub), previous)
 
 
-def subscription_replace_prices(em: Emulator, sub: dict[str, Any], price_ids: list[str]) -> None:
+def subscription_replace_prices(
+    em: Emulator, sub: dict[str, Any], specs: list[dict[str, Any]]
+) -> None:
     """Swap the subscription's items for the given prices (a plan change)."""
     previous = render(em, sub)["items"]
     period = (sub["_items"][0]["current_period_start"], sub["_items"][0]["current_period_end"])
-    specs = [{"price": price_id} for price_id in price_ids]
     sub["_items"] = [_new_item(em, sub["id"], spec, period, n) for n, spec in enumerate(specs)]
     em.webhooks.emit("customer.subscription.updated", render(em, sub), {"items": previous})
 
@@ -160,9 +164,12 @@ def subscription_update(em: Emulator, params: dict[str, Any], id: str) -> dict[s
         raise invalid(
             "A canceled subscription can only update its cancellation_details and metadata."
         )
+    behavior = params.get("proration_behavior", "create_prorations")
+    if behavior not in PRORATION_BEHAVIORS:
+        raise invalid("Invalid proration_behavior", param="proration_behavior")
     before = render(em, sub)
     for n, spec in enumerate(params.get("items") or []):
-        _update_item(em, sub, spec, n)
+        _update_item(em, sub, spec, n, prorate=behavior != "none")
     if "cancel_at_period_end" in params:
         sub["cancel_at_period_end"] = as_bool(params["cancel_at_period_end"])
     sub["metadata"] = merge_metadata(sub["metadata"], params.get("metadata"))
@@ -173,26 +180,68 @@ def subscription_update(em: Emulator, params: dict[str, Any], id: str) -> dict[s
     return after
 
 
-def _update_item(em: Emulator, sub: dict[str, Any], spec: Any, n: int) -> None:
+def _update_item(
+    em: Emulator, sub: dict[str, Any], spec: Any, n: int, *, prorate: bool = True
+) -> None:
     if not isinstance(spec, dict):
         raise invalid(f"Invalid items[{n}]", param=f"items[{n}]")
     if not spec.get("id"):
         first = sub["_items"][0]
         period = (first["current_period_start"], first["current_period_end"])
-        sub["_items"].append(_new_item(em, sub["id"], spec, period, n))
+        added = _new_item(em, sub["id"], spec, period, n)
+        sub["_items"].append(added)
+        if prorate:
+            _prorate(em, sub, added, sign=1)
         return
     item = next((i for i in sub["_items"] if i["id"] == spec["id"]), None)
     if item is None:
         raise no_such("subscription item", spec["id"], f"items[{n}][id]")
     if as_bool(spec.get("deleted", False)):
+        if prorate:
+            _prorate(em, sub, item, sign=-1)
         sub["_items"].remove(item)
         return
-    if spec.get("price"):
+    if spec.get("price") or "quantity" in spec:
         period = (item["current_period_start"], item["current_period_end"])
-        fields = {key: spec[key] for key in ("price", "quantity") if key in spec}
+        fields = {"price": item["price"], "quantity": item["quantity"]}
+        fields.update({key: spec[key] for key in ("price", "quantity") if key in spec})
+        if fields["quantity"] is None:
+            fields.pop("quantity")
         replacement = _new_item(em, sub["id"], fields, period, n)
+        if prorate:
+            _prorate(em, sub, item, sign=-1)
         item.update(price=replacement["price"], quantity=replacement["quantity"])
+        if prorate:
+            _prorate(em, sub, item, sign=1)
     item["metadata"] = merge_metadata(item["metadata"], spec.get("metadata"))
+
+
+def _prorate(em: Emulator, sub: dict[str, Any], item: dict[str, Any], *, sign: int) -> None:
+    """A licensed item that changes mid-period: credit (sign -1) or charge (+1) the unused
+    rest of the period, as a pending line of the next invoice (Stripe's
+    ``create_prorations``). Metered items bill what was used and are never prorated."""
+    price = em.store.data["prices"][item["price"]]
+    if price["recurring"]["usage_type"] != "licensed":
+        return
+    start, end = item["current_period_start"], item["current_period_end"]
+    at = min(max(now(), start), end)
+    share = Decimal(end - at) / Decimal(max(end - start, 1))
+    full = Decimal(price["unit_amount_decimal"]) * Decimal(item["quantity"] or 1)
+    amount = int((full * share).quantize(Decimal(1), rounding=ROUND_HALF_UP)) * sign
+    if amount == 0:
+        return
+    product = em.store.data["products"].get(price["product"], {}).get("name", price["product"])
+    what = "Unused time on" if sign < 0 else "Remaining time on"
+    sub.setdefault("_prorations", []).append(
+        {
+            "amount": amount,
+            "description": f"{what} {item['quantity'] or 1} × {product}",
+            "price": price["id"],
+            "product": price["product"],
+            "period": {"start": at, "end": end},
+            "item": item["id"],
+        }
+    )
 
 
 @routes.delete("/v1/subscriptions/{id}")

@@ -290,6 +290,13 @@ def _prepare(
         image_config=gt.ImageConfig(
             aspect_ratio=request.aspect_ratio, image_size=request.image_size
         ),
+        # The estimate's bound (billing.pricing): the model may not bill more than this.
+        # An unknown size is left for the model to refuse with its own 400.
+        max_output_tokens=(
+            spec.max_output_tokens(request.image_size)
+            if request.image_size in spec.image_tokens
+            else None
+        ),
     )
     return spec, contents, config
 

@@ -117,6 +117,19 @@
     if (field && field.form) field.form.submit();
   });
 
+  // The one money rule (core/money.py): per-image prices to 4 decimals and totals to the
+  // cent; a bound ("up to", "per image") rounds up, a charge rounds half up.
+  const ceil4 = (n) => Math.ceil(n * 1e4 - 1e-7) / 1e4;
+  const unit = (n) => "$" + ceil4(n).toFixed(4);
+  const upTo = (n) => "$" + (Math.ceil(n * 100 - 1e-7) / 100).toFixed(2);
+  const charged = (n) => "$" + (Math.round(n * 100 + 1e-7) / 100).toFixed(2);
+
+  // The most one image can cost (billing.pricing.estimate_image_cost, from the price sheet).
+  function perImage(line, { prompt, kind, inputs }) {
+    const bytes = new TextEncoder().encode(prompt.trim()).length + ((line.preset_bytes || {})[kind] || 0);
+    return ceil4(Number(line.base) + inputs * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte));
+  }
+
   // Generate ------------------------------------------------------------------------------
   function setupGenerate(form) {
     const sheet = JSON.parse($("#price-sheet").textContent);
@@ -125,7 +138,6 @@
     const prompt = $("#prompt", form);
     const count = $("#count", form);
     const refs = [];  // {id, url, el}
-    const money = (n) => "$" + (n < 0.1 ? n.toFixed(4) : n.toFixed(2));
 
     function selected(name) { const el = $(`input[name="${name}"]:checked`, form); return el ? el.value : null; }
 
@@ -146,12 +158,23 @@
     function updateCost() {
       const tier = selected("model");
       const line = sheet[tier];
-      const n = Math.min(Math.max(parseInt(count.value, 10) || 1, 1), Number(count.max));
+      const n = Number(count.value);
       if (!line) { $("#cost").textContent = "—"; return; }
-      const bytes = new TextEncoder().encode(prompt.value).length;
-      const each = Number(line.base) + refs.length * Number(line.per_input_image) + bytes * Number(line.per_prompt_byte);
-      $("#cost").textContent = money(each * n);
-      $("#cost-detail").textContent = `${n} × ${money(each)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
+      if (!Number.isInteger(n) || n < Number(count.min) || n > Number(count.max)) {
+        $("#cost").textContent = "—";
+        $("#cost-detail").textContent = `Choose ${count.min} to ${count.max} images per job.`;
+        return;
+      }
+      const what = { prompt: prompt.value, kind: selected("kind"), inputs: refs.length };
+      // Each model's card shows the same per-image figure as the cost line.
+      Object.entries(sheet).forEach(([t, l]) => {
+        const card = $(`[data-tier-price="${t}"]`, form);
+        if (card) card.textContent = unit(perImage(l, what));
+      });
+      // Per image rounded up first, so "n × each" is exactly what the total says.
+      const shown = perImage(line, what);
+      $("#cost").textContent = upTo(shown * n);
+      $("#cost-detail").textContent = `Up to ${n} × ${unit(shown)} per image${refs.length ? `, ${refs.length} reference image${refs.length > 1 ? "s" : ""}` : ""}. Charged only for images actually made.`;
     }
 
     async function addFiles(files) {
@@ -188,16 +211,21 @@
       badge.textContent = job.status;
       badge.className = `badge badge-${job.status}`;
       const done = job.images.length;
+      const finished = !["queued", "running"].includes(job.status);
       const text = {
         queued: startsIn(job) || "Waiting for a worker…",
         running: `Making image ${Math.min(done + 1, job.count)} of ${job.count}…`,
         succeeded: `Done: ${done} image${done === 1 ? "" : "s"}.`,
-        failed: "The job failed.",
+        failed: done ? `Failed after ${done} of ${job.count} image${job.count === 1 ? "" : "s"}.` : "The job failed.",
         canceled: "Canceled.",
       }[job.status] || job.status;
       $("#job-text").textContent = text;
-      $("#job-cost").textContent = job.status === "succeeded" ? `Cost ${money(Number(job.actual_cost))}` : `Up to ${money(Number(job.estimated_cost))}`;
-      $("#job-progress").style.width = `${Math.max(job.status === "queued" ? 4 : 12, (done / job.count) * 100)}%`;
+      const cost = Number(job.actual_cost);
+      $("#job-cost").textContent = !finished ? `Up to ${upTo(Number(job.estimated_cost))}`
+        : cost > 0 ? `Cost ${charged(cost)}` : "Nothing was charged";
+      $("#job-progress").style.width = finished ? `${(done / job.count) * 100}%`
+        : `${Math.max(job.status === "queued" ? 4 : 12, (done / job.count) * 100)}%`;
+      $("#job-retry").hidden = job.status !== "failed";
       const slots = $("#slots");
       while (slots.children.length < job.count) {
         const slot = document.createElement("div");
@@ -267,6 +295,8 @@
       }
     });
 
+    $("#job-retry").addEventListener("click", () => form.requestSubmit());
+
     showExamples();
     updateCost();
   }
@@ -281,6 +311,19 @@
 
   // Edit an image -------------------------------------------------------------------------
   function setupEdit(form) {
+    const sheet = JSON.parse($("#price-sheet").textContent);
+    const model = $("#edit-model");
+    const instruction = $("#instruction", form);
+    function updateEditCost() {
+      const line = sheet[model.value];
+      if (!line) { $("#edit-cost").textContent = ""; return; }
+      // The edited image goes to the model as an input image.
+      const each = perImage(line, { prompt: instruction.value, kind: form.dataset.kind, inputs: 1 });
+      $("#edit-cost").textContent = `Up to ${unit(each)} for the new version. Charged only if it is made.`;
+    }
+    model.addEventListener("change", updateEditCost);
+    instruction.addEventListener("input", updateEditCost);
+    updateEditCost();
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const error = $("#edit-error");
@@ -496,7 +539,7 @@
       $("div", bar).style.width = `${p.percent}%`;
       counts.textContent = `${p.succeeded} succeeded · ${p.failed} failed · ${p.queued + p.running} waiting · ${p.canceled} canceled`;
       $("[data-testid=batch-images]").textContent = `${p.images_made} / ${batch.total_images}`;
-      $("[data-testid=batch-cost]").textContent = `$${batch.actual_cost}`;
+      $("[data-testid=batch-cost]").textContent = charged(Number(batch.actual_cost));
       const lines = $("[data-testid=locale-summary]");
       if (batch.locales && batch.locales.length) {
         lines.closest(".card").hidden = false;
@@ -579,7 +622,24 @@
     }));
   }
 
+  // After Checkout the plan changes when Stripe's webhook lands: wait for it, then reload.
+  function waitForPlanChange(banner) {
+    let tries = 0;
+    const check = async () => {
+      tries += 1;
+      try {
+        const me = await api("/api/v1/me", { method: "GET" });
+        if (me.tenant.plan.slug !== banner.dataset.plan) { window.location.replace("/usage/?plan=changed"); return; }
+      } catch (e) { /* try again */ }
+      if (tries < 90) setTimeout(check, 2000);
+      else banner.textContent = "Payment received. Your plan has not changed yet: reload this page in a few minutes, or contact us.";
+    };
+    setTimeout(check, 1500);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const pending = $("#checkout-pending");
+    if (pending) waitForPlanChange(pending);
     const gen = $("#generate-form");
     if (gen) setupGenerate(gen);
     const edit = $("#edit-form");

@@ -109,9 +109,10 @@ def test_five_wrong_codes_send_you_back_to_the_password(owner: Actor) -> None:
     assert fifth.status_code == 302 and fifth["Location"] == "/login/"
     assert client.post("/login/verify/", {"code": _code(owner.user, 1)}).status_code == 302
     assert client.get("/generate/").status_code == 302  # the pending sign-in is gone
-    assert AuditEvent.objects.filter(
-        action="login.failed", username=owner.user.email.lower()
-    ).count() == 5
+    assert (
+        AuditEvent.objects.filter(action="login.failed", username=owner.user.email.lower()).count()
+        == 5
+    )
 
 
 @pytest.mark.django_db

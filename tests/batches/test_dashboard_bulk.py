@@ -195,9 +195,10 @@ def test_five_rows_in_three_locales_check_as_fifteen_items_priced_in_both_modes(
 
     assert page.count('data-testid="check-item"') == 15
     assert "5 good · 0 bad" in page
-    assert "$0.0268 per image in batch mode (within 24 h)" in page  # $0.0168 + $0.01 markup
-    assert "$0.0436 realtime" in page
-    assert "$0.40" in page and "$0.65" in page  # 15 images in each mode
+    # Up to $0.0168 + 512 thinking/text tokens at $0.75/1M + the prompt + $0.01 markup
+    assert "$0.0272 per image in batch mode (within 24 h)" in page
+    assert "$0.0444 realtime" in page
+    assert "$0.41" in page and "$0.67" in page  # 15 images in each mode
     assert "985 of 1000 images left" in page
     assert "Sommerschlussverkauf" in page and "Soldes d&#x27;été" in page
 

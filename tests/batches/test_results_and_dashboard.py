@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
+from decimal import ROUND_CEILING, Decimal
 
 from django.test import Client
 from PIL import Image as PILImage
@@ -113,6 +115,26 @@ def test_batches_page_shows_progress_cost_and_the_download(
     assert text.count('data-testid="item-row"') == 3
     assert "invalid_argument" in text and "2 succeeded · 1 failed" in text
     assert download.status_code == 200
+
+
+def test_batches_pages_show_money_as_cents_not_raw_decimals(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    created = submit(owner, name="Spring banners", items=PROMPTS)
+    before = signed_in(owner).get("/batches/").content.decode()
+    finish(created["id"])
+    client = signed_in(owner)
+
+    listing = client.get("/batches/").content.decode()
+    detail = client.get(f"/batches/{created['id']}/").content.decode()
+
+    for page in (before, listing, detail):
+        assert not re.search(r"\$\d+\.\d{3,}", page), "a total with more than cents"
+        assert "est. $" not in page
+    estimate = Decimal(created["estimated_cost"])
+    bound = f"${estimate.quantize(Decimal('0.01'), rounding=ROUND_CEILING)}"
+    assert f"up to {bound}" in listing and f"Up to {bound}" in detail
+    assert "$0.00" in before
 
 
 def test_batch_page_of_another_tenant_is_404(owner: Actor, outsider: Actor) -> None:

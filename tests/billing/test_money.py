@@ -103,3 +103,16 @@ def test_invoice_line_rounds_half_up_and_stripes_invoice_agrees_with_the_ledger(
     assert estimate.total_cents == 16
     assert gateway.invoice_preview(customer_id=owner.tenant.stripe_customer_id).total_cents == 16
     assert estimate.stripe_total_cents == 16
+
+
+def test_one_display_rule_unit_prices_round_up_to_4_decimals_totals_to_cents() -> None:
+    from core.money import show_cents, show_total, show_unit, show_up_to
+
+    assert show_unit(Decimal("0.139412")) == "$0.1395"  # never reads below the charge
+    assert show_unit(Decimal("0.0336")) == "$0.0336"
+    assert show_total(Decimal("0.077250")) == "$0.08"  # a charge: half up, as invoiced
+    assert show_total(Decimal("0.0725")) == "$0.07"
+    assert show_up_to(Decimal("0.837012")) == "$0.84"
+    assert show_up_to(Decimal("0.830001")) == "$0.84"  # a bound rounds up
+    assert show_cents(50209) == "$502.09" and show_cents(-4870) == "-$48.70"
+    assert show_cents(123456789) == "$1,234,567.89"

@@ -92,10 +92,14 @@ def test_billing_endpoints_need_an_api_key() -> None:
         assert_error(getattr(APIClient(), method)(path), 401, "not_authenticated")
 
 
-def test_read_only_key_cannot_open_checkout(owner: Actor, stripe_app: StripeEmulator) -> None:
+def test_only_a_billing_key_reads_usage_and_opens_checkout(
+    owner: Actor, stripe_app: StripeEmulator
+) -> None:
     reader = make_actor(owner.tenant, "reader@acme.test", "member", scopes=["read"])
+    billing = make_actor(owner.tenant, "billing@acme.test", "member", scopes=["billing"])
 
-    assert reader.api().get(USAGE).status_code == 200
+    assert billing.api().get(USAGE).status_code == 200
+    assert_error(reader.api().get(USAGE), 403, "insufficient_scope")
     assert_error(
         reader.api().post(CHECKOUT, {"plan": "test-plan"}, format="json"),
         403,

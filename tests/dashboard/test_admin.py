@@ -43,7 +43,7 @@ def test_tenant_changelist_shows_usage_this_period_in_bounded_queries(
     assert response.status_code == 200
     body = response.content.decode()
     assert "Usage this period" in body
-    assert body.count("7 / 1000 images") == len(hundred_tenants[::3])
+    assert body.count("7 / 1,000 images") == len(hundred_tenants[::3])
 
 
 def _jobs(actor: Actor) -> list[Job]:

@@ -66,27 +66,6 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(owner: Actor) -> N
     assert Client().login(username=owner.user.username, password=new)
 
 
-def test_invite_creates_a_user_without_password_and_mails_a_set_password_link(
-    owner: Actor,
-) -> None:
-    client = signed_in(owner)
-    response = client.post("/members/", {"email": "New.Person@acme.test", "role": "member"})
-    assert response["Location"] == "/members/"
-    membership = Membership.objects.get(tenant=owner.tenant, user__email="new.person@acme.test")
-    assert membership.role == "member"
-    assert not membership.user.has_usable_password()
-    [email] = mail.outbox
-    assert email.to == ["new.person@acme.test"] and "Acme" in email.subject
-    link = re.search(r"http://testserver(/password-reset/\S+/)", email.body).group(1)
-    invited = Client()
-    form_url = invited.get(link)["Location"]
-    invited.post(
-        form_url, {"new_password1": "pick-a-good-one-42", "new_password2": "pick-a-good-one-42"}
-    )
-    assert invited.login(username="new.person@acme.test", password="pick-a-good-one-42")
-    assert invited.get("/gallery/").status_code == 200
-
-
 def test_inviting_an_existing_member_is_refused_with_a_message(owner: Actor, member: Actor) -> None:
     response = signed_in(owner).post("/members/", {"email": member.user.email, "role": "admin"})
     assert response.status_code == 200

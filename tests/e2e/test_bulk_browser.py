@@ -103,8 +103,8 @@ def test_marketer_makes_a_banner_in_three_locales_from_a_csv_and_downloads_the_z
     page.get_by_test_id("fix-2-product").fill("beach towel")
     page.get_by_test_id("recheck").click()
     expect(page.get_by_test_id("row-counts")).to_have_text("5 good · 0 bad")
-    expect(page.get_by_test_id("price-batch")).to_contain_text("$0.0268 per image in batch mode")
-    expect(page.get_by_test_id("price-realtime")).to_contain_text("$0.0436 realtime")
+    expect(page.get_by_test_id("price-batch")).to_contain_text("$0.0272 per image in batch mode")
+    expect(page.get_by_test_id("price-realtime")).to_contain_text("$0.0444 realtime")
     expect(page.get_by_test_id("bad-row")).to_have_count(0)
     expect(page.get_by_text("A coral summer sale banner for tote bag")).to_have_count(2)  # en, fr
     expect(page.get_by_text("A sonnengelb summer sale banner for tote bag")).to_have_count(1)

@@ -45,7 +45,7 @@ def test_owner_generates_an_avatar_watches_it_arrive_then_edits_it_into_version_
     page.fill("#instruction", "give the astronaut a red scarf")
     page.click("#edit-submit")
     page.wait_for_url(lambda url: url != first_url and "/images/" in url)
-    expect(page.get_by_test_id("version-label")).to_have_text("Version 2")
+    expect(page.get_by_test_id("version-label")).to_have_text("Version 2, edited from v1")
     expect(page.get_by_test_id("versions").locator("a")).to_have_count(2)
     screenshot(page, "image-version-2")
     assert Image.objects.filter(tenant=owner.tenant, parent__isnull=False).count() == 1

@@ -137,6 +137,31 @@ def test_pro_sends_a_thought_image_before_the_signed_final_image(gemini: Any) ->
     assert response.usage_metadata.thoughts_token_count > 0
 
 
+def test_output_stops_at_max_output_tokens_thinking_first(gemini: Any) -> None:
+    """Thinking and image count against maxOutputTokens; an image that no longer fits is
+    not made (MAX_TOKENS), and a text part is cut to the room left."""
+    client = sdk(gemini).models
+
+    def generate(max_output: int, modalities: list[str]) -> types.GenerateContentResponse:
+        config = types.GenerateContentConfig(
+            response_modalities=modalities,
+            image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K"),
+            max_output_tokens=max_output,
+        )
+        return client.generate_content(
+            model="gemini-3-pro-image", contents="a red bicycle", config=config
+        )
+
+    short = generate(1120, ["IMAGE"])
+    fits = generate(1120 + 258 + 3, ["TEXT", "IMAGE"])
+
+    assert short.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert images(short) == []
+    assert len(images(fits)) == 1
+    usage = fits.usage_metadata
+    assert usage.candidates_token_count + usage.thoughts_token_count == 1120 + 258 + 3
+
+
 @pytest.mark.parametrize(
     ("model", "config", "fragment"),
     [

@@ -50,6 +50,8 @@ def make_plan(**overrides: Any) -> Plan:
 def make_actor(tenant: Tenant, email: str, role: str, scopes: list[str] | None = None) -> Actor:
     user = user_get_or_create(email=email, password=PASSWORD)
     membership_set(tenant=tenant, user=user, role=role)
+    # The standing actors' keys hold every scope; narrow keys are made where they matter.
+    scopes = scopes or list(ApiKey.SCOPES)
     issued = api_key_create(tenant=tenant, name=f"{role} key", scopes=scopes, created_by=user)
     return Actor(user=user, tenant=tenant, role=role, api_key=issued.api_key, key=issued.plaintext)
 

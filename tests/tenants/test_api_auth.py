@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants.models import Tenant
+from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, api_key_revoke, tenant_set_status
 from tests.plugins.actors import Actor, assert_error
 
@@ -23,7 +23,8 @@ def test_me_returns_the_keys_tenant_plan_and_quota(owner: Actor) -> None:
     assert body["tenant"]["plan"]["monthly_image_quota"] == 1000
     assert body["quota"]["images"] == {"quota": 1000, "used": 0, "reserved": 0, "remaining": 1000}
     assert body["quota"]["spend"]["cap"] == "100.00"
-    assert body["scopes"] == ["generate", "read"]
+    assert body["scopes"] == list(owner.api_key.scopes)
+    assert set(body["scopes"]) == set(ApiKey.SCOPES)  # the standing actors' keys hold all
 
 
 def test_outsiders_key_sees_only_its_own_tenant(owner: Actor, outsider: Actor) -> None:

@@ -21,9 +21,12 @@ def _manager(actor: Actor) -> APIClient:
 
 
 def test_default_keys_cannot_manage_keys(owner: Actor) -> None:
-    assert "keys:manage" not in owner.api_key.scopes
-    assert_error(owner.api().get(KEYS), 403, "insufficient_scope")
-    assert_error(owner.api().post(KEYS, {"name": "x"}, format="json"), 403, "insufficient_scope")
+    issued = api_key_create(tenant=owner.tenant, name="default")
+    assert "keys:manage" not in issued.api_key.scopes
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    assert_error(client.get(KEYS), 403, "insufficient_scope")
+    assert_error(client.post(KEYS, {"name": "x"}, format="json"), 403, "insufficient_scope")
 
 
 def test_create_shows_the_key_once_then_it_works_and_lists_without_its_secret(

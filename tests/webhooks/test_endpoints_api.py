@@ -276,13 +276,18 @@ def test_another_tenants_endpoint_and_deliveries_are_not_found(
     assert WebhookDelivery.objects.get().status == "pending"
 
 
-def test_read_only_key_can_list_but_not_create(
+def test_only_a_key_with_the_webhooks_scope_manages_endpoints(
     owner: Actor, actor_factory: Callable[..., Actor]
 ) -> None:
     reader = actor_factory(owner.tenant, "reader@acme.test", "member", scopes=["read"])
-    assert reader.api().get(ENDPOINTS).status_code == 200
-    response = reader.api().post(ENDPOINTS, {"url": PUBLIC_URL}, format="json")
+    writer = actor_factory(owner.tenant, "writer@acme.test", "member", scopes=["generate"])
+    hooks = actor_factory(owner.tenant, "hooks@acme.test", "member", scopes=["webhooks"])
+
+    assert_error(reader.api().get(ENDPOINTS), 403, "insufficient_scope")
+    response = writer.api().post(ENDPOINTS, {"url": PUBLIC_URL}, format="json")
     assert_error(response, 403, "insufficient_scope")
+    assert hooks.api().get(ENDPOINTS).status_code == 200
+    assert hooks.api().post(ENDPOINTS, {"url": PUBLIC_URL}, format="json").status_code == 201
 
 
 def test_webhook_endpoints_are_in_the_openapi_schema() -> None:
