@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from core import logcontext
+
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -19,6 +21,7 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if _VALID_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
         request.request_id = request_id  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        with logcontext.bound(request_id=request_id):
+            response = self.get_response(request)
         response["X-Request-Id"] = request_id
         return response

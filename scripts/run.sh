@@ -7,6 +7,8 @@ PORT=${PORT:-8000}
 
 # The emulators must answer before billing_setup and the worker need them.
 export BUNCH_RUN_PORT=$PORT
+# Prometheus multiprocess files of an earlier run would count into this one's /metrics.
+rm -rf var/metrics
 key=$($PY manage.py seed_demo | tee /dev/stderr | tail -1)
 
 cat <<MSG

@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
+from core import logcontext
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.selectors import current_membership
 from tenants.services import api_key_check, api_key_touch
@@ -41,6 +42,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise InvalidApiKey("The API key has expired.")
         api_key_touch(api_key=api_key, now=now)
         request._request.tenant = api_key.tenant  # type: ignore[attr-defined]
+        logcontext.bind(tenant=api_key.tenant.slug)
         return (None, api_key)
 
     def authenticate_header(self, request: Request) -> str:
@@ -61,6 +63,7 @@ class DashboardSessionAuthentication(SessionAuthentication):
         if membership is None:
             return None
         request._request.tenant = membership.tenant  # type: ignore[attr-defined]
+        logcontext.bind(tenant=membership.tenant.slug)
         return (result[0], membership)
 
 

@@ -13,7 +13,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Bottom to top. A module may import its own layer and the layers below it, never above.
-LAYERS = ["core", "config.base", "tenants", "billing", "webhooks", "generation", "batches", "site"]
+LAYERS = [
+    "core",
+    "config.base",
+    "tenants",
+    "billing",
+    "webhooks",
+    "generation",
+    "batches",
+    "ops",
+    "site",
+]
 # The Django project's own wiring sits on top: it mounts every app's URLs.
 SITE_MODULES = {
     "config.urls",
@@ -22,7 +32,7 @@ SITE_MODULES = {
     "config.wsgi",
     "config.asgi",
 }
-PACKAGES = ["core", "config", "tenants", "billing", "webhooks", "generation", "batches"]
+PACKAGES = ["core", "config", "tenants", "billing", "webhooks", "generation", "batches", "ops"]
 OUTSIDE = {"emulators", "tests", "bench"}  # the app never imports these
 # Roles that translate (HTTP, forms, admin): nothing in the domain imports them. `events`
 # renders a webhook payload with the API's own serializer, so the payload equals GET's body.
