@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from batches.models import Batch, PromptTemplate, ProviderBatch
+from batches.models import Batch, BatchDraft, PromptTemplate, ProviderBatch
 
 
 @admin.register(Batch)
@@ -32,7 +32,20 @@ class ProviderBatchAdmin(admin.ModelAdmin):
 
 @admin.register(PromptTemplate)
 class PromptTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant", "kind", "updated_at"]
+    list_display = ["name", "tenant", "kind", "model", "updated_at"]
     list_filter = ["kind", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["name", "text", "tenant__slug"]
+
+
+@admin.register(BatchDraft)
+class BatchDraftAdmin(admin.ModelAdmin):
+    """Read-only: drafts are made and submitted in the dashboard; kept seven days."""
+
+    list_display = ["id", "tenant", "source", "template", "created_at", "submitted_at", "batch"]
+    list_filter = ["source", "tenant"]
+    list_select_related = ["tenant", "template", "batch"]
+    readonly_fields = [f.name for f in BatchDraft._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -10,13 +10,14 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batches import results, selectors, services, templates
+from batches.models import Batch
 from batches.serializers import (
+    BatchDetailOut,
     BatchIn,
     BatchItemOut,
     BatchOut,
@@ -25,23 +26,29 @@ from batches.serializers import (
     TemplateIn,
     TemplateOut,
 )
-from config.errors import BunchError
+from config.pagination import StrictCursorPagination
+from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.services import JobParams
+from generation.streams import ProgressCursor, StreamStart
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
 
 
 def _batch_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
-    return BatchOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
+    """The batch as `GET /batches/{id}` shows it: what creates, replays and cancels answer."""
+    batch = selectors.batch_get_for_tenant(tenant, batch_id)
+    return BatchDetailOut(batch).data  # type: ignore[return-value]
 
 
-class BatchPagination(CursorPagination):
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
-    ordering = "-created_at"
+def _batch_detail_body(tenant: Tenant, batch_id: Any) -> dict[str, Any]:
+    """What `GET /batches/{id}` answers (with the per-locale progress)."""
+    return BatchDetailOut(selectors.batch_get_for_tenant(tenant, batch_id)).data  # type: ignore[return-value]
+
+
+class BatchPagination(StrictCursorPagination):
+    pass
 
 
 class ItemPagination(BatchPagination):
@@ -50,17 +57,34 @@ class ItemPagination(BatchPagination):
     ordering = "index"
 
 
-def _idempotency_begin(request: Request, tenant: Tenant) -> IdempotencyRecord | None:
-    """Same key + same body → the first response again (a client that lost the answer
-    re-sends safely); same key + another body → 409."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+class TemplatePagination(BatchPagination):
+    pass
+
+
+def _idempotency_begin(
+    request: Request, tenant: Tenant, validated: dict[str, Any]
+) -> IdempotencyRecord | None:
+    """Same key + same validated input → the batch the first request made, as it is now (a
+    client that lost the answer re-sends safely); same key + another input → 409."""
+    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     if not key:
         return None
-    if len(key) > 255:
-        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
-    body = request.data if isinstance(request.data, dict) else {}
-    fingerprint = idempotency.request_fingerprint({"path": request.path, "body": body})
+    fingerprint = idempotency.request_fingerprint(
+        operation=f"{request.method} {request.path}", validated=validated
+    )
     return idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
+
+
+def _batch_answer(tenant: Tenant, batch_id: Any, *, replayed: bool = False) -> Response:
+    """The batch as it is now. A new batch is 202 (accepted); a replay is 202 while the
+    batch is unfinished and 200 once it has finished, like a job's."""
+    body = _batch_body(tenant, batch_id)
+    finished = replayed and body["status"] in Batch.FINISHED
+    code = status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
+    headers = {"Location": body["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status=code, headers=headers)
 
 
 def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], Any]:
@@ -96,25 +120,23 @@ def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], 
 
 
 class BatchListView(APIView):
+    pagination_class = BatchPagination  # read by the schema: the list is a page envelope
+
     @extend_schema(
         request=BatchIn,
-        responses={202: BatchOut},
+        responses={200: BatchDetailOut, 202: BatchDetailOut, 402: ErrorOut},
         summary="Submit a batch",
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def post(self, request: Request) -> Response:
         tenant = request_tenant(request)
-        record = _idempotency_begin(request, tenant)
-        if getattr(record, "replayed", False):
-            return Response(
-                record.response_body,  # type: ignore[union-attr]
-                status=record.response_status,  # type: ignore[union-attr]
-                headers={"Idempotent-Replayed": "true"},
-            )
+        data = BatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        record = _idempotency_begin(request, tenant, v)
+        if idempotency.is_replay(record):
+            return _batch_answer(tenant, idempotency.resource_id(record), replayed=True)
         try:
-            data = BatchIn(data=request.data)
-            data.is_valid(raise_exception=True)
-            v = data.validated_data
             items, template = _items(tenant, v)
             batch = services.batch_submit(
                 tenant=tenant,
@@ -129,17 +151,15 @@ class BatchListView(APIView):
             if record is not None:
                 idempotency.idempotency_abandon(record=record)
             raise
-        body = _batch_body(tenant, batch.pk)
+        answer = _batch_answer(tenant, batch.pk)
         if record is not None:
-            idempotency.idempotency_finish(record=record, status=202, body=body)
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
-        )
+            idempotency.idempotency_finish(record=record, status=202, body=answer.data)  # type: ignore[arg-type]
+        return answer
 
     @extend_schema(
         responses=BatchOut(many=True),
+        operation_id="v1_batches_list",
         summary="List batches, newest first",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
@@ -149,16 +169,22 @@ class BatchListView(APIView):
 
 
 class BatchDetailView(APIView):
-    @extend_schema(responses=BatchOut, summary="A batch: progress, estimated and actual cost")
+    @extend_schema(
+        responses=BatchDetailOut,
+        summary="A batch: progress (also per locale), estimated and actual cost",
+    )
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(_batch_body(request_tenant(request), batch_id))
+        batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
+        return Response(BatchDetailOut(batch).data)
 
 
 class BatchItemsView(APIView):
+    pagination_class = ItemPagination
+
     @extend_schema(
         responses=BatchItemOut(many=True),
+        operation_id="v1_batches_items_list",
         summary="A batch's items in order, each with its job and images",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
@@ -167,10 +193,30 @@ class BatchItemsView(APIView):
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
 
 
+class BatchEventsView(APIView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A batch's progress as it happens (Server-Sent Events)",
+        description="`status` per status change, `progress` whenever an item or image is "
+        "done, then `done` with the batch. Resume with `Last-Event-ID`; after `done` the "
+        "answer is 204.",
+        parameters=[OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request, batch_id: str) -> Response:
+        tenant = request_tenant(request)
+        batch = selectors.batch_get_for_tenant(tenant, batch_id)
+        request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
+            key=f"batch:{batch.pk}",
+            read=lambda: _batch_detail_body(tenant, batch.pk),
+            cursor=ProgressCursor.from_id,
+        )
+        return Response()
+
+
 class BatchCancelView(APIView):
     required_scope = "generate"
 
-    @extend_schema(request=None, responses=BatchOut, summary="Cancel what is not yet made")
+    @extend_schema(request=None, responses=BatchDetailOut, summary="Cancel what is not yet made")
     def post(self, request: Request, batch_id: str) -> Response:
         tenant = request_tenant(request)
         batch = selectors.batch_get_for_tenant(tenant, batch_id)
@@ -211,6 +257,8 @@ class BatchResultsZipView(APIView):
 
 
 class TemplateListView(APIView):
+    pagination_class = TemplatePagination
+
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, summary="Save a template")
     def post(self, request: Request) -> Response:
         data = TemplateIn(data=request.data)
@@ -218,10 +266,13 @@ class TemplateListView(APIView):
         template = templates.template_create(tenant=request_tenant(request), **data.validated_data)
         return Response(TemplateOut(template).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=TemplateOut(many=True), summary="List templates")
+    @extend_schema(
+        responses=TemplateOut(many=True),
+        operation_id="v1_templates_list",
+        summary="List templates",
+    )
     def get(self, request: Request) -> Response:
-        paginator = BatchPagination()
-        paginator.ordering = "-created_at"
+        paginator = TemplatePagination()
         rows = selectors.templates_for_tenant(request_tenant(request))
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(TemplateOut(page, many=True).data)

@@ -133,6 +133,13 @@ class PromptTemplate(models.Model):
     defaults = models.JSONField(default=dict, blank=True)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = models.CharField(max_length=8, blank=True)
+    model = models.CharField(max_length=16, default="lite", help_text="The default model tier.")
+    locales = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Locale variants: [{"locale": "de", "headline": "Sommerschlussverkauf"}, …]; '
+        "a variant's values override the row's.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -141,3 +148,46 @@ class PromptTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def locale_codes(self) -> list[str]:
+        return [str(entry.get("locale", "")) for entry in self.locales]
+
+
+class BatchDraft(models.Model):
+    """A batch being put together in the dashboard (source → check → submit).
+
+    It holds the rows as they are being fixed, so the check page survives a reload; it is
+    submitted at most once (`batch` is set in the transaction that creates the batch), which
+    makes a double-clicked Submit one batch.
+    """
+
+    class Source(models.TextChoices):
+        TEMPLATE = "template", "Template × rows"
+        PROMPTS = "prompts", "One prompt per row"
+        IMAGES = "images", "Reference images per row"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="batch_drafts")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    template = models.ForeignKey(PromptTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    locales = models.JSONField(default=list, blank=True, help_text="The chosen locale codes.")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.IMAGE)
+    model = models.CharField(max_length=16, default="lite")
+    aspect_ratio = models.CharField(max_length=8, blank=True)
+    columns = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    batch = models.OneToOneField(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="draft"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"draft {self.id}"

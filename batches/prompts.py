@@ -110,6 +110,34 @@ def _values(values: Mapping[str, Any], where: str) -> dict[str, str]:
     return out
 
 
+def check_locales(text: str, locales: Sequence[Any]) -> list[dict[str, str]]:
+    """Validate a template's locale variants: each has a unique `locale` code and overrides
+    only the template's variables; returns them cleaned (codes stripped)."""
+    names = variables(text)
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for j, entry in enumerate(locales):
+        locale, values = _locale_values(entry, j, names)
+        where = f"locales[{j}]"
+        if locale in seen:
+            raise TemplateError(f"Locale {locale!r} is listed twice.", {where: ["Listed twice."]})
+        seen.add(locale)
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TemplateError(
+                f"Locale {locale!r} overrides variables the template does not use: "
+                f"{', '.join(unknown)}.",
+                {where: [f"Unknown variable(s): {', '.join(unknown)}."]},
+            )
+        out.append({"locale": locale, **{k: v for k, v in values.items() if v != ""}})
+    return out
+
+
+def missing_for(text: str, values: Mapping[str, str]) -> list[str]:
+    """The template's variables that `values` leaves without a value (empty counts as none)."""
+    return [name for name in variables(text) if not str(values.get(name, "")).strip()]
+
+
 def render(text: str, values: Mapping[str, str]) -> str:
     return "".join(literal + (values[name] if name else "") for literal, name in _parsed(text))
 

@@ -29,6 +29,7 @@ COLUMNS = [
     "width",
     "height",
     "billed",
+    "provenance",
     "error_code",
     "error_message",
 ]
@@ -59,6 +60,7 @@ def manifest(batch: Batch) -> Iterator[tuple[dict[str, Any], Image | None]]:
             yield base, None
         for image in images:
             usage = getattr(image, "usage", None)
+            provenance = getattr(image, "provenance", None)
             yield (
                 {
                     **base,
@@ -68,6 +70,7 @@ def manifest(batch: Batch) -> Iterator[tuple[dict[str, Any], Image | None]]:
                     "width": image.width,
                     "height": image.height,
                     "billed": usd(usage.billed, 9) if usage is not None else "",
+                    "provenance": provenance.state if provenance is not None else "",
                 },
                 image,
             )

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
-from batches.models import Batch, BatchItem, PromptTemplate
+from batches.models import Batch, BatchDraft, BatchItem, PromptTemplate
 from billing.models import UsageEvent
 from config.errors import NotFound
 from generation.models import Image, Job
@@ -62,7 +62,11 @@ def batch_get_for_tenant(tenant: Tenant, batch_id: Any) -> Batch:
 
 def batch_items(batch: Batch) -> QuerySet[BatchItem]:
     """The batch's items in order, each with its job, images and usage."""
-    images = Image.objects.select_related("usage").order_by("index")
+    images = (
+        Image.objects.select_related("usage", "provenance")
+        .defer("provenance__manifest")
+        .order_by("index")
+    )
     jobs = Job.objects.prefetch_related(Prefetch("images", queryset=images)).annotate(
         actual_cost=Sum("usage__billed")
     )
@@ -82,3 +86,48 @@ def template_get_for_tenant(tenant: Tenant, template_id: Any) -> PromptTemplate:
     if template is None:
         raise NotFound("No such template.")
     return template
+
+
+def batch_locale_summary(batch: Batch) -> list[dict[str, Any]]:
+    """Per locale of a template batch: items, how many succeeded, failed (by error code),
+    and a line such as "fr: 18/20 (2 failed: image_refused)". Empty for unlabelled batches."""
+    finished = Job.FINISHED
+    counts = (
+        BatchItem.objects.filter(batch=batch)
+        .exclude(locale="")
+        .values("locale")
+        .annotate(
+            total=Count("pk"),
+            succeeded=Count("pk", filter=Q(job__status=Job.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(job__status=Job.Status.FAILED)),
+            finished=Count("pk", filter=Q(job__status__in=finished)),
+        )
+        .order_by("locale")
+    )
+    codes: dict[str, dict[str, int]] = {}
+    failures = (
+        BatchItem.objects.filter(batch=batch, job__status=Job.Status.FAILED)
+        .exclude(locale="")
+        .values("locale", "job__error_code")
+        .annotate(n=Count("pk"))
+        .order_by("locale", "-n")
+    )
+    for failure in failures:
+        codes.setdefault(failure["locale"], {})[failure["job__error_code"] or "failed"] = failure[
+            "n"
+        ]
+    out = []
+    for row in counts:
+        failed = codes.get(row["locale"], {})
+        line = f"{row['locale']}: {row['succeeded']}/{row['total']}"
+        if row["failed"]:
+            line += f" ({row['failed']} failed: {', '.join(failed)})"
+        out.append({**row, "failures": failed, "line": line})
+    return out
+
+
+def draft_get_for_tenant(tenant: Tenant, draft_id: Any) -> BatchDraft:
+    draft = BatchDraft.objects.filter(tenant=tenant, pk=_uuid(draft_id, "draft")).first()
+    if draft is None:
+        raise NotFound("No such draft.")
+    return draft

@@ -10,10 +10,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
+from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.models import Kind
-from generation.serializers import GenerationIn, JobOut
+from generation.serializers import IMAGE_SIZES, GenerationIn, JobOut, MetadataField
 
 MAX_LOCALES = 200
 
@@ -22,6 +23,31 @@ def _json_object(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise serializers.ValidationError(f"{name} must be a JSON object.")
     return value
+
+
+# Checked by batches/prompts.py, which names each bad row and locale; typed for clients.
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "Template variables: name → value.",
+    }
+)
+class VariablesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {"locale": {"type": "string", "example": "de-DE"}},
+        "required": ["locale"],
+        "additionalProperties": {"type": "string"},
+        "description": "A locale variant: its `locale` (the item's label) and variables.",
+    }
+)
+class LocaleField(serializers.JSONField):
+    pass
 
 
 class BatchItemIn(GenerationIn):
@@ -33,27 +59,32 @@ class BatchItemIn(GenerationIn):
     )
 
 
-class BatchIn(serializers.Serializer):
+class BatchIn(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     mode = serializers.ChoiceField(choices=[BATCH, REALTIME], default=BATCH)
-    metadata = serializers.JSONField(required=False, default=dict)
-    items = BatchItemIn(many=True, required=False, max_length=MAX_ITEMS)  # type: ignore[call-arg]
+    metadata = MetadataField(required=False, default=dict)
+    items = BatchItemIn(  # type: ignore[call-arg]
+        many=True,
+        required=False,
+        max_length=MAX_ITEMS,
+        error_messages={
+            "max_length": f"A batch holds at most {MAX_ITEMS:,} items; send the rest in "
+            "another batch."
+        },
+    )
     template = serializers.UUIDField(required=False)
     rows = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list, max_length=MAX_ITEMS
+        child=VariablesField(), required=False, default=list, max_length=MAX_ITEMS
     )
     locales = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list, max_length=MAX_LOCALES
+        child=LocaleField(), required=False, default=list, max_length=MAX_LOCALES
     )
     # For template items: what each item is made with.
     kind = serializers.ChoiceField(choices=Kind.choices, required=False)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False)
     count = serializers.IntegerField(min_value=1, max_value=8, default=1)
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")
-    image_size = serializers.ChoiceField(choices=["512", "1K", "2K", "4K"], default="1K")
-
-    def validate_metadata(self, value: Any) -> dict[str, Any]:
-        return _json_object(value, "metadata")
+    image_size = serializers.ChoiceField(choices=IMAGE_SIZES, default="1K")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_items, has_template = "items" in attrs, "template" in attrs
@@ -99,6 +130,8 @@ class BatchOut(serializers.ModelSerializer):
     actual_cost = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
     mode = serializers.SerializerMethodField()
+    metadata = MetadataField()
+    status = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
@@ -120,6 +153,18 @@ class BatchOut(serializers.ModelSerializer):
             "links",
         ]
 
+    @extend_schema_field(serializers.ChoiceField(choices=Batch.Status.choices))
+    def get_status(self, batch: Batch) -> str:
+        """`running` as soon as any item has started, even before the row says so."""
+        started = sum(
+            getattr(batch, f"items_{s}", 0) or 0
+            for s in ("running", "succeeded", "failed", "canceled")
+        )
+        if batch.status == Batch.Status.QUEUED and started:
+            return str(Batch.Status.RUNNING)
+        return str(batch.status)
+
+    @extend_schema_field(serializers.ChoiceField(choices=[BATCH, REALTIME]))
     def get_mode(self, batch: Batch) -> str:
         return BATCH if batch.mode == BATCH else REALTIME
 
@@ -144,6 +189,31 @@ class BatchOut(serializers.ModelSerializer):
         }
 
 
+class LocaleProgressOut(serializers.Serializer):
+    locale = serializers.CharField()
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    failures = serializers.DictField(child=serializers.IntegerField())
+    line = serializers.CharField()
+
+
+class BatchDetailOut(BatchOut):
+    """One batch, with its progress per locale (for template batches with locales)."""
+
+    locales = serializers.SerializerMethodField()
+
+    class Meta(BatchOut.Meta):
+        fields = [*BatchOut.Meta.fields, "locales"]
+
+    @extend_schema_field(LocaleProgressOut(many=True))
+    def get_locales(self, batch: Batch) -> list[dict[str, Any]]:
+        from batches.selectors import batch_locale_summary
+
+        return batch_locale_summary(batch)
+
+
 class BatchItemOut(serializers.ModelSerializer):
     job = JobOut()
 
@@ -152,20 +222,30 @@ class BatchItemOut(serializers.ModelSerializer):
         fields = ["index", "label", "locale", "job"]
 
 
-class TemplateIn(serializers.Serializer):
+class TemplateIn(StrictSerializer):
     name = serializers.CharField(max_length=120)
     text = serializers.CharField(max_length=8000)
-    defaults = serializers.JSONField(required=False, default=dict)
+    defaults = VariablesField(required=False, default=dict)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
-    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, default="")
+    # Absent or null: the kind's own ratio.
+    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False, allow_null=True)
+    model = serializers.ChoiceField(choices=list(MODELS), default="lite")
+    locales = serializers.ListField(
+        child=LocaleField(), required=False, default=list, max_length=MAX_LOCALES
+    )
 
     def validate_defaults(self, value: Any) -> dict[str, Any]:
         return _json_object(value, "defaults")
+
+    def validate_aspect_ratio(self, value: str | None) -> str:
+        return value or ""
 
 
 class TemplateOut(serializers.ModelSerializer):
     variables = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+    defaults = VariablesField()
+    aspect_ratio = serializers.SerializerMethodField()
 
     class Meta:
         model = PromptTemplate
@@ -177,10 +257,16 @@ class TemplateOut(serializers.ModelSerializer):
             "defaults",
             "kind",
             "aspect_ratio",
+            "model",
+            "locales",
             "created_at",
             "updated_at",
             "links",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=ALL_RATIOS, allow_null=True))
+    def get_aspect_ratio(self, template: PromptTemplate) -> str | None:
+        return template.aspect_ratio or None
 
     def get_variables(self, template: PromptTemplate) -> list[str]:
         from batches.prompts import variables
@@ -192,12 +278,12 @@ class TemplateOut(serializers.ModelSerializer):
         return {"self": url, "preview": f"{url}/preview"}
 
 
-class PreviewIn(serializers.Serializer):
+class PreviewIn(StrictSerializer):
     rows = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list, max_length=MAX_ITEMS
+        child=VariablesField(), required=False, default=list, max_length=MAX_ITEMS
     )
     locales = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list, max_length=MAX_LOCALES
+        child=LocaleField(), required=False, default=list, max_length=MAX_LOCALES
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from batches.dispatch import provider_batches_cancel
-from batches.models import BATCH, MAX_ITEMS, Batch, BatchItem, PromptTemplate
+from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
 from batches.settle import batch_settle
 from batches.templates import template_render
 from config.errors import BunchError
@@ -31,7 +32,7 @@ from core import metrics
 from core.catalog import Mode
 from core.money import from_nanos
 from generation import queue
-from generation.models import Job
+from generation.models import Image, Job
 from generation.services import (
     InvalidRequest,
     JobParams,
@@ -122,6 +123,7 @@ def _validate(tenant: Tenant, items: Sequence[ItemSpec], mode: str) -> list[str]
         except BunchError as error:
             for name, messages in (error.fields or {"": [error.message]}).items():
                 problems[f"items[{i}]" + (f".{name}" if name else "")] = messages
+    _check_input_images(tenant, items, problems)
     if problems:
         shown = dict(list(problems.items())[:MAX_REPORTED_ITEMS])
         raise InvalidRequest(
@@ -130,6 +132,20 @@ def _validate(tenant: Tenant, items: Sequence[ItemSpec], mode: str) -> list[str]
             fields=shown,
         )
     return ratios
+
+
+def _check_input_images(
+    tenant: Tenant, items: Sequence[ItemSpec], problems: dict[str, list[str]]
+) -> None:
+    """Reference images must be the tenant's own (one query for the whole batch)."""
+    wanted = {i for item in items for i in item.params.input_image_ids}
+    if not wanted:
+        return
+    found = set(Image.objects.filter(tenant=tenant, pk__in=wanted).values_list("pk", flat=True))
+    for i, item in enumerate(items):
+        missing = [str(x) for x in item.params.input_image_ids if x not in found]
+        if missing:
+            problems[f"items[{i}].input_images"] = [f"No such image(s): {', '.join(missing)}."]
 
 
 def batch_submit(
@@ -152,7 +168,14 @@ def batch_submit(
     now = now or timezone.now()
     actor: dict[str, Any] = {"api_key": api_key, "created_by": user, "created_at": now}
     jobs = [
-        job_build(tenant=tenant, params=item.params, ratio=ratio, mode=job_mode, **actor)
+        job_build(
+            tenant=tenant,
+            params=item.params,
+            ratio=ratio,
+            mode=job_mode,
+            input_ids=[str(i) for i in item.params.input_image_ids],
+            **actor,
+        )
         for item, ratio in zip(items, ratios, strict=True)
     ]
     images = sum(job.count for job in jobs)
@@ -172,6 +195,7 @@ def batch_submit(
         )
         for job in jobs:
             job.batch = batch
+            job.priority = Job.Priority.BATCH_ITEM
             job.quota_period_id = reservation.period_id
         Job.objects.bulk_create(jobs, batch_size=500)
         BatchItem.objects.bulk_create(
@@ -228,3 +252,43 @@ def batch_cancel(*, batch: Batch) -> Batch:
     batch_settle(batch_id=batch.pk)
     batch.refresh_from_db()
     return batch
+
+
+# Retry -----------------------------------------------------------------------------------
+
+
+def batch_retry_failed(*, batch: Batch, user: User | None = None) -> Batch:
+    """A new batch of just the failed items, made the same way (mode, model, labels)."""
+    failed = (
+        BatchItem.objects.filter(batch=batch, job__status=Job.Status.FAILED)
+        .select_related("job")
+        .order_by("index")
+    )
+    items = [
+        ItemSpec(
+            params=JobParams(
+                prompt=item.job.prompt,
+                kind=item.job.kind,
+                aspect_ratio=item.job.aspect_ratio,
+                count=item.job.count,
+                tier=item.job.tier,
+                image_size=item.job.image_size,
+                input_image_ids=tuple(uuid.UUID(i) for i in item.job.input_image_ids),
+                metadata=item.job.metadata,
+            ),
+            label=item.label,
+            locale=item.locale,
+        )
+        for item in failed
+    ]
+    if not items:
+        raise InvalidRequest("This batch has no failed items to retry.", code="nothing_to_retry")
+    return batch_submit(
+        tenant=batch.tenant,
+        items=items,
+        mode=BATCH if batch.mode == Mode.BATCH else REALTIME,
+        name=f"{batch.name or 'Batch'} (retry of {len(items)} failed)",
+        template=batch.template,
+        metadata={"retry_of": str(batch.pk)},
+        user=user,
+    )

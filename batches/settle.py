@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from batches.events import batch_event_emit
 from batches.models import Batch
+from generation import live
 from generation.models import Job
 
 
@@ -46,6 +47,7 @@ def batch_settle(*, batch_id: Any, now: dt.datetime | None = None) -> Batch:
         batch.finished_at = now or timezone.now()
         batch.save(update_fields=["status", "finished_at"])
         batch_event_emit(batch=batch)
+        live.jobs_changed(job_ids=[], batch_ids=[batch.pk])
     return batch
 
 
@@ -57,3 +59,17 @@ def batches_settle_open(*, now: dt.datetime | None = None) -> int:
         )
     )
     return sum(batch_settle(batch_id=pk, now=now).is_finished for pk in ids)
+
+
+def on_job_finished(sender: Any, *, batch_id: Any = None, **kwargs: Any) -> None:
+    """`generation.signals.job_finished`: a batch settles as its last item finishes (and is
+    `running` from its first finished item on), not at the next scheduled pass."""
+    if batch_id is None:
+        return
+    open_items = Job.objects.filter(batch_id=batch_id).exclude(status__in=Job.FINISHED)
+    if open_items.exists():
+        Batch.objects.filter(pk=batch_id, status=Batch.Status.QUEUED).update(
+            status=Batch.Status.RUNNING
+        )
+    else:
+        batch_settle(batch_id=batch_id)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from batches import prompts
 from batches.models import PromptTemplate
 from batches.prompts import RenderedPrompt, TemplateError
+from core.catalog import MODELS
 from generation.models import Kind
 from generation.services import InvalidRequest
 from tenants.models import Tenant
@@ -20,9 +21,18 @@ def _invalid(error: TemplateError, code: str) -> InvalidRequest:
     return InvalidRequest(error.message, code=code, fields=error.fields or None)
 
 
-def _checked(text: str, defaults: Mapping[str, Any]) -> None:
+def _checked(
+    text: str, defaults: Mapping[str, Any], locales: Sequence[Any], model: str
+) -> list[dict[str, str]]:
+    if model not in MODELS:
+        raise InvalidRequest(
+            f"Unknown model {model!r}; use one of {', '.join(MODELS)}.",
+            code="invalid_template",
+            fields={"model": [f"Use one of {', '.join(MODELS)}."]},
+        )
     try:
         prompts.check(text, defaults)
+        return prompts.check_locales(text, locales)
     except TemplateError as error:
         raise _invalid(error, "invalid_template") from None
 
@@ -36,8 +46,10 @@ def template_create(
     defaults: Mapping[str, Any] | None = None,
     kind: str = Kind.IMAGE,
     aspect_ratio: str = "",
+    model: str = "lite",
+    locales: Sequence[Mapping[str, Any]] = (),
 ) -> PromptTemplate:
-    _checked(text, defaults or {})
+    cleaned = _checked(text, defaults or {}, locales, model)
     return PromptTemplate.objects.create(
         tenant=tenant,
         name=name,
@@ -45,18 +57,21 @@ def template_create(
         defaults=dict(defaults or {}),
         kind=kind,
         aspect_ratio=aspect_ratio,
+        model=model,
+        locales=cleaned,
     )
 
 
 @transaction.atomic
 def template_update(*, template: PromptTemplate, **changes: Any) -> PromptTemplate:
-    """Change any of name, text, defaults, kind, aspect_ratio; the result must still check."""
-    allowed = {"name", "text", "defaults", "kind", "aspect_ratio"}
+    """Change any of name, text, defaults, kind, aspect_ratio, model, locales; the result
+    must still check."""
+    allowed = {"name", "text", "defaults", "kind", "aspect_ratio", "model", "locales"}
     for key, value in changes.items():
         if key not in allowed:
             raise TypeError(f"template_update() got an unexpected field {key!r}")
         setattr(template, key, value)
-    _checked(template.text, template.defaults)
+    template.locales = _checked(template.text, template.defaults, template.locales, template.model)
     template.updated_at = timezone.now()
     template.save()
     return template

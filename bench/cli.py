@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import figures, querycount
+from bench import figures, querycount, waits
 from bench.procstat import RoleStats, Sampler, machine_busy_seconds, server_pid
 from bench.stack import ROOT, Stack, StackConfig, procfile_web_args
 
@@ -25,6 +25,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     web_workers, web_threads = procfile_web_args()
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--broker", default="sqlite", help="sqlite, postgres, redis or a list: a,b")
+    p.add_argument(
+        "--scenario",
+        choices=("submit", "waits"),
+        default="submit",
+        help="submit: --jobs submits from --connections clients; waits: --waiters clients "
+        "submit at once with `Prefer: wait=--wait` while a probe times GET /api/v1/me",
+    )
+    p.add_argument("--waiters", type=int, default=1000, help="waits: concurrent clients")
+    p.add_argument("--wait", type=int, default=30, help="waits: the N of Prefer: wait=N")
+    p.add_argument("--wait-margin", type=float, default=1.0, help="waits: s past N still on time")
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--images", type=int, default=1, help="images per job")
     p.add_argument("--rate", type=float, default=0.0, help="submits/s; 0 = as fast as possible")
@@ -176,6 +186,15 @@ def _load(stack: Stack, args: argparse.Namespace, key: str) -> subprocess.Popen[
     return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def _waits(stack: Stack, args: argparse.Namespace, key: str) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable, "-m", "bench.waits", "--url", stack.web_url, "--key", key,
+        "--waiters", str(args.waiters), "--wait", str(args.wait),
+        "--out", str(stack.config.run_dir / "load.json"),
+    ]  # fmt: skip
+    return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def _load_records(stack: Stack) -> list[list[Any]]:
     records: list[list[Any]] = json.loads((stack.config.run_dir / "load.json").read_text())[
         "requests"
@@ -222,7 +241,8 @@ def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int],
 
 def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = (args.out / f"{stamp}-{broker}-{args.jobs}").resolve()
+    size = args.waiters if args.scenario == "waits" else args.jobs
+    run_dir = (args.out / f"{stamp}-{broker}-{args.scenario}-{size}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(_config(args, broker, run_dir))
     stack.create_database()
@@ -245,7 +265,7 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
         cpu_start = sampler.snapshot()
         busy_start, wall_start = machine_busy_seconds(), time.monotonic()
         t_start = time.monotonic() - sampler.started
-        load = _load(stack, args, key)
+        load = (_waits if args.scenario == "waits" else _load)(stack, args, key)
         if load.wait() != 0:
             raise RuntimeError("the load generator failed")
         if args.prefill:
@@ -255,7 +275,7 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
             sampler.roles["worker"] = RoleStats()
         else:
             cpu_submit = cpu_start
-        accepted = sum(1 for r in _load_records(stack) if r[3] == 202)
+        accepted = sum(1 for r in _load_records(stack) if r[3] in (200, 202))
         _wait_finished(accepted, args.timeout)
         t_end = time.monotonic() - sampler.started
         sampler.sample()
@@ -264,6 +284,11 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
         busy = machine_busy_seconds() - busy_start
         wall = time.monotonic() - wall_start
         result = _report(args, stack, sampler, cpu_start, cpu_submit, cpu_end, t_start, t_end)
+        if args.scenario == "waits":
+            load_json = json.loads((stack.config.run_dir / "load.json").read_text())
+            result["waits"] = waits.summary(load_json, args.wait, args.wait_margin)
+            created = sorted(j["created_at"] for j in _rows()[0])
+            result["waits"]["submits_span_s"] = (created[-1] - created[0]).total_seconds()
         ours = sum(
             cpu_end[role] - cpu_start.get(role, 0.0) for role in cpu_end if role != "postgres"
         )
@@ -305,7 +330,8 @@ def _report(
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "config": {
             "broker": c.broker,
-            "jobs": args.jobs,
+            "scenario": args.scenario,
+            "jobs": args.waiters if args.scenario == "waits" else args.jobs,
             "images_per_job": args.images,
             "rate": args.rate,
             "connections": args.connections,
@@ -340,15 +366,48 @@ def _report(
         },
         "queries_per_job": {role: n / max(len(jobs), 1) for role, n in queries.items()},
         "emulator": _emulator_stats(stack),
+        "provenance": _provenance_figures(),
         "correctness": figures.correctness(
             jobs=jobs,
             images=images,
             usage=usage,
             quota=quota,
-            requested_jobs=args.jobs,
-            images_per_job=args.images,
+            requested_jobs=args.waiters if args.scenario == "waits" else args.jobs,
+            images_per_job=1 if args.scenario == "waits" else args.images,
         ),
         "run_dir": str(c.run_dir),
+    }
+
+
+def _provenance_figures(sample: int = 40) -> dict[str, Any]:
+    """The stored images' Content Credentials states, and what reading one costs (the
+    worker pays it once per image, in `images.image_build`): read again here, in this
+    process, for a sample of the run's images."""
+    from django.db.models import Count
+
+    from generation.models import Image, Provenance
+    from generation.provenance import credentials_read
+
+    states = dict(
+        Provenance.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    wall, cpu = [], []
+    for image in Image.objects.order_by("created_at")[:sample]:
+        with image.file.open("rb") as fh:
+            data = fh.read()
+        started, started_cpu = time.perf_counter(), time.process_time()
+        credentials_read(data, image.mime_type)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return {
+        "states": states,
+        "unchecked": Image.objects.filter(provenance__isnull=True).count(),
+        "read_ms": {
+            "p50": figures.percentile(wall, 0.5),
+            "mean": sum(wall) / len(wall) if wall else float("nan"),
+            "cpu_mean": sum(cpu) / len(cpu) if cpu else float("nan"),
+            "sample": len(wall),
+        },
     }
 
 
@@ -366,6 +425,16 @@ def _emulator_stats(stack: Stack) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     from bench.table import render
 
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--scenario" in given:  # --scenario throughput (the default) | fairness
+        scenario = given[given.index("--scenario") + 1]
+        if scenario == "fairness":
+            from bench import fairness
+
+            fairness.main(given)
+            return
+        del given[given.index("--scenario") : given.index("--scenario") + 2]
+        argv = given
     args = parse_args(argv)
     results = []
     for broker in args.broker.split(","):
@@ -378,6 +447,8 @@ def main(argv: list[str] | None = None) -> None:
         path = Path(result["run_dir"]) / "result.json"
         path.write_text(json.dumps(result, indent=2, default=str))
         print(render(result))
+        if "waits" in result:
+            print(json.dumps(result["waits"], indent=2))
         print(f"results: {path}")
     if not all(r["correctness"]["ok"] for r in results):
         sys.exit(1)

@@ -32,12 +32,14 @@ def free_port() -> int:
 
 
 def procfile_web_args() -> tuple[int, int]:
-    """(workers, threads) of the Procfile's web line: the bench runs what production runs."""
+    """(workers, threads) of the Procfile's web line: the bench runs what production runs.
+
+    Under ASGI (uvicorn workers) there is no thread pool to size: threads is 0."""
     text = (ROOT / "Procfile").read_text()
     web = next(line for line in text.splitlines() if line.startswith("web:"))
     workers = re.search(r"--workers\s+(\d+)", web)
     threads = re.search(r"--threads\s+(\d+)", web)
-    return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 1)
+    return int(workers.group(1) if workers else 2), int(threads.group(1) if threads else 0)
 
 
 @dataclass
@@ -83,6 +85,10 @@ class Stack:
     def query_dir(self) -> Path:
         return self.config.run_dir / "queries"
 
+    @property
+    def c2pa_root(self) -> Path:
+        return self.config.run_dir / "c2pa-emulator-root.pem"
+
     def env(self) -> dict[str, str]:
         c = self.config
         env = {
@@ -100,6 +106,9 @@ class Stack:
             "BUNCH_JOBS_PER_TASK": str(c.jobs_per_task),
             "BUNCH_CALLS_PER_TASK": str(c.calls_per_task),
             "BUNCH_TASK_BUDGET_S": str(c.task_budget_s),
+            # Workers verify each image's Content Credentials against the emulator's root,
+            # as in development: the trusted path is the one measured.
+            "C2PA_TRUST_ANCHORS": str(self.c2pa_root),
             "PYTHONUNBUFFERED": "1",
             **c.extra_env,
         }
@@ -164,6 +173,7 @@ class Stack:
                 "--image-bytes", "realistic",
                 "--max-concurrency", str(c.provider_concurrency),
                 "--request-log", str(self.request_log),
+                "--c2pa-root-out", str(self.c2pa_root),
             ],
         )  # fmt: skip
         _wait_http(f"{self.emulator_url}/_emulator/health", "emulator")
@@ -171,9 +181,9 @@ class Stack:
     def start_web(self) -> None:
         c = self.config
         argv = [
-            str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
-            "--bind", f"127.0.0.1:{self.web_port}",
-            "--workers", str(c.web_workers), "--threads", str(c.web_threads),
+            str(Path(sys.executable).parent / "gunicorn"), "config.asgi",
+            "--worker-class", "config.asgi_worker.Worker",
+            "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(c.web_workers),
             "--log-level", "warning", "--backlog", "2048",
         ]  # fmt: skip
         if c.count_queries:

@@ -53,6 +53,11 @@ def render(r: dict[str, Any]) -> str:
         ("queries/job web/worker",
          " / ".join(_f(r["queries_per_job"].get(x, float("nan"))) for x in ("web", "worker"))),
         ("emulator 429s", r["emulator"].get("by_model", {})),
+        ("C2PA read ms/image p50/mean (CPU)",
+         f"{_f(r.get('provenance', {}).get('read_ms', {}).get('p50', float('nan')), 2)} / "
+         f"{_f(r.get('provenance', {}).get('read_ms', {}).get('mean', float('nan')), 2)} "
+         f"({_f(r.get('provenance', {}).get('read_ms', {}).get('cpu_mean', float('nan')), 2)})"),
+        ("C2PA states", r.get("provenance", {}).get("states", {})),
         ("machine busy cores (bench processes)",
          f"{_f(r.get('machine_cpu', {}).get('busy_cores', float('nan')), 2)} "
          f"({_f(r.get('machine_cpu', {}).get('bench_processes_cores', float('nan')), 2)})"),

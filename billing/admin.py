@@ -8,6 +8,8 @@ from django.http import HttpRequest
 
 from billing.models import MeterLine, Price, StripeWebhookEvent, UsageEvent
 from billing.services import usage_resend
+from config.paging import EstimatedCountPaginator, search_by_id_or_text
+from core.catalog import MODELS
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -36,6 +38,20 @@ class PriceAdmin(admin.ModelAdmin):
     list_filter = ["tier", "mode"]
 
 
+class ModelFilter(admin.SimpleListFilter):
+    """The catalog's models; Django's default filter for a plain column reads the distinct
+    values of every row."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(spec.model_id, spec.display_name) for spec in MODELS.values()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -50,12 +66,26 @@ class UsageEventAdmin(ReadOnlyAdmin):
         "stripe_attempts",
         "occurred_at",
     ]
-    list_filter = ["stripe_state", "model", "mode", "tenant", "occurred_at"]
+    list_filter = ["stripe_state", ModelFilter, "mode", "tenant", "occurred_at"]
     list_select_related = ["tenant"]
-    search_fields = ["id", "tenant__slug", "stripe_last_error"]
-    date_hierarchy = "occurred_at"
+    # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["stripe_last_error"]
+    search_help_text = "A usage event id, or words of the Stripe error of a row not yet sent."
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
     actions = ["resend_to_stripe"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[UsageEvent], search_term: str
+    ) -> tuple[QuerySet[UsageEvent], bool]:
+        # Sent rows have nothing to search for; the Stripe state index finds the others.
+        unsent = [UsageEvent.StripeState.PENDING, UsageEvent.StripeState.FAILED]
+        if not search_term.strip().isdigit():
+            queryset = queryset.filter(stripe_state__in=unsent)
+        return search_by_id_or_text(
+            queryset, search_term, id_of=int, text_field="stripe_last_error"
+        ), False
 
     @admin.action(description="Resend selected failed rows to Stripe")
     def resend_to_stripe(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:

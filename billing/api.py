@@ -51,7 +51,8 @@ class UsageView(APIView):
         summary="Images, tokens by modality and money over a period, grouped",
     )
     def get(self, request: Request) -> Response:
-        query = UsageQueryIn(data=request.query_params)
+        # A plain dict: a QueryDict reads as a form, where `to=` would mean "not sent".
+        query = UsageQueryIn(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
         tenant = request_tenant(request)

@@ -58,6 +58,12 @@ class UsageEvent(models.Model):
         "happens in its own statement just after the image is stored (see "
         "billing.services.usage_quota_settle); the sweeper settles any left behind.",
     )
+    rolled_up = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Counted in its day's UsageRollup (billing.rollups); until then totals "
+        "read this row from the ledger.",
+    )
 
     stripe_state = models.CharField(
         max_length=8, choices=StripeState.choices, default=StripeState.PENDING, db_index=True
@@ -77,6 +83,11 @@ class UsageEvent(models.Model):
                 condition=models.Q(quota_settled=False),
                 name="usage_quota_unsettled",
             ),
+            models.Index(
+                fields=["tenant", "occurred_at"],
+                condition=models.Q(rolled_up=False),
+                name="usage_not_rolled_up",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -86,6 +97,36 @@ class UsageEvent(models.Model):
     def line(self) -> str:
         """The billable line (one Stripe meter pair per line)."""
         return f"{self.tier}_{self.mode}"
+
+
+class UsageRollup(models.Model):
+    """The ledger summed per tenant × UTC day × tier × model × mode, for totals that don't
+    re-read a month of usage events. Maintained by `billing.rollups.usage_rollup_fold`: a
+    row here holds exactly the usage events marked `rolled_up` for its key."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
+    day = models.DateField()
+    tier = models.CharField(max_length=8)
+    model = models.CharField(max_length=64)
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    images = models.BigIntegerField(default=0)
+    input_text_tokens = models.BigIntegerField(default=0)
+    input_image_tokens = models.BigIntegerField(default=0)
+    output_text_tokens = models.BigIntegerField(default=0)
+    output_image_tokens = models.BigIntegerField(default=0)
+    thoughts_tokens = models.BigIntegerField(default=0)
+    provider_cost = models.DecimalField(max_digits=24, decimal_places=9, default=0)
+    billed = models.DecimalField(max_digits=24, decimal_places=9, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "tier", "model", "mode"], name="usage_rollup_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day} {self.model}/{self.mode}: {self.images}"
 
 
 class StripeWebhookEvent(models.Model):

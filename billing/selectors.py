@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import QuerySet
 
+from billing.rollups import TOKEN_FIELDS, usage_totals
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
 from core.money import to_cents
 from tenants.models import Tenant
@@ -17,16 +17,7 @@ from tenants.services import period_end, period_start
 
 from .models import UsageEvent
 
-GROUPS = {"day": TruncDate("occurred_at"), "model": F("model"), "mode": F("mode")}
-TOKEN_FIELDS = (
-    "input_text_tokens",
-    "input_image_tokens",
-    "output_text_tokens",
-    "output_image_tokens",
-    "thoughts_tokens",
-)
-# Wide enough for any tenant's totals; the ledger's own fields hold one image each.
-MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
+GROUPS = ("day", "model", "mode")
 
 
 def usage_for_tenant(tenant: Tenant) -> QuerySet[UsageEvent]:
@@ -38,37 +29,26 @@ def usage_in(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> QuerySe
     return usage_for_tenant(tenant).filter(occurred_at__gte=start, occurred_at__lt=end)
 
 
-def _totals() -> dict[str, Any]:
-    return {
-        "images": Count("pk"),
-        "provider_cost": Sum("provider_cost", output_field=MONEY_SUM),
-        "billed": Sum("billed", output_field=MONEY_SUM),
-        **{field: Sum(field) for field in TOKEN_FIELDS},
-    }
-
-
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     tokens = {field.removesuffix("_tokens"): row.pop(field) or 0 for field in TOKEN_FIELDS}
-    return {
-        **row,
-        "tokens": tokens,
-        "provider_cost": row["provider_cost"] or Decimal(0),
-        "billed": row["billed"] or Decimal(0),
-    }
+    return {**row, "tokens": tokens}
 
 
 def usage_summary(
     tenant: Tenant, *, start: dt.datetime, end: dt.datetime, group_by: str
 ) -> dict[str, Any]:
-    """Images, tokens by modality and money in [start, end), grouped by day, model or mode."""
-    events = usage_in(tenant, start=start, end=end)
-    groups = (
-        events.annotate(key=GROUPS[group_by]).values("key").annotate(**_totals()).order_by("key")
-    )
-    return {
-        "groups": [_clean(dict(row)) for row in groups],
-        "total": _clean(dict(events.aggregate(**_totals()))),
-    }
+    """Images, tokens by modality and money in [start, end), grouped by day, model or mode.
+
+    From the daily rollups plus the ledger rows not yet folded (billing.rollups): exact.
+    """
+    rows = usage_totals(tenant, start=start, end=end, keys=[group_by])
+    total: dict[str, Any] = {"images": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
+    total.update(provider_cost=Decimal(0), billed=Decimal(0))
+    for row in rows:
+        for name in total:
+            total[name] += row[name]
+    groups = [_clean({"key": row.pop(group_by), **row}) for row in rows]
+    return {"groups": groups, "total": _clean(total)}
 
 
 # -- the current invoice --------------------------------------------------------------------
@@ -110,23 +90,20 @@ def invoice_estimate(
         first = period_start(now)
         start = dt.datetime.combine(first, dt.time(), dt.UTC)
         end = dt.datetime.combine(period_end(first), dt.time(), dt.UTC)
-    events = usage_in(tenant, start=start, end=end)
-    rows = (
-        events.values("tier", "mode")
-        .annotate(images=Count("pk"), billed=Sum("billed", output_field=MONEY_SUM))
-        .order_by("tier", "mode")
-    )
+    rows = usage_totals(tenant, start=start, end=end, keys=["tier", "mode"])
     lines = [
         InvoiceLineEstimate(
             line=f"{row['tier']}_{row['mode']}",
             tier=row["tier"],
             mode=row["mode"],
             images=row["images"],
-            billed=row["billed"] or Decimal(0),
+            billed=row["billed"],
         )
         for row in rows
     ]
-    unreported = events.filter(~Q(stripe_state=UsageEvent.StripeState.SENT)).count()
+    # Only rows not yet sent: the Stripe state index finds them without reading the month.
+    unsent = [UsageEvent.StripeState.PENDING, UsageEvent.StripeState.FAILED]
+    unreported = usage_in(tenant, start=start, end=end).filter(stripe_state__in=unsent).count()
     return InvoiceEstimate(
         period_start=start,
         period_end=end,

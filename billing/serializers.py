@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from billing.selectors import GROUPS, InvoiceEstimate
+from config.serializers import StrictSerializer
 from core.money import usd
 from tenants.models import Plan
 from tenants.serializers import QuotaOut
@@ -78,7 +79,7 @@ class UsageOut(serializers.Serializer):
     quota = QuotaOut()
 
 
-class CheckoutIn(serializers.Serializer):
+class CheckoutIn(StrictSerializer):
     plan = serializers.SlugRelatedField(slug_field="slug", queryset=Plan.objects.all())
 
 

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from billing.selectors import usage_in
+from billing.rollups import usage_totals
 from core.catalog import MODELS
 from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
@@ -37,40 +35,28 @@ class Bar:
     tick: bool
 
 
-def _period_events(tenant: Tenant, start: dt.date, end: dt.date) -> Any:
-    def midnight(day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
-
-    return usage_in(tenant, start=midnight(start), end=midnight(end))
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
 def _images_per_day(tenant: Tenant, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
-    counts = dict(
-        _period_events(tenant, start, end)
-        .annotate(day=TruncDate("occurred_at"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
+    rows = usage_totals(tenant, start=_midnight(start), end=_midnight(end), keys=["day"])
+    counts = {row["day"]: row["images"] for row in rows}
     days = (end - start).days
     return [(d, counts.get(d, 0)) for d in (start + dt.timedelta(n) for n in range(days))]
 
 
 def _spend_per_model(tenant: Tenant, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     names = {spec.model_id: spec.display_name for spec in MODELS.values()}
-    rows = (
-        _period_events(tenant, start, end)
-        .values("model", "mode")
-        .annotate(images=Count("id"), billed=Sum("billed"))
-        .order_by("-billed")
-    )
+    rows = usage_totals(tenant, start=_midnight(start), end=_midnight(end), keys=["model", "mode"])
+    rows.sort(key=lambda r: r["billed"], reverse=True)
     return [
         {
             "name": names.get(r["model"], r["model"]),
             "mode": r["mode"],
             "images": r["images"],
-            "billed": r["billed"] or Decimal(0),
-            "cents": to_cents(r["billed"] or Decimal(0)),
+            "billed": r["billed"],
+            "cents": to_cents(r["billed"]),
         }
         for r in rows
     ]

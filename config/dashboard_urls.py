@@ -10,8 +10,10 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 
+from accounts import views as account_views
 from billing import views as billing_views
 from generation import views as generation_views
+from tenants import lockout
 from tenants import views as tenant_views
 from webhooks import views as webhook_views
 
@@ -20,6 +22,7 @@ pages: list[URLPattern] = [
     path("switch/", tenant_views.tenant_switch, name="tenant-switch"),
     path("generate/", generation_views.generate, name="generate"),
     path("gallery/", generation_views.gallery, name="gallery"),
+    path("gallery/download/", generation_views.gallery_download, name="gallery-download"),
     path("images/<str:image_id>/", generation_views.image_detail, name="image"),
     path("usage/", billing_views.usage, name="usage"),
     path("api-keys/", tenant_views.api_keys, name="api-keys"),
@@ -47,22 +50,34 @@ pages: list[URLPattern] = [
         name="webhook-redeliver",
     ),
     path("members/", tenant_views.members, name="members"),
+    path("members/two-factor/", tenant_views.two_factor_policy, name="two-factor-policy"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
+    path("audit/", tenant_views.audit_log, name="audit"),
 ]
 
 auth = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", lockout.LoginView.as_view(), name="login"),
+    path("login/verify/", account_views.two_factor_verify, name="login-verify"),
+    path("account/two-factor/", account_views.two_factor_settings, name="account-two-factor"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/",
+        lockout.rate_limited("pwreset", per_minute=5, field="email")(
+            auth_views.PasswordResetView.as_view()
+        ),
+        name="password_reset",
+    ),
     path(
         "password-reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
         name="password_reset_done",
     ),
-    path(
+    path(  # also where an invited member sets a password (tenants/forms.py)
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        lockout.rate_limited("pwconfirm", per_minute=10)(
+            auth_views.PasswordResetConfirmView.as_view()
+        ),
         name="password_reset_confirm",
     ),
     path(

@@ -83,6 +83,46 @@ class Env:
         value = self._raw(name)
         return default if value is None else Path(value).expanduser().resolve()
 
+    DATABASE_FORMS = (
+        "postgres://USER:PASSWORD@HOST:PORT/NAME (or postgresql://…), "
+        "sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3"
+    )
+
+    def database(self, name: builtins.str) -> dict[builtins.str, Any]:
+        """A PostgreSQL or SQLite database URL; any other scheme fails naming the forms."""
+        value = self._raw(name) or ""
+        scheme = value.partition("://")[0].lower()
+        if scheme not in {"postgres", "postgresql", "sqlite"} or "://" not in value:
+            raise self._fail(name, value, self.DATABASE_FORMS)
+        config = self.db_url(name)
+        if scheme == "sqlite" and config["NAME"] == ":memory:":
+            # each process (web, worker) would have a database of its own
+            raise self._fail(name, value, f"a database file: {self.DATABASE_FORMS}")
+        return config
+
+    def storage(self, name: builtins.str) -> dict[builtins.str, Any]:
+        """Django's default storage from an URL: unset → the filesystem; `s3://bucket/prefix`
+        → S3-compatible object storage (django-storages). boto3 reads the endpoint, region
+        and credentials from the standard AWS_* variables itself."""
+        value = self._raw(name)
+        if value is None:
+            return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+        scheme, _, rest = value.partition("://")
+        bucket, _, prefix = rest.partition("/")
+        if scheme != "s3" or not bucket:
+            raise self._fail(name, value, "s3://bucket or s3://bucket/prefix")
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "location": prefix.strip("/"),
+                "file_overwrite": False,  # a taken name gets a suffix, as on the filesystem
+                "default_acl": None,  # private: every download goes through Bunch
+                "querystring_auth": True,
+                "signature_version": "s3v4",
+            },
+        }
+
     def db_url(self, name: builtins.str) -> dict[builtins.str, Any]:
         value = self._raw(name) or ""
         try:

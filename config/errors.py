@@ -155,3 +155,38 @@ def json_or_html_500(request: HttpRequest) -> Any:
     from django.views.defaults import server_error
 
     return server_error(request)
+
+
+def _api_error(request: HttpRequest, status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(
+        error_body(request, status=status, code=code, message=message), status=status
+    )
+
+
+def json_or_html_400(request: HttpRequest, exception: Exception | None = None) -> Any:
+    """Django's own 400s (a disallowed Host, a body over DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, 400, "bad_request", "The request could not be accepted.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())
+
+
+def json_or_html_403(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if request.path.startswith("/api/"):
+        return _api_error(request, 403, "permission_denied", "You may not do that.")
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception or PermissionDenied())
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> Any:
+    """`CSRF_FAILURE_VIEW`: API clients get the error shape, browsers Django's page. API
+    views authenticate by key and are CSRF-exempt; a session request to the API is checked
+    by DRF itself, which answers in this shape too."""
+    if request.path.startswith("/api/"):
+        message = "The CSRF check failed; send the API key as `Authorization: Bearer …`."
+        return _api_error(request, 403, "csrf_failed", message)
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)

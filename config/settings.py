@@ -59,8 +59,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "accounts",
     "tenants",
     "billing",
+    "audit",
     "webhooks",
     "generation",
     "batches",
@@ -68,16 +70,22 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.SyncSlotsMiddleware",
+    "config.middleware.AsyncStreamingMiddleware",
     "config.middleware.RequestIdMiddleware",
     "ops.middleware.RequestMetricsMiddleware",
+    "config.limits.BodySizeLimitMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.sessions.AbsoluteSessionLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "tenants.middleware.RateLimitHeadersMiddleware",
 ]
 
@@ -113,22 +121,44 @@ _SQLITE_OPTIONS = {
     "timeout": 20,
 }
 
-if env.is_set("DATABASE_URL"):
-    _db = env.db_url("DATABASE_URL")
-    if not _db["ENGINE"].endswith("postgresql"):
-        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL.")
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
-    _db["CONN_HEALTH_CHECKS"] = True
-else:
-    _db = {
+
+def _sqlite(path: Path, test_path: Path) -> dict[str, object]:
+    return {
         "ENGINE": "django.db.backends.sqlite3",
-        # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
-        "NAME": env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"),
+        "NAME": path,
         "OPTIONS": _SQLITE_OPTIONS,
         # A file, not :memory:, so that a django-q2 cluster in another process sees the
         # same test database.
-        "TEST": {"NAME": VAR_DIR / "test-db.sqlite3"},
+        "TEST": {"NAME": test_path},
     }
+
+
+if env.is_set("DATABASE_URL"):
+    _db = env.database("DATABASE_URL")
+    if _db["ENGINE"].endswith("sqlite3"):
+        _path = Path(_db["NAME"]).expanduser().resolve()
+        _path.parent.mkdir(parents=True, exist_ok=True)
+        _db = _sqlite(_path, _path.with_name(f"test-{_path.name}"))
+    elif env.bool("BUNCH_ASGI", False):
+        # The ASGI web runs each request's sync code in a short-lived thread; a connection
+        # kept per thread would be opened per request and left for the garbage collector.
+        # A pool per process hands them over instead (config/asgi.py sets BUNCH_ASGI).
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": 1,
+                "max_size": env.int("DATABASE_POOL_MAX", 16),
+                "timeout": env.float("DATABASE_POOL_TIMEOUT_S", 10.0),
+            }
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
+        _db["CONN_HEALTH_CHECKS"] = True
+else:
+    # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
+    _db = _sqlite(
+        env.path("BUNCH_SQLITE_PATH", VAR_DIR / "db.sqlite3"), VAR_DIR / "test-db.sqlite3"
+    )
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -173,6 +203,25 @@ GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", "" if GEMINI_API_KEY else "http://1
 if not GEMINI_API_KEY:
     GEMINI_API_KEY = "emulator-key"
 GEMINI_TIMEOUT_S = env.float("GEMINI_TIMEOUT_S", 120.0)
+# Content Credentials (C2PA): a PEM file of the root certificates whose signers count as
+# trusted, e.g. the official C2PA trust list. Unset: every intact manifest reads as
+# "valid" (unrecognized issuer). `make run` points it at the Gemini emulator's test root;
+# never put a test root in production's list.
+C2PA_TRUST_ANCHORS = (
+    str(env.path("C2PA_TRUST_ANCHORS", BASE_DIR)) if env.is_set("C2PA_TRUST_ANCHORS") else ""
+)
+# The provider budget every worker shares, per model (generation/budget.py); 0 = no limit.
+# Set them to the project's limits in Google AI Studio, or a little under.
+GEMINI_MAX_IN_FLIGHT = env.int("GEMINI_MAX_IN_FLIGHT", 0)
+GEMINI_RPM = env.int("GEMINI_RPM", 0)
+GEMINI_SPEND_PER_10_MIN_USD = env.float("GEMINI_SPEND_PER_10_MIN_USD", 0.0)
+# A budget slot whose worker died comes back after this long (longer than any call).
+BUNCH_BUDGET_LEASE_S = env.float("BUNCH_BUDGET_LEASE_S", GEMINI_TIMEOUT_S + 15)
+if min(GEMINI_MAX_IN_FLIGHT, GEMINI_RPM, GEMINI_SPEND_PER_10_MIN_USD) < 0:
+    raise ImproperlyConfigured(
+        "GEMINI_MAX_IN_FLIGHT, GEMINI_RPM and GEMINI_SPEND_PER_10_MIN_USD must be 0 (no limit) "
+        "or more."
+    )
 
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", "")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", "" if STRIPE_API_KEY else "http://127.0.0.1:8402")
@@ -203,8 +252,19 @@ if BUNCH_DOORBELL_LINGER_S <= BUNCH_DOORBELL_COALESCE_S:
         "whose ring was coalesced could be missed until the sweeper finds it."
     )
 BUNCH_PROVIDER_MAX_ATTEMPTS = env.int("BUNCH_PROVIDER_MAX_ATTEMPTS", 4)
+# A 429 sends the job back to its queue without spending an attempt; this many times at most.
+BUNCH_PROVIDER_MAX_DEFERRALS = env.int("BUNCH_PROVIDER_MAX_DEFERRALS", 50)
 BUNCH_PROVIDER_BACKOFF_S = env.float("BUNCH_PROVIDER_BACKOFF_S", 1.0)
 BUNCH_PROVIDER_BACKOFF_MAX_S = env.float("BUNCH_PROVIDER_BACKOFF_MAX_S", 30.0)
+
+# Web (config/slots.py): synchronous request work at once per web process under ASGI, and
+# how many of those slots waiting work (Prefer: wait, event streams) leaves to the rest.
+BUNCH_WEB_SYNC_SLOTS = env.int("BUNCH_WEB_SYNC_SLOTS", 8)
+BUNCH_WEB_SYNC_SLOTS_KEPT = env.int("BUNCH_WEB_SYNC_SLOTS_KEPT", 2)
+if not 0 <= BUNCH_WEB_SYNC_SLOTS_KEPT < BUNCH_WEB_SYNC_SLOTS:
+    raise ImproperlyConfigured(
+        "BUNCH_WEB_SYNC_SLOTS_KEPT must be at least 0 and less than BUNCH_WEB_SYNC_SLOTS."
+    )
 
 # Batch mode (batches/dispatch.py): inline requests below Google's 20 MB limit,
 # a JSONL file through the Files API above it.
@@ -212,8 +272,16 @@ BUNCH_BATCH_INLINE_MAX_BYTES = env.int("BUNCH_BATCH_INLINE_MAX_BYTES", 20 * 1024
 BUNCH_BATCH_MAX_REQUESTS = env.int("BUNCH_BATCH_MAX_REQUESTS", 200)
 BUNCH_BATCH_MAX_AGE_HOURS = env.int("BUNCH_BATCH_MAX_AGE_HOURS", 48)
 
-# Webhooks out to loopback/private addresses are refused unless allowed (development).
-WEBHOOKS_ALLOW_PRIVATE = env.bool("BUNCH_WEBHOOKS_ALLOW_PRIVATE", DEBUG)
+# Webhooks out go to public addresses only (webhooks/safe_http.py). Loopback can be
+# allowed for local development; never with DEBUG off.
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("BUNCH_WEBHOOKS_ALLOW_LOOPBACK", DEBUG)
+if WEBHOOKS_ALLOW_LOOPBACK and not DEBUG:
+    raise ImproperlyConfigured(
+        "BUNCH_WEBHOOKS_ALLOW_LOOPBACK is for local development: it cannot be on when "
+        "DJANGO_DEBUG=false."
+    )
+# After a secret rotation, deliveries are signed with the old secret too for this long.
+BUNCH_WEBHOOK_SECRET_OVERLAP_S = env.int("BUNCH_WEBHOOK_SECRET_OVERLAP_S", 24 * 3600)
 
 # Auth, i18n, static, media -----------------------------------------------------------
 
@@ -241,8 +309,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("BUNCH_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
+# Images, uploads and thumbnails: the filesystem under MEDIA_ROOT, or S3-compatible object
+# storage with BUNCH_STORAGE_URL=s3://bucket/prefix (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as boto3 reads them).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": env.storage("BUNCH_STORAGE_URL"),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -252,6 +323,9 @@ STORAGES = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+# API bodies (config/limits.py): 1 MB, except a batch of up to 10,000 prompts.
+BUNCH_API_MAX_BODY_BYTES = env.int("BUNCH_API_MAX_BODY_BYTES", 1024 * 1024)
+BUNCH_API_BODY_LIMITS = {"/api/v1/batches": DATA_UPLOAD_MAX_MEMORY_SIZE}
 
 # API ---------------------------------------------------------------------------------
 
@@ -263,12 +337,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.TenantRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.HasActiveTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only; the image upload takes multipart/form-data (generation/api.py).
+    "DEFAULT_PARSER_CLASSES": ["config.limits.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.BunchAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -280,7 +353,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"WorkStatusEnum": "generation.models.WorkStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "WorkStatusEnum": "generation.models.WorkStatus",
+        "JobModeEnum": "core.catalog.Mode",
+        "BatchModeEnum": [("batch", "batch"), ("realtime", "realtime")],
+    },
 }
 
 # Rate limits are shared by all web processes: the database by default, Redis when set.
@@ -288,14 +365,34 @@ RATE_LIMIT_BACKEND = "redis" if REDIS_URL else "database"
 
 # Security ----------------------------------------------------------------------------
 
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# Dashboard sessions: 30 idle minutes (renewed by each request), 12 hours at most from
+# sign-in (tenants/sessions.py); Django's login() gives a new session key.
+SESSION_COOKIE_AGE = env.int("BUNCH_SESSION_IDLE_S", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+BUNCH_SESSION_MAX_AGE_S = env.int("BUNCH_SESSION_MAX_AGE_S", 12 * 3600)
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # the dashboard's JavaScript reads the token from a <meta>
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Images served from another origin (object storage) need it listed here.
+BUNCH_CSP_EXTRA_IMG_SRC = env.list("BUNCH_CSP_EXTRA_IMG_SRC", [])
+# Sign-in lock-out (tenants/lockout.py) and API-key failures per address.
+BUNCH_LOGIN_FAILURE_LIMIT = env.int("BUNCH_LOGIN_FAILURE_LIMIT", 5)
+BUNCH_LOGIN_LOCKOUT_S = env.int("BUNCH_LOGIN_LOCKOUT_S", 15 * 60)
+BUNCH_API_KEY_FAILURES_PER_MINUTE = env.int("BUNCH_API_KEY_FAILURES_PER_MINUTE", 20)
+# How many proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
+BUNCH_TRUSTED_PROXIES = env.int("BUNCH_TRUSTED_PROXIES", 0)
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # __Host-: sent only over HTTPS, for this host only, for every path.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
@@ -322,5 +419,6 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "google_genai": {"level": "WARNING"},
         "stripe": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
     },
 }

@@ -5,6 +5,7 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import json_or_html_404
 
@@ -47,5 +48,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503)
 
 
+@csrf_exempt  # any method, any client: the answer is the same JSON 404
 def api_not_found(request: HttpRequest) -> JsonResponse:
     return json_or_html_404(request)

@@ -1,11 +1,33 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import uuid
+from typing import Any
 
-from generation import services
-from generation.models import Image, Job
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.utils import timezone
+
+from config.paging import EstimatedCountPaginator, search_by_id_or_text
+from core.catalog import MODELS
+from generation import budget, services
+from generation.models import BudgetLease, Image, Job, Provenance, ProviderModel, TenantShare
+from tenants.capacity import reservations_total
+
+
+class TierFilter(admin.SimpleListFilter):
+    """The catalog's tiers; Django's default filter for a plain column reads the distinct
+    values of every row."""
+
+    title = "tier"
+    parameter_name = "tier"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(tier, spec.display_name) for tier, spec in MODELS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(tier=self.value()) if self.value() else queryset
 
 
 class ImageInline(admin.TabularInline):
@@ -31,16 +53,27 @@ class JobAdmin(admin.ModelAdmin):
         "error_code",
         "created_at",
     ]
-    list_filter = ["status", "tier", "mode", "kind", "tenant", "created_at"]
+    list_filter = ["status", TierFilter, "mode", "kind", "tenant", "created_at"]
     list_select_related = ["tenant"]
-    search_fields = ["id", "prompt", "tenant__slug", "error_code"]
-    date_hierarchy = "created_at"
+    # Millions of rows: no COUNT of the table, and no date hierarchy (its day links
+    # read the distinct days of every row); the created_at filter narrows by date.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["prompt"]
+    search_help_text = "A job id, or words of the prompt."
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [ImageInline]
     actions = ["retry_failed", "cancel"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        return search_by_id_or_text(
+            queryset, search_term, id_of=uuid.UUID, text_field="prompt"
+        ), False
 
     @admin.action(description="Retry selected failed jobs (as new jobs)")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -65,13 +98,154 @@ class JobAdmin(admin.ModelAdmin):
         self.message_user(request, f"Cancel requested for {canceled} job(s).", messages.SUCCESS)
 
 
+class ProvenanceInline(admin.StackedInline):
+    """What the image's Content Credentials said when it was stored (read-only)."""
+
+    model = Provenance
+    extra = 0
+    can_delete = False
+    readonly_fields = [f.name for f in Provenance._meta.fields if f.name != "image"]
+    fields = tuple(readonly_fields)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "job", "index", "source", "width", "height", "created_at"]
-    list_filter = ["source", "tenant", "created_at"]
-    list_select_related = ["tenant", "job"]
-    search_fields = ["id", "sha256", "job__prompt"]
+    list_display = [
+        "id",
+        "tenant",
+        "job",
+        "index",
+        "source",
+        "width",
+        "height",
+        "provenance_state",
+        "created_at",
+    ]
+    list_filter = ["source", "provenance__state", "tenant", "created_at"]
+    list_select_related = ["tenant", "job", "provenance"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["job__prompt"]
+    search_help_text = "An image id, or words of its job's prompt."
     readonly_fields = [f.name for f in Image._meta.fields]
+    inlines = [ProvenanceInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
+        return super().get_queryset(request).defer("provenance__manifest")
+
+    @admin.display(description="Content Credentials", ordering="provenance__state")
+    def provenance_state(self, image: Image) -> str:
+        provenance = getattr(image, "provenance", None)
+        return provenance.state if provenance is not None else "not checked"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Image], search_term: str
+    ) -> tuple[QuerySet[Image], bool]:
+        return search_by_id_or_text(
+            queryset, search_term, id_of=uuid.UUID, text_field="job__prompt"
+        ), False
+
+
+# The scheduler: each tenant's share, and the provider budget in use ----------------------
+
+
+def _count_of(rows: QuerySet[Any]) -> Subquery:
+    return Subquery(
+        rows.order_by().values("tenant_id").annotate(n=Count("pk")).values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+@admin.register(TenantShare)
+class TenantShareAdmin(admin.ModelAdmin):
+    """Tenants the scheduler has served: their work now and their place in virtual time."""
+
+    list_display = [
+        "tenant",
+        "plan",
+        "weight",
+        "reservation",
+        "queued",
+        "running",
+        "share_now",
+        "finish",
+    ]
+    list_select_related = ["tenant__plan"]
+    readonly_fields = ["tenant", "start", "finish"]
+    ordering = ["-finish"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TenantShare]:
+        jobs = Job.objects.filter(tenant=OuterRef("tenant"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                queued_n=_count_of(jobs.filter(status=Job.Status.QUEUED)),
+                running_n=_count_of(jobs.filter(status=Job.Status.RUNNING)),
+            )
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        self._running_total = Job.objects.filter(status=Job.Status.RUNNING).count()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Plan")
+    def plan(self, share: TenantShare) -> str:
+        return share.tenant.plan.name
+
+    @admin.display(description="Weight")
+    def weight(self, share: TenantShare) -> int:
+        return share.tenant.plan.weight
+
+    @admin.display(description="Reserved calls")
+    def reservation(self, share: TenantShare) -> int:
+        return share.tenant.plan.reserved_concurrency
+
+    @admin.display(description="Queued", ordering="queued_n")
+    def queued(self, share: TenantShare) -> int:
+        return getattr(share, "queued_n", None) or 0
+
+    @admin.display(description="Running", ordering="running_n")
+    def running(self, share: TenantShare) -> int:
+        return getattr(share, "running_n", None) or 0
+
+    @admin.display(description="Share of running jobs")
+    def share_now(self, share: TenantShare) -> str:
+        total = getattr(self, "_running_total", 0)
+        return f"{100 * self.running(share) / total:.0f} %" if total else "–"
+
+
+@admin.register(ProviderModel)
+class ProviderModelAdmin(admin.ModelAdmin):
+    """The provider budget every worker shares, per model (generation/budget.py)."""
+
+    list_display = ["model", "in_flight", "calls_last_minute", "reserved", "cooldown_until"]
+    readonly_fields = ["model", "cooldown_until"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Calls in flight / budget")
+    def in_flight(self, row: ProviderModel) -> str:
+        used = budget.budget_in_use().get(row.model, 0)
+        limit = settings.GEMINI_MAX_IN_FLIGHT
+        return f"{used} / {limit}" if limit else f"{used} (no limit set)"
+
+    @admin.display(description="Calls started in the last minute / RPM")
+    def calls_last_minute(self, row: ProviderModel) -> str:
+        since = timezone.now() - budget.WINDOW_RPM
+        started = BudgetLease.objects.filter(model=row.model, started_at__gt=since).count()
+        return f"{started} / {settings.GEMINI_RPM or 'no limit'}"
+
+    @admin.display(description="Reserved for tenants")
+    def reserved(self, row: ProviderModel) -> int:
+        return reservations_total()

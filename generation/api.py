@@ -3,39 +3,39 @@
 from __future__ import annotations
 
 import re
-import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import BunchError
+from config.pagination import StrictCursorPagination
+from config.schema import ErrorOut
 from generation import idempotency, images, selectors, services
-from generation.links import signature_allows
-from generation.models import Job
+from generation.links import signature_check
+from generation.models import Job, Kind, WorkStatus
 from generation.serializers import (
     EditIn,
     GenerationIn,
     ImageOut,
     JobOut,
+    ProvenanceDetailOut,
     UploadIn,
     job_accepted_data,
 )
+from generation.streams import JobCursor, PendingWait, StreamStart, job_body
 from tenants.authentication import request_actor, request_tenant
-from tenants.models import Tenant
 
 PREFER_WAIT = re.compile(r"\bwait\s*=\s*(\d+)")
 MAX_WAIT_S = 60
-
-
-def _job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
-    return JobOut(selectors.job_get_for_tenant(tenant, job_id)).data  # type: ignore[return-value]
 
 
 def _accepted_body(job: Job) -> dict[str, Any]:
@@ -43,42 +43,56 @@ def _accepted_body(job: Job) -> dict[str, Any]:
     return job_accepted_data(job)
 
 
-def _wait_for(
-    tenant: Tenant, job: Job, request: Request, body: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    """`Prefer: wait=N`: hold the answer up to N s (≤ 60) for the job to finish."""
+def _prefer_wait(request: Request) -> int:
     match = PREFER_WAIT.search(request.headers.get("Prefer", ""))
-    wait = min(int(match.group(1)), MAX_WAIT_S) if match else 0
-    if not wait:
-        return status.HTTP_202_ACCEPTED, body
-    deadline = time.monotonic() + wait
-    while wait and time.monotonic() < deadline:
-        if Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).exists():
-            return status.HTTP_200_OK, _job_body(tenant, job.pk)
-        time.sleep(0.1)
-    body = _job_body(tenant, job.pk)
-    finished = body["status"] in Job.FINISHED
-    return (status.HTTP_200_OK if finished and wait else status.HTTP_202_ACCEPTED), body
+    return min(int(match.group(1)), MAX_WAIT_S) if match else 0
 
 
-def _submit(request: Request, submit: Any) -> Response:
-    """Run `submit()` under the request's Idempotency-Key, if any, and answer."""
+def _job_answer(
+    request: Request,
+    job_id: Any,
+    *,
+    accepted: dict[str, Any] | None = None,
+    replayed: bool = False,
+) -> Response:
+    """The job as it is now: 202 while it is unfinished, 200 once it has finished.
+
+    `Prefer: wait=N` holds the answer up to N s (≤ 60) for the job to finish (the async
+    view around this one does the waiting). `accepted` is the body of a job just created,
+    which needs no reading back.
+    """
     tenant = request_tenant(request)
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
-        raise BunchError("Idempotency-Key is longer than 255 characters.", code="invalid_request")
+    wait = _prefer_wait(request)
+    body = accepted if accepted is not None else job_body(tenant, job_id)
+    code = status.HTTP_200_OK if body["status"] in Job.FINISHED else status.HTTP_202_ACCEPTED
+    if wait and code == status.HTTP_202_ACCEPTED:
+        # Answered by the async view around this one (generation/streams.py) when the job
+        # finishes or the wait runs out, without holding a thread meanwhile.
+        request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)  # type: ignore[attr-defined]
+    headers = {"Location": body["links"]["self"]}
+    if wait:
+        headers["Preference-Applied"] = f"wait={wait}"
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body, status=code, headers=headers)
+
+
+def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
+    """Run `submit()` under the request's Idempotency-Key, if any, and answer.
+
+    A replay (same key, same validated input) answers with the job the first request
+    created, as it is now, by the same rules as the first answer.
+    """
+    tenant = request_tenant(request)
+    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     record = None
     if key:
         fingerprint = idempotency.request_fingerprint(
-            {"path": request.path, "body": request.data if isinstance(request.data, dict) else {}}
+            operation=f"{request.method} {request.path}", validated=validated
         )
         record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
-        if getattr(record, "replayed", False):
-            return Response(
-                record.response_body,
-                status=record.response_status,
-                headers={"Idempotent-Replayed": "true"},
-            )
+        if idempotency.is_replay(record):
+            return _job_answer(request, idempotency.resource_id(record), replayed=True)
     try:
         job = submit()
     except Exception:
@@ -88,21 +102,32 @@ def _submit(request: Request, submit: Any) -> Response:
     body = _accepted_body(job)
     if record is not None:
         idempotency.idempotency_finish(record=record, status=202, body=body)
-    code, body = _wait_for(tenant, job, request, body)
-    return Response(body, status=code, headers={"Location": body["links"]["self"]})
+    return _job_answer(request, job.pk, accepted=body)
 
 
-class JobPagination(CursorPagination):
-    page_size = 50
-    max_page_size = 200
-    page_size_query_param = "limit"
-    ordering = "-created_at"
+class JobPagination(StrictCursorPagination):
+    # Ties broken by id: rows created in the same microsecond came back in any order, so
+    # a cursor's offset among them skipped one job and repeated another.
+    ordering = ("-created_at", "-id")  # type: ignore[assignment]
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    """A filter that must be one of `choices` when given: a typo is a 400, not an empty list."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        message = f"{name} must be one of: {', '.join(choices)}."
+        raise BunchError(message, code="invalid_filter", fields={name: [message]})
+    return value
 
 
 class GenerationListView(APIView):
+    pagination_class = JobPagination  # read by the schema: the list is a page envelope
+
     @extend_schema(
         request=GenerationIn,
-        responses={200: JobOut, 202: JobOut},
+        responses={200: JobOut, 202: JobOut, 402: ErrorOut},
         summary="Submit a generation job",
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
@@ -122,6 +147,7 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
+            interactive=_prefer_wait(request) > 0,
             mode=services.route_mode(
                 tenant=request_tenant(request),
                 priority=v.get("priority"),
@@ -130,6 +156,7 @@ class GenerationListView(APIView):
         )
         return _submit(
             request,
+            v,
             lambda: services.job_submit(
                 tenant=request_tenant(request), params=params, **request_actor(request)
             ),
@@ -137,15 +164,18 @@ class GenerationListView(APIView):
 
     @extend_schema(
         responses=JobOut(many=True),
+        operation_id="v1_generations_list",
         summary="List jobs, newest first",
         parameters=[
-            OpenApiParameter("status", str),
-            OpenApiParameter("kind", str),
+            OpenApiParameter("status", str, enum=list(WorkStatus.values)),
+            OpenApiParameter("kind", str, enum=list(Kind.values)),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-            OpenApiParameter("metadata", str, description="key:value, repeatable"),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
+            OpenApiParameter(
+                "metadata", str, many=True, explode=True, description="key:value, repeatable"
+            ),
+            OpenApiParameter("batch", OpenApiTypes.UUID, description="Only this batch's items"),
+            OpenApiParameter("q", str, description="text the prompt contains (any case, ≤ 200)"),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -153,19 +183,46 @@ class GenerationListView(APIView):
         metadata = dict(item.split(":", 1) for item in query.getlist("metadata") if ":" in item)
         jobs = selectors.job_list(
             request_tenant(request),
-            status=query.get("status"),
-            kind=query.get("kind"),
+            status=_choice(request, "status", list(WorkStatus.values)),
+            kind=_choice(request, "kind", list(Kind.values)),
             created_after=_datetime(query.get("created_after"), "created_after"),
             created_before=_datetime(query.get("created_before"), "created_before"),
             metadata=metadata,
+            batch_id=_uuid_filter(request, "batch"),
+            q=_search(query.get("q", "")),
         )
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOut(page, many=True).data)
 
 
-def _datetime(value: str | None, name: str) -> Any:
+def _uuid_filter(request: Request, name: str) -> uuid.UUID | None:
+    value = request.query_params.get(name)
     if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        message = f"{name} must be an id (a UUID)."
+        raise BunchError(message, code="invalid_filter", fields={name: [message]}) from None
+
+
+MAX_SEARCH = 200
+
+
+def _search(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_SEARCH:
+        raise BunchError(
+            f"q is longer than {MAX_SEARCH} characters.",
+            code="validation_error",
+            fields={"q": [f"At most {MAX_SEARCH} characters."]},
+        )
+    return value
+
+
+def _datetime(value: str | None, name: str) -> Any:
+    if value is None:  # `created_after=` (empty) is refused below, not read as absent
         return None
     from django.utils.dateparse import parse_date, parse_datetime
 
@@ -182,21 +239,52 @@ def _datetime(value: str | None, name: str) -> Any:
 class GenerationDetailView(APIView):
     @extend_schema(responses=JobOut, summary="A job, its images, usage and cost")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(_job_body(request_tenant(request), job_id))
+        return Response(job_body(request_tenant(request), job_id))
+
+
+class GenerationEventsView(APIView):
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        summary="A job's events as they happen (Server-Sent Events)",
+        description="`status` per status change, `image` per stored image, then `done` "
+        "with the job. Resume with `Last-Event-ID`; after `done` the answer is 204.",
+        parameters=[OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        tenant = request_tenant(request)
+        job = selectors.job_get_for_tenant(tenant, job_id)
+        request._request.bunch_stream = StreamStart(  # type: ignore[attr-defined]
+            key=f"job:{job.pk}", read=lambda: job_body(tenant, job.pk), cursor=JobCursor.from_id
+        )
+        return Response()
 
 
 class GenerationCancelView(APIView):
     required_scope = "generate"
 
-    @extend_schema(request=None, responses=JobOut, summary="Cancel images not yet started")
+    @extend_schema(
+        request=None,
+        responses={200: JobOut, 202: JobOut},
+        summary="Cancel images not yet started",
+        description=(
+            "A queued job is canceled at once (200, `canceled`). A running job stops before "
+            "its next image: 202 with `cancel_requested: true` and the images made so far, "
+            "which are kept and billed; it ends `canceled` (or `succeeded`, if its last "
+            "image was already being made)."
+        ),
+    )
     def post(self, request: Request, job_id: str) -> Response:
         tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
-        return Response(_job_body(tenant, job.pk))
+        body = job_body(tenant, job.pk)
+        finished = body["status"] in Job.FINISHED
+        return Response(body, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
 class ImageUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
     @extend_schema(
         request={"multipart/form-data": UploadIn},
         responses={201: ImageOut},
@@ -224,16 +312,28 @@ class ImageDetailView(APIView):
         return Response(body)
 
 
+class ImageProvenanceView(APIView):
+    @extend_schema(
+        responses=ProvenanceDetailOut,
+        summary="An image's C2PA Content Credentials: state, signer, actions and the manifest",
+    )
+    def get(self, request: Request, image_id: str) -> Response:
+        image = selectors.image_get_for_tenant(request_tenant(request), image_id)
+        provenance = selectors.image_provenance(image) or images.provenance_check(image=image)
+        return Response(ProvenanceDetailOut(provenance).data)
+
+
 class _ImageFileView(APIView):
     """Served to the owning tenant, or to anyone holding a valid signed link."""
 
     variant = "content"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self._signed = signature_allows(
-            request.query_params.get("sig", ""), kwargs.get("image_id"), self.variant
-        )
+        token = request.query_params.get("sig", "")
+        # A key, when sent, is the credential; otherwise a bad link says what is wrong.
+        self._signed = bool(token) and "Authorization" not in request.headers
         if self._signed:
+            signature_check(token, kwargs.get("image_id"), self.variant)
             self.permission_classes = []
             self.throttle_classes = []
         super().initial(request, *args, **kwargs)
@@ -258,7 +358,10 @@ class _ImageFileView(APIView):
 class ImageContentView(_ImageFileView):
     variant = "content"
 
-    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY}, summary="Image bytes")
+    @extend_schema(
+        responses={(200, mime): OpenApiTypes.BINARY for mime in images.UPLOAD_FORMATS.values()},
+        summary="Image bytes, as the model or the upload made them (PNG, JPEG or WebP)",
+    )
     def get(self, request: Request, image_id: str) -> FileResponse:
         return super().get(request, image_id)
 
@@ -276,7 +379,7 @@ class ImageEditView(APIView):
 
     @extend_schema(
         request=EditIn,
-        responses={200: JobOut, 202: JobOut},
+        responses={200: JobOut, 202: JobOut, 402: ErrorOut},
         summary="Edit an image: a new job whose input is this image",
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
@@ -291,6 +394,7 @@ class ImageEditView(APIView):
         v = data.validated_data
         return _submit(
             request,
+            v,
             lambda: services.image_edit_submit(
                 tenant=tenant,
                 image=image,

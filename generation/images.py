@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import uuid
+import zipfile
 from dataclasses import dataclass
+from typing import IO
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models.fields.files import FieldFile
+from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from config.errors import NotFound
-from generation.models import Image, Job, thumbnail_upload_to
+from generation.image_header import declared_size
+from generation.models import Image, Job, Provenance, thumbnail_upload_to
+from generation.provenance import Credentials, credentials_read
 from generation.services import InvalidRequest
 from tenants.models import Tenant
 
@@ -42,11 +49,17 @@ def image_size_check(size: int) -> None:
 def image_check(data: bytes) -> CheckedImage:
     """A real PNG, JPEG or WebP within the size limits, or a 400 that says what is wrong."""
     image_size_check(len(data))
+    declared = declared_size(data)
+    if declared is not None:  # refused on what the header claims, before Pillow opens it
+        _dimensions_check(*declared)
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             width, height = img.size
+            _dimensions_check(width, height)
             img.verify()
+    except PILImage.DecompressionBombError:
+        raise _too_many_pixels() from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidRequest(
             "The file is not a readable image; upload a PNG, JPEG or WebP.",
@@ -57,12 +70,20 @@ def image_check(data: bytes) -> CheckedImage:
             f"{fmt or 'This'} images are not accepted; upload a PNG, JPEG or WebP.",
             code="unsupported_image_type",
         )
-    if max(width, height) > MAX_UPLOAD_SIDE:
-        raise InvalidRequest(
-            f"The image is {width}×{height}; at most {MAX_UPLOAD_SIDE} pixels a side.",
-            code="image_dimensions_too_large",
-        )
     return CheckedImage(mime_type=UPLOAD_FORMATS[fmt], width=width, height=height)
+
+
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> InvalidRequest:
+    size = f"{width}×{height}" if width is not None else "larger than allowed"
+    return InvalidRequest(
+        f"The image is {size}; at most {MAX_UPLOAD_SIDE} pixels a side.",
+        code="image_dimensions_too_large",
+    )
+
+
+def _dimensions_check(width: int, height: int) -> None:
+    if max(width, height) > MAX_UPLOAD_SIDE:
+        raise _too_many_pixels(width, height)
 
 
 def thumbnail_bytes(data: bytes) -> bytes:
@@ -91,8 +112,10 @@ def image_build(
 ) -> Image:
     """An unsaved Image with its file written through Django's storage.
 
-    The bytes are stored exactly as given (SynthID and C2PA credentials intact). The
-    thumbnail is not made here but on first request (`image_thumbnail`).
+    The bytes are stored exactly as given (SynthID and C2PA credentials intact), and their
+    Content Credentials are read and verified once, here (2–5 ms for a 1.5 MB PNG; this
+    runs on the runner's thread pool), to be saved with the image (`provenance_save`).
+    The thumbnail is not made here but on first request (`image_thumbnail`).
     """
     image = Image(
         tenant_id=tenant_id,
@@ -107,7 +130,43 @@ def image_build(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     image.file.save("original", ContentFile(data), save=False)
+    image.read_credentials = credentials_read(data, mime_type)
     return image
+
+
+def provenance_save(image: Image) -> Provenance | None:
+    """Save the credentials `image_build` read as the saved image's `Provenance` row."""
+    found = image.read_credentials
+    if found is None:
+        return None
+    return Provenance.objects.create(image=image, **provenance_fields(found))
+
+
+def provenance_fields(found: Credentials) -> dict[str, object]:
+    return {
+        "state": found.state,
+        "ai_generated": found.ai_generated,
+        "signer": found.signer,
+        "issuer": found.issuer,
+        "generator": found.generator,
+        "signed_at": found.signed_at,
+        "digital_source_type": found.digital_source_type,
+        "actions": found.actions,
+        "validation_codes": found.validation_codes,
+        "manifest": found.manifest,
+    }
+
+
+def provenance_check(*, image: Image) -> Provenance:
+    """Read (again) the stored bytes' credentials and keep the result: for images stored
+    before reading existed, or after the trust list changed (`manage.py
+    provenance_check`)."""
+    with image.file.open("rb") as fh:
+        found = credentials_read(fh.read(), image.mime_type)
+    row, _ = Provenance.objects.update_or_create(
+        image=image, defaults={**provenance_fields(found), "checked_at": timezone.now()}
+    )
+    return row
 
 
 def image_thumbnail(image: Image) -> FieldFile:
@@ -148,5 +207,22 @@ def image_upload(*, tenant: Tenant, data: bytes) -> Image:
         height=checked.height,
         source=Image.Source.UPLOAD,
     )
-    image.save()
+    with transaction.atomic():
+        image.save()
+        provenance_save(image)
     return image
+
+
+MAX_ZIP_IMAGES = 500
+ZIP_SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def images_zip(images: list[Image], out: IO[bytes]) -> None:
+    """A zip of the images' bytes as stored (PNGs do not compress further: stored, not
+    deflated), named by creation time and id so that names sort and never collide."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for image in images:
+            suffix = ZIP_SUFFIX.get(image.mime_type, "bin")
+            name = f"{image.created_at:%Y%m%d-%H%M%S}-{image.pk}.{suffix}"
+            with image.file.open("rb") as source, archive.open(name, "w") as target:
+                shutil.copyfileobj(source, target)

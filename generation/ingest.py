@@ -23,7 +23,8 @@ from billing.services import usage_quota_settle, usage_record
 from core import metrics
 from core.catalog import get_model
 from core.money import to_nanos
-from generation.images import image_build
+from generation import live
+from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
 
@@ -99,6 +100,7 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
             if locked is None or locked["status"] in Job.FINISHED:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
+            provenance_save(image)
             usage = usage_record(
                 tenant_id=job.tenant_id,
                 job_id=job.pk,
@@ -113,6 +115,7 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
             Job.objects.filter(pk=job.pk).update(
                 reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
+            live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
     except IntegrityError:
         if image.file.name:
             default_storage.delete(image.file.name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core import signing
 from django.urls import reverse
 
+from config.errors import BunchError
+
 SALT = "bunch.image-content"
 MAX_AGE_S = 3600
 
@@ -15,9 +17,26 @@ def signed_image_url(image_id: object, variant: str) -> str:
     return f"{path}?sig={token}"
 
 
-def signature_allows(token: str, image_id: object, variant: str) -> bool:
+class LinkRefused(BunchError):
+    status = 403
+
+
+def signature_check(token: str, image_id: object, variant: str) -> None:
+    """Pass for a valid link to this image's `variant`; else say what is wrong with it."""
+    signer = signing.TimestampSigner(salt=SALT)
     try:
-        value = signing.TimestampSigner(salt=SALT).unsign(token, max_age=MAX_AGE_S)
+        value = signer.unsign(token, max_age=MAX_AGE_S)
+    except signing.SignatureExpired:
+        raise LinkRefused(
+            f"This signed link has expired (links last {MAX_AGE_S // 60} minutes); read the "
+            "image or its job again for a fresh one.",
+            code="link_expired",
+        ) from None
     except signing.BadSignature:
-        return False
-    return value == f"{image_id}:{variant}"
+        value = None
+    if value != f"{image_id}:{variant}":
+        raise LinkRefused(
+            "This signed link is not valid for this image (altered, truncated, or for "
+            "another image or variant).",
+            code="link_invalid",
+        )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -9,6 +10,9 @@ from django.utils import timezone
 
 from core.catalog import Mode
 from tenants.models import ApiKey, Tenant
+
+if TYPE_CHECKING:
+    from generation.provenance import Credentials
 
 
 class Kind(models.TextChoices):
@@ -30,6 +34,14 @@ class WorkStatus(models.TextChoices):
 
 class Job(models.Model):
     Status = WorkStatus
+
+    class Priority(models.IntegerChoices):
+        """Order within one tenant's queue (the scheduler takes the lowest first)."""
+
+        INTERACTIVE = 0  # the dashboard, or an API call that waits (`Prefer: wait`)
+        API = 1
+        BATCH_ITEM = 2  # one item of a realtime batch
+
     FINISHED = (WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -45,6 +57,7 @@ class Job(models.Model):
     image_size = models.CharField(max_length=8, default="1K")
     tier = models.CharField(max_length=8, default="lite")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.STANDARD)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.API)
     count = models.PositiveSmallIntegerField(default=1)
     input_image_ids = models.JSONField(default=list, blank=True)
     parent_image = models.ForeignKey(
@@ -59,6 +72,9 @@ class Job(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Provider calls made.")
+    deferrals = models.PositiveIntegerField(
+        default=0, help_text="Times a 429 sent it back to its queue (not counted as attempts)."
+    )
     estimated_cost = models.DecimalField(max_digits=16, decimal_places=9, default=Decimal(0))
 
     # The part of the quota reservation not yet turned into usage or released.
@@ -77,11 +93,22 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
+            # The list's order, ties broken by id so that a cursor's page is always the same.
+            models.Index(fields=["tenant", "-created_at", "-id"], name="job_tenant_created_id"),
             models.Index(fields=["status", "lease_expires_at"], name="job_status_lease"),
-            models.Index(fields=["tenant", "status"], name="job_tenant_status"),
-            # The runner's claim: the oldest queued standard-mode jobs.
+            # A status filter on the list, newest first, without sorting the tenant's rows.
+            models.Index(
+                fields=["tenant", "status", "-created_at", "-id"], name="job_tenant_status_created"
+            ),
+            # Queued standard-mode jobs, oldest first (the backlog count, the sweeper).
             models.Index(fields=["status", "mode", "created_at"], name="job_claim_order"),
+            # The scheduler: which tenants have work queued (a skip scan over tenant_id),
+            # and each one's head jobs. Only queued rows, so it stays small.
+            models.Index(
+                fields=["tenant", "priority", "created_at"],
+                name="job_queued_head",
+                condition=models.Q(status="queued", mode="standard"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,15 +155,53 @@ class Image(models.Model):
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    # Not a column: the Content Credentials `images.image_build` read from the bytes, saved
+    # as the image's `Provenance` row with the image.
+    read_credentials: Credentials | None = None
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="image_unique_job_index")
         ]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="image_tenant_created")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="image_tenant_created_id")
+        ]
 
     def __str__(self) -> str:
         return f"image {self.id} ({self.width}×{self.height})"
+
+
+class Provenance(models.Model):
+    """What an image's C2PA Content Credentials say, read once when it was stored
+    (`generation.provenance`). An image without a row has not been checked yet."""
+
+    class State(models.TextChoices):
+        TRUSTED = "trusted"  # intact, signer on the trust list
+        VALID = "valid"  # intact, signer not on the trust list
+        INVALID = "invalid"  # does not match the bytes, or unreadable
+        NONE = "none"  # no Content Credentials
+
+    image = models.OneToOneField(
+        Image, primary_key=True, on_delete=models.CASCADE, related_name="provenance"
+    )
+    state = models.CharField(max_length=8, choices=State.choices)
+    ai_generated = models.BooleanField(default=False)
+    signer = models.CharField(max_length=200, blank=True, help_text="Certificate common name.")
+    issuer = models.CharField(max_length=200, blank=True, help_text="Certificate organisation.")
+    generator = models.CharField(max_length=200, blank=True, help_text="App or device used.")
+    signed_at = models.DateTimeField(null=True, blank=True, help_text="Trusted timestamp.")
+    digital_source_type = models.CharField(max_length=200, blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    validation_codes = models.JSONField(default=list, blank=True)
+    manifest = models.JSONField(null=True, blank=True, help_text="The manifest store, as read.")
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state"], name="provenance_state")]
+
+    def __str__(self) -> str:
+        return f"provenance of {self.image_id}: {self.state}"
 
 
 class IdempotencyRecord(models.Model):
@@ -156,6 +221,60 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.key}"
+
+
+class TenantShare(models.Model):
+    """The scheduler's state for one tenant (generation/scheduler.py): start-time fair
+    queueing tags in virtual time, advanced by a job's images divided by the plan weight."""
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="share"
+    )
+    start = models.FloatField(default=0.0, db_index=True, help_text="Tag of its last claim.")
+    finish = models.FloatField(default=0.0, help_text="Where its next claim starts from.")
+
+    def __str__(self) -> str:
+        return f"share of tenant {self.tenant_id}: {self.start:g}–{self.finish:g}"
+
+
+class ProviderModel(models.Model):
+    """One provider model's shared state: the cooldown every worker honours after a 429.
+
+    Its row is also what serialises taking budget slots for the model (generation/budget.py).
+    """
+
+    model = models.CharField(primary_key=True, max_length=64)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class BudgetLease(models.Model):
+    """One provider call's slot in the shared budget: in flight until released or expired;
+    kept for the RPM and spend windows, then pruned."""
+
+    model = models.CharField(max_length=64)
+    holder = models.CharField(max_length=64, help_text="The worker process that took it.")
+    tenant_id = models.BigIntegerField(null=True, blank=True)
+    reserved = models.BooleanField(default=False, help_text="Taken from the tenant's reservation.")
+    cost_nanos = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["model", "expires_at"],
+                name="lease_in_flight",
+                condition=models.Q(released_at__isnull=True),
+            ),
+            models.Index(fields=["model", "started_at"], name="lease_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} slot of {self.holder}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -27,7 +27,7 @@ _clock = time.monotonic  # the coalescing window's clock (tests move it)
 
 
 def enqueue_job(job_id: uuid.UUID | str, *, rung_at: float | None = None) -> None:
-    """Ring for `job_id` (the loop prefers it). `rung_at` (epoch s) asks the loop to linger."""
+    """Ring for `job_id`. `rung_at` (epoch s) asks the loop to linger."""
     async_task("generation.tasks.run_job", str(job_id), rung_at, task_name=f"job-{job_id}")
 
 

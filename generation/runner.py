@@ -20,20 +20,20 @@ import logging
 import random
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from config.memory import release_free_memory
 from core import logcontext, metrics
-from core.catalog import Mode
+from core.catalog import MODELS, Mode
+from core.money import to_nanos
 from generation import ingest, queue
+from generation.budget import ProviderGate
 from generation.gateway import get_provider
 from generation.models import Image, Job
 from generation.providers.gemini import AsyncGeminiSession
@@ -43,8 +43,8 @@ from generation.providers.types import (
     ProviderError,
     RetryableProviderError,
 )
+from generation.scheduler import claim_jobs
 from generation.services import job_finish
-from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -71,73 +71,6 @@ def requeue_expired(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
     return expired
 
 
-# A queued job this old was passed over by every loop's look at the queue (they look every
-# CLAIM_EVERY_S): no loop has a free call for it, so one may hold it in its backlog.
-BACKLOG_AFTER_S = 0.5
-
-
-def claim_jobs(
-    *,
-    limit: int,
-    backlog: int = 0,
-    prefer: uuid.UUID | None = None,
-    now: dt.datetime | None = None,
-) -> list[uuid.UUID]:
-    """Move up to `limit` queued jobs to running, never past a tenant's concurrency limit.
-
-    `backlog` more may be taken, but only as many as there are jobs queued for longer than
-    `BACKLOG_AFTER_S`: a backlog job waits for one of this loop's calls to free up, which
-    would only slow it down while another worker has calls to spare.
-
-    The tenant row is locked while its running jobs are counted, so two workers cannot
-    both take the last slot (SQLite serialises writers anyway).
-    """
-    if limit <= 0 and backlog <= 0:
-        return []
-    now = now or timezone.now()
-    lease_until = now + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
-    # Batch-mode jobs go to the provider's Batch API instead (batches/services.py).
-    queued = Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD).order_by("created_at")
-    rows = list(queued.values_list("pk", "tenant_id", "created_at")[: (limit + backlog) * 4])
-    stale = now - dt.timedelta(seconds=BACKLOG_AFTER_S)
-    limit += min(backlog, sum(1 for _, _, created in rows if created < stale))
-    if limit <= 0:
-        return []
-    candidates = [(pk, tenant_id) for pk, tenant_id, _ in rows]
-    if prefer is not None and prefer not in {pk for pk, _ in candidates}:
-        preferred = queued.filter(pk=prefer).values_list("pk", "tenant_id").first()
-        if preferred:
-            candidates.insert(0, preferred)
-    by_tenant: dict[int, list[uuid.UUID]] = defaultdict(list)
-    for pk, tenant_id in candidates:
-        by_tenant[tenant_id].append(pk)
-
-    claimed: list[uuid.UUID] = []
-    for tenant_id, ids in by_tenant.items():
-        if len(claimed) >= limit:
-            break
-        with transaction.atomic():
-            # NO KEY: a plain FOR UPDATE would also block every insert that references the
-            # tenant (each submit's job row takes FOR KEY SHARE on it) until this commits.
-            tenant = (
-                Tenant.objects.select_for_update(no_key=True, of=("self",))
-                .select_related("plan")
-                .get(pk=tenant_id)
-            )
-            running = Job.objects.filter(tenant_id=tenant_id, status=Job.Status.RUNNING).count()
-            room = min(tenant.plan.max_concurrent_jobs - running, limit - len(claimed))
-            take = ids[: max(room, 0)]
-            if not take:
-                continue
-            Job.objects.filter(pk__in=take, status=Job.Status.QUEUED).update(
-                status=Job.Status.RUNNING, lease_expires_at=lease_until, started_at=now
-            )
-            claimed += Job.objects.filter(
-                pk__in=take, status=Job.Status.RUNNING, lease_expires_at=lease_until
-            ).values_list("pk", flat=True)
-    return claimed
-
-
 def renew_leases(job_ids: list[uuid.UUID]) -> None:
     if job_ids:
         until = timezone.now() + dt.timedelta(seconds=_setting("BUNCH_JOB_LEASE_S"))
@@ -155,8 +88,19 @@ class JobPlan:
     attempts: int = 0
     error: ProviderError | None = None
     canceled: bool = False
+    # A 429: the job goes back to the head of its tenant's queue (see `_defer`).
+    deferred: bool = False
     done: set[int] = field(default_factory=set)
     loaded_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def model(self) -> str:
+        return MODELS[self.request.tier].model_id
+
+    @property
+    def call_nanos(self) -> int:
+        """The list price of one call, for the budget's spend window."""
+        return to_nanos(MODELS[self.request.tier].image_price(self.request.image_size))
 
 
 def _plan(job_id: uuid.UUID) -> JobPlan | None:
@@ -193,6 +137,29 @@ async def _cancel_requested_lately(plan: JobPlan) -> bool:
     if plan.attempts == 0 and time.monotonic() - plan.loaded_at < CANCEL_FRESH_S:
         return False
     return await sync_to_async(_cancel_requested)(plan.job.pk)
+
+
+def _defer(*, job_id: uuid.UUID, attempts: int) -> None:
+    """Back to the queue after a 429: at the head of its tenant's queue (its priority and
+    age are unchanged), its images so far kept; failed once deferred too often."""
+    limit = int(_setting("BUNCH_PROVIDER_MAX_DEFERRALS"))
+    requeued = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, deferrals__lt=limit).update(
+        status=Job.Status.QUEUED,
+        lease_expires_at=None,
+        started_at=None,
+        attempts=F("attempts") + attempts,
+        deferrals=F("deferrals") + 1,
+    )
+    if not requeued:
+        job_finish(
+            job_id=job_id,
+            attempts=attempts,
+            error=RetryableProviderError(
+                "rate_limited",
+                "The model provider kept rate limiting requests; the job was not retried again.",
+            ),
+            wake=False,
+        )
 
 
 def _ring_for_queued() -> None:
@@ -259,6 +226,11 @@ class CallSlots:
     """
 
     def __init__(self, size: int) -> None:
+        self.gate = ProviderGate()
+        # No loop needs more calls than the whole provider budget: jobs claimed beyond it
+        # would only wait at the gate, holding their tenant's turn and another's.
+        if self.gate.limits.in_flight:
+            size = min(size, self.gate.limits.in_flight)
         self.size = size
         self.waiting = 0
         self.arriving = 0
@@ -286,7 +258,10 @@ class CallSlots:
             self._semaphore.release()
 
     def free(self) -> int:
-        """Calls that could start now and that no image or arriving job has a claim on."""
+        """Calls that could start now and that no image or arriving job has a claim on
+        (none while calls wait for the shared budget: other workers hold it)."""
+        if self.gate.waiting:
+            return 0
         return self.size - self.in_use - self.waiting - self.arriving
 
 
@@ -299,17 +274,31 @@ async def _generate_one(
     while True:
         async with slots.hold():
             # Checked once a slot is ours: a cancel stops every image not yet started.
-            if plan.error is not None or plan.canceled:
+            if plan.error is not None or plan.canceled or plan.deferred:
                 return
             if await _cancel_requested_lately(plan):
                 plan.canceled = True
                 return
-            attempt += 1
-            plan.attempts += 1
-            called = time.monotonic()
             try:
-                result = await session.generate(plan.request)
+                # A slot of the provider budget that every worker shares.
+                async with slots.gate.slot(
+                    model=plan.model, tenant_id=plan.job.tenant_id, cost_nanos=plan.call_nanos
+                ):
+                    if plan.deferred:  # another image of the job met a 429 meanwhile
+                        return
+                    attempt += 1
+                    plan.attempts += 1
+                    called = time.monotonic()
+                    result = await session.generate(plan.request)
             except RetryableProviderError as error:
+                if error.code == "rate_limited":
+                    # The provider's limit, not this job's fault: no attempt spent, every
+                    # worker waits out the cooldown, and the job goes back to its queue.
+                    attempt -= 1
+                    plan.attempts -= 1
+                    plan.deferred = True
+                    await slots.gate.rate_limited(model=plan.model, retry_after=error.retry_after)
+                    return
                 retry_error: RetryableProviderError | None = error
             except ProviderError as error:
                 plan.error = error
@@ -353,6 +342,9 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
     except Exception:
         logger.exception("Job %s crashed while generating", job_id)
         raise
+    if plan.deferred and plan.error is None and not plan.canceled:
+        await sync_to_async(_defer)(job_id=job_id, attempts=plan.attempts)
+        return
     await sync_to_async(job_finish)(
         job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False
     )
@@ -371,8 +363,10 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     A loop rung at `rung_at` (epoch s) for a new job looks at the queue until at least
     `BUNCH_DOORBELL_LINGER_S` after the ring, even when idle: web processes skip ringing
     for jobs committed shortly after a ring (`queue.ring_for_new_job`), and this loop is
-    the one that finds them. A late-started loop looks once and stops.
+    the one that finds them. A late-started loop looks once and stops. The job it was rung
+    for (`first`) gets no precedence: the scheduler's fair order decides what runs next.
     """
+    del first
     linger_until = rung_at + _setting("BUNCH_DOORBELL_LINGER_S") if rung_at else 0.0
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
     budget = _setting("BUNCH_TASK_BUDGET_S")
@@ -385,7 +379,6 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     handled = 0
     provider = get_provider()
     async with provider.async_session() as session:
-        prefer = first
         while True:
             # Jobs for the free calls, and a small backlog that is ready when a call ends.
             room = max(0, min(slots - len(running), calls.free() + backlog_limit))
@@ -395,10 +388,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 and time.monotonic() - started < budget
                 and (room >= max(1, backlog_limit // 2) or not running)
             ):
-                ids = await sync_to_async(claim_jobs)(
-                    limit=free, backlog=room - free, prefer=prefer
-                )
-                prefer = None
+                ids = await sync_to_async(claim_jobs)(limit=free, backlog=room - free)
                 calls.arriving += len(ids)
                 for job_id in ids:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id

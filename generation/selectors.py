@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from config.errors import NotFound
-from generation.models import Image, Job
+from generation.models import Image, Job, Provenance
 from tenants.models import Tenant
 
 
@@ -20,12 +20,32 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise NotFound(f"No such {what}.") from None
 
 
+def _actual_cost() -> Subquery:
+    """What the job's usage events bill, as a subquery per selected job: the database
+    computes it for the rows of the page only, after the LIMIT, and the list's query still
+    walks the (tenant, created_at) index. (An aggregate over a join would group all of the
+    tenant's jobs before taking a page.)"""
+    billed = (
+        Job.objects.filter(pk=OuterRef("pk"))
+        .order_by()
+        .values("pk")
+        .annotate(total=Sum("usage__billed"))
+        .values("total")
+    )
+    return Subquery(billed, output_field=DecimalField(max_digits=24, decimal_places=9))
+
+
 def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
-    images = Image.objects.select_related("usage").order_by("index")
+    images = (
+        Image.objects.select_related("usage", "provenance")
+        .defer("provenance__manifest")
+        .order_by("index")
+    )
     return (
         Job.objects.filter(tenant=tenant)
+        .select_related("batch_item")  # its item index, for batch items
         .prefetch_related(Prefetch("images", queryset=images))
-        .annotate(actual_cost=Sum("usage__billed"))
+        .annotate(actual_cost=_actual_cost())
     )
 
 
@@ -44,8 +64,14 @@ def job_list(
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
     metadata: dict[str, str] | None = None,
+    batch_id: uuid.UUID | None = None,
+    q: str | None = None,
 ) -> QuerySet[Job]:
     jobs = jobs_for_tenant(tenant)
+    if batch_id is not None:
+        jobs = jobs.filter(batch_id=batch_id)
+    if q:
+        jobs = jobs.filter(prompt__icontains=q)
     if status:
         jobs = jobs.filter(status=status)
     if kind:
@@ -60,7 +86,26 @@ def job_list(
 
 
 def images_for_tenant(tenant: Tenant) -> QuerySet[Image]:
-    return Image.objects.filter(tenant=tenant).select_related("job", "usage", "parent")
+    """The tenant's images with what their pages show; the manifest itself (a few KB) is
+    read only by `image_provenance_get`."""
+    return (
+        Image.objects.filter(tenant=tenant)
+        .select_related("job", "usage", "parent", "provenance")
+        .defer("provenance__manifest")
+    )
+
+
+def images_for_tenant_by_ids(tenant: Tenant, ids: list[str]) -> list[Image]:
+    """The tenant's images among `ids` (ids that are not UUIDs or not the tenant's are
+    left out), in the order given."""
+    wanted = []
+    for value in ids:
+        try:
+            wanted.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    found = {image.pk: image for image in images_for_tenant(tenant).filter(pk__in=wanted)}
+    return [found[pk] for pk in dict.fromkeys(wanted) if pk in found]
 
 
 def image_get_for_tenant(tenant: Tenant, image_id: Any) -> Image:
@@ -68,6 +113,12 @@ def image_get_for_tenant(tenant: Tenant, image_id: Any) -> Image:
     if image is None:
         raise NotFound("No such image.")
     return image
+
+
+def image_provenance(image: Image) -> Provenance | None:
+    """The (tenant-checked) image's provenance with its full manifest; None when it has not
+    been checked yet."""
+    return Provenance.objects.filter(image_id=image.pk).first()
 
 
 def image_versions(image: Image) -> list[Image]:

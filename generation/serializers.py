@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -7,35 +8,73 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
+from generation import scheduler
 from generation.links import signed_image_url
-from generation.models import Image, Job, Kind
+from generation.models import Image, Job, Kind, Provenance
 from generation.presets import PRESETS
 
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_CHARS = 40
+METADATA_MAX_VALUE_CHARS = 500
+IMAGE_SIZES = ["512", "1K", "2K", "4K"]
 
-class GenerationIn(serializers.Serializer):
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": METADATA_MAX_VALUE_CHARS},
+        "maxProperties": METADATA_MAX_KEYS,
+        "description": (
+            f"Your own labels, echoed back: up to {METADATA_MAX_KEYS} keys of at most "
+            f"{METADATA_MAX_KEY_CHARS} characters, string values of at most "
+            f"{METADATA_MAX_VALUE_CHARS} (4 KB of JSON in all)."
+        ),
+    }
+)
+class MetadataField(serializers.DictField):
+    """String → string, with Stripe's limits (and 4 KB in all, checked by the service)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "child",
+            serializers.CharField(
+                max_length=METADATA_MAX_VALUE_CHARS, allow_blank=True, trim_whitespace=False
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        value: dict[str, str] = super().to_internal_value(data)
+        if len(value) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys.")
+        bad = [k for k in value if not k or len(k) > METADATA_MAX_KEY_CHARS]
+        if bad:
+            raise serializers.ValidationError(
+                f"Keys must be 1–{METADATA_MAX_KEY_CHARS} characters: {', '.join(bad[:5])}."
+            )
+        return value
+
+
+class GenerationIn(StrictSerializer):
     prompt = serializers.CharField(max_length=8000, trim_whitespace=True)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.IMAGE)
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS, required=False)
     count = serializers.IntegerField(min_value=1, max_value=8, default=1)
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")
-    image_size = serializers.ChoiceField(choices=["512", "1K", "2K", "4K"], default="1K")
+    image_size = serializers.ChoiceField(choices=IMAGE_SIZES, default="1K")
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=14, required=False, default=list
     )
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
     # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
     priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
     deadline = serializers.DateTimeField(required=False)
 
-    def validate_metadata(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("metadata must be a JSON object.")
-        return value
 
-
-class EditIn(serializers.Serializer):
+class EditIn(StrictSerializer):
     instruction = serializers.CharField(max_length=8000)
     input_images = serializers.ListField(
         child=serializers.UUIDField(), max_length=13, required=False, default=list
@@ -64,13 +103,43 @@ class ImageUsageOut(serializers.Serializer):
         return usd(usage.billed, 9)
 
 
+class ProvenanceOut(serializers.ModelSerializer):
+    """An image's Content Credentials as Bunch read them (docs/provenance.md)."""
+
+    class Meta:
+        model = Provenance
+        fields = [
+            "state",
+            "ai_generated",
+            "signer",
+            "issuer",
+            "generator",
+            "signed_at",
+            "digital_source_type",
+            "actions",
+            "validation_codes",
+            "checked_at",
+        ]
+
+
+class ProvenanceDetailOut(ProvenanceOut):
+    image_id = serializers.UUIDField()
+
+    class Meta(ProvenanceOut.Meta):
+        fields = ["image_id", *ProvenanceOut.Meta.fields, "manifest"]
+
+
 class ImageOut(serializers.ModelSerializer):
     job_id = serializers.UUIDField(allow_null=True)
     parent_id = serializers.UUIDField(allow_null=True)
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
-    usage = serializers.SerializerMethodField()
+    # Nested serializers are built once per list, not once per row as a method field's
+    # inner serializer was: that rebuilding was most of a 50-job page's time.
+    usage = ImageUsageOut(allow_null=True, read_only=True)
+    # None until the image's credentials have been read.
+    provenance = ProvenanceOut(allow_null=True, read_only=True)
 
     class Meta:
         model = Image
@@ -90,6 +159,7 @@ class ImageOut(serializers.ModelSerializer):
             "thumbnail_url",
             "download_url",
             "usage",
+            "provenance",
         ]
 
     def get_url(self, image: Image) -> str:
@@ -101,20 +171,33 @@ class ImageOut(serializers.ModelSerializer):
     def get_download_url(self, image: Image) -> str:
         return signed_image_url(image.pk, "content")
 
-    @extend_schema_field(ImageUsageOut(allow_null=True))
-    def get_usage(self, image: Image) -> dict[str, Any] | None:
-        usage = getattr(image, "usage", None)
-        return ImageUsageOut(usage).data if usage is not None else None
 
+class JobErrorOut(serializers.Serializer):
+    """Why a job failed (not an API error: the request that read it succeeded)."""
 
-class ErrorOut(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
 
 
+class QueueOut(serializers.Serializer):
+    position = serializers.IntegerField(help_text="The tenant's own jobs that start before it.")
+    estimated_start_at = serializers.DateTimeField()
+
+
 class JobOut(serializers.ModelSerializer):
-    model = serializers.CharField(source="tier")
-    images = serializers.SerializerMethodField()
+    model = serializers.ChoiceField(choices=list(MODELS), source="tier")
+    queue = serializers.SerializerMethodField()
+    aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS)
+    image_size = serializers.ChoiceField(choices=IMAGE_SIZES)
+    input_image_ids = serializers.ListField(child=serializers.UUIDField())
+    metadata = MetadataField()
+    batch_id = serializers.UUIDField(
+        allow_null=True, help_text="The batch this job is an item of; null for a single job."
+    )
+    item_index = serializers.SerializerMethodField(
+        help_text="Its place in the batch (as in `GET /batches/{id}/items`); null outside one."
+    )
+    images = ImageOut(many=True, read_only=True)
     estimated_cost = serializers.SerializerMethodField()
     actual_cost = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
@@ -136,20 +219,26 @@ class JobOut(serializers.ModelSerializer):
             "input_image_ids",
             "parent_image_id",
             "metadata",
+            "batch_id",
+            "item_index",
             "images",
             "estimated_cost",
             "actual_cost",
             "attempts",
+            "cancel_requested",
             "error",
+            "queue",
             "created_at",
             "started_at",
             "finished_at",
             "links",
         ]
 
-    @extend_schema_field(ImageOut(many=True))
-    def get_images(self, job: Job) -> list[dict[str, Any]]:
-        return ImageOut(list(job.images.all()), many=True).data  # type: ignore[return-value]
+    def get_item_index(self, job: Job) -> int | None:
+        if job.batch_id is None:
+            return None
+        item = getattr(job, "batch_item", None)  # selected with the job by the selectors
+        return item.index if item is not None else None
 
     def get_estimated_cost(self, job: Job) -> str:
         return usd(job.estimated_cost)
@@ -158,11 +247,29 @@ class JobOut(serializers.ModelSerializer):
         # Annotated by the selectors; a job with no images yet has cost nothing.
         return usd(getattr(job, "actual_cost", None) or Decimal(0))
 
-    @extend_schema_field(ErrorOut(allow_null=True))
+    @extend_schema_field(JobErrorOut(allow_null=True))
     def get_error(self, job: Job) -> dict[str, str] | None:
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
+
+    @functools.cached_property
+    def _paces(self) -> dict[int, scheduler.TenantPace]:
+        # One serializer for a page of jobs (many=True hands its child to each): each
+        # tenant's pace is read once per page.
+        return {}
+
+    @extend_schema_field(QueueOut(allow_null=True))
+    def get_queue(self, job: Job) -> dict[str, Any] | None:
+        """Where a queued job stands (null once it runs, and for batch-mode jobs)."""
+        if job.status != Job.Status.QUEUED:
+            return None
+        # A page of jobs reads each tenant's pace once.
+        paces: dict[int, scheduler.TenantPace] = self._paces
+        if job.tenant_id not in paces:
+            paces[job.tenant_id] = scheduler.tenant_pace(job.tenant)
+        estimate = scheduler.queue_estimate(job, pace=paces[job.tenant_id])
+        return QueueOut(estimate).data if estimate else None  # type: ignore[return-value]
 
     def get_links(self, job: Job) -> dict[str, str]:
         url = reverse("api:generation-detail", kwargs={"job_id": job.pk})
@@ -190,11 +297,16 @@ def job_accepted_data(job: Job) -> dict[str, Any]:
         "input_image_ids": job.input_image_ids,
         "parent_image_id": str(job.parent_image_id) if job.parent_image_id else None,
         "metadata": job.metadata,
+        "batch_id": None,  # batch items are made by the batch, never answered one by one
+        "item_index": None,
         "images": [],
         "estimated_cost": usd(job.estimated_cost),
         "actual_cost": usd(Decimal(0)),
         "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
         "error": None,
+        # Where it stands is known once it is queued behind others: GET the job to see.
+        "queue": None,
         "created_at": _DATETIME.to_representation(job.created_at),
         "started_at": None,
         "finished_at": None,

@@ -19,7 +19,7 @@ from config.errors import BunchError
 from core import metrics
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
 from core.money import from_nanos, to_nanos
-from generation import queue
+from generation import live, queue, signals
 from generation.events import job_event_emit
 from generation.models import Image, Job, Kind
 from generation.presets import PRESETS, model_prompt
@@ -41,6 +41,8 @@ MAX_PROMPT_CHARS = 8_000
 ECONOMY_DEADLINE = dt.timedelta(hours=24)
 MAX_COUNT = 8
 MAX_INPUT_IMAGES = 14
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidRequest(BunchError):
@@ -70,6 +72,9 @@ class JobParams:
     input_image_ids: tuple[uuid.UUID, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     parent_image_id: uuid.UUID | None = None
+    # Someone waits for the answer (`Prefer: wait`): it goes ahead of the tenant's other API
+    # jobs, as dashboard jobs do (generation/scheduler.py).
+    interactive: bool = False
 
 
 # Routing --------------------------------------------------------------------------------
@@ -185,8 +190,10 @@ def job_build(
         markup=tenant.plan.markup_per_image,
     )
     nanos = to_nanos(per_image.billed) * params.count
+    waited_for = params.interactive or fields.get("api_key") is None
     return Job(
         tenant=tenant,
+        priority=Job.Priority.INTERACTIVE if waited_for else Job.Priority.API,
         kind=params.kind,
         prompt=params.prompt,
         model_prompt=prompt,
@@ -348,6 +355,22 @@ def reservation_release_all(*, job: Job) -> None:
 # Finish ---------------------------------------------------------------------------------
 
 
+def _announce_finished(job: Job) -> None:
+    """After commit, tell listeners (the batch settles on its last item). A listener's
+    failure is logged, never the job's: the scheduled settle pass is the safety net."""
+    job_id, batch_id, status = job.pk, job.batch_id, job.status
+
+    def send() -> None:
+        results = signals.job_finished.send_robust(
+            sender=Job, job_id=job_id, batch_id=batch_id, status=status
+        )
+        for receiver, outcome in results:
+            if isinstance(outcome, Exception):
+                logger.error("job_finished listener %r failed", receiver, exc_info=outcome)
+
+    transaction.on_commit(send)
+
+
 def job_finish(
     *,
     job_id: uuid.UUID,
@@ -404,8 +427,11 @@ def job_finish(
         reservation_release_all(job=job)
         labels = (job.status, job.tier, job.mode, job.tenant.plan.slug)
         transaction.on_commit(lambda: _finished(job, labels))
+        live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
         if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
+        if job.batch_id is not None:
+            _announce_finished(job)
         if wake:
             tenant_id = job.tenant_id
             transaction.on_commit(lambda: _wake_waiting(tenant_id))

@@ -1,10 +1,16 @@
 from django.urls import path
 
 from generation import api
+from generation.streams import event_stream, with_wait
 
 urlpatterns = [
-    path("generations", api.GenerationListView.as_view(), name="generation-list"),
+    path("generations", with_wait(api.GenerationListView.as_view()), name="generation-list"),
     path("generations/<str:job_id>", api.GenerationDetailView.as_view(), name="generation-detail"),
+    path(
+        "generations/<str:job_id>/events",
+        event_stream(api.GenerationEventsView.as_view()),
+        name="generation-events",
+    ),
     path(
         "generations/<str:job_id>/cancel",
         api.GenerationCancelView.as_view(),
@@ -18,5 +24,14 @@ urlpatterns = [
         api.ImageThumbnailView.as_view(),
         name="image-thumbnail",
     ),
-    path("images/<str:image_id>/edits", api.ImageEditView.as_view(), name="image-edits"),
+    path(
+        "images/<str:image_id>/provenance",
+        api.ImageProvenanceView.as_view(),
+        name="image-provenance",
+    ),
+    path(
+        "images/<str:image_id>/edits",
+        with_wait(api.ImageEditView.as_view()),
+        name="image-edits",
+    ),
 ]

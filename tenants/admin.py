@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core.money import from_nanos, to_cents
+from tenants.capacity import reservations_check
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 from tenants.services import api_key_revoke, period_start
 
@@ -27,8 +33,36 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are created through the dashboard, API or create_api_key
 
 
+class PlanForm(forms.ModelForm):  # the admin adds the model and its fields
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("reserved_concurrency") is not None:
+            changed = copy.copy(self.instance)
+            changed.reserved_concurrency = data["reserved_concurrency"]
+            try:
+                reservations_check(plan=changed)
+            except ValidationError as error:
+                self.add_error("reserved_concurrency", error)
+        return data
+
+
+class TenantForm(forms.ModelForm):  # the admin adds the model and its fields
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("plan") is not None:
+            changed = copy.copy(self.instance)
+            changed.plan = data["plan"]
+            changed.status = data.get("status", changed.status)
+            try:
+                reservations_check(tenant=changed)
+            except ValidationError as error:
+                self.add_error("plan", error)
+        return data
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    form = PlanForm
     list_display = [
         "name",
         "slug",
@@ -36,6 +70,8 @@ class PlanAdmin(admin.ModelAdmin):
         "monthly_spend_cap",
         "requests_per_minute",
         "max_concurrent_jobs",
+        "weight",
+        "reserved_concurrency",
         "markup_per_image",
         "batch_allowed",
     ]
@@ -44,6 +80,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = [
         "name",
         "slug",

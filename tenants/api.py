@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.authentication import request_tenant
-from tenants.models import ApiKey
-from tenants.selectors import quota_snapshot
-from tenants.serializers import MeOut
+from config.pagination import StrictCursorPagination
+from tenants.authentication import request_actor, request_tenant
+from tenants.models import ApiKey, Membership
+from tenants.permissions import HasActiveTenant
+from tenants.selectors import api_key_get_for_tenant, api_keys_for_tenant, quota_snapshot
+from tenants.serializers import ApiKeyIn, ApiKeyOut, ApiKeyWithSecretOut, MeOut
+from tenants.services import api_key_create, api_key_revoke
 
 
 class MeView(APIView):
@@ -25,3 +32,78 @@ class MeView(APIView):
             "api_key": f"{api_key.prefix}…" if api_key else None,
         }
         return Response(MeOut(data).data)
+
+
+MANAGE_KEYS = "keys:manage"
+
+
+class CanManageKeys(BasePermission):
+    """A key with `keys:manage` (checked by HasActiveTenant), or an owner or admin signed
+    in to the dashboard."""
+
+    message = "Only the account's owners and admins, or a key with keys:manage, manage keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        membership = request.auth
+        return not isinstance(membership, Membership) or membership.can_manage
+
+
+class ApiKeyPagination(StrictCursorPagination):
+    pass
+
+
+class ApiKeyListView(APIView):
+    required_scope = MANAGE_KEYS
+    permission_classes = [HasActiveTenant, CanManageKeys]
+    pagination_class = ApiKeyPagination
+
+    @extend_schema(
+        tags=["api-keys"],
+        summary="List the account's API keys, newest first (revoked ones too)",
+        responses=ApiKeyOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        paginator = ApiKeyPagination()
+        rows = api_keys_for_tenant(request_tenant(request))
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(ApiKeyOut(page, many=True).data)
+
+    @extend_schema(
+        tags=["api-keys"],
+        summary="Create an API key; the answer holds the key, shown only this once",
+        request=ApiKeyIn,
+        responses={201: ApiKeyWithSecretOut},
+    )
+    def post(self, request: Request) -> Response:
+        data = ApiKeyIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        actor = request_actor(request)
+        creator = actor.get("user") or getattr(actor.get("api_key"), "created_by", None)
+        issued = api_key_create(
+            tenant=request_tenant(request),
+            name=v["name"],
+            scopes=v.get("scopes"),
+            created_by=creator,
+            expires_at=v.get("expires_at"),
+        )
+        body = ApiKeyOut(issued.api_key).data | {"key": issued.plaintext}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(APIView):
+    required_scope = MANAGE_KEYS
+    permission_classes = [HasActiveTenant, CanManageKeys]
+
+    @extend_schema(tags=["api-keys"], summary="One API key", responses=ApiKeyOut)
+    def get(self, request: Request, key_id: str) -> Response:
+        return Response(ApiKeyOut(api_key_get_for_tenant(request_tenant(request), key_id)).data)
+
+    @extend_schema(
+        tags=["api-keys"],
+        summary="Revoke an API key (at once, in every web process within 2 s)",
+        responses={204: None},
+    )
+    def delete(self, request: Request, key_id: str) -> Response:
+        api_key_revoke(api_key=api_key_get_for_tenant(request_tenant(request), key_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

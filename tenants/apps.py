@@ -7,8 +7,15 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from config.limits import strict_json_strings
         from tenants import keycache, schema  # noqa: F401  (schema: OpenAPI extensions)
         from tenants.models import ApiKey, Plan, Tenant
+        from tenants.sessions import mark_signed_in
+
+        user_logged_in.connect(mark_signed_in, dispatch_uid="tenants-session-signed-in-at")
+        strict_json_strings()
 
         # Remembered keys (keycache) are read again after any change to a key, tenant or plan.
         for model in (ApiKey, Tenant, Plan):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.utils import timezone
 from rest_framework import exceptions
@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from core import logcontext
+from tenants import lockout
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.selectors import current_membership
 from tenants.services import api_key_check, api_key_touch
@@ -15,6 +16,16 @@ from tenants.services import api_key_check, api_key_touch
 
 class InvalidApiKey(exceptions.AuthenticationFailed):
     bunch_code = "invalid_api_key"
+
+
+class TooManyKeyFailures(exceptions.Throttled):
+    bunch_code = "too_many_failed_authentications"
+    default_detail = (
+        "Too many requests with an invalid API key came from your address; try again in a minute."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(wait=60)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -29,17 +40,21 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
+        # An address that sent too many bad keys is refused before any key is looked at,
+        # so a right guess among them cannot be told from a wrong one.
+        if lockout.api_key_failures_exceeded(request._request):
+            raise TooManyKeyFailures()
         keyword, _, token = header.partition(" ")
         if keyword.lower() != self.keyword or not token.strip():
-            raise InvalidApiKey("Send the API key as `Authorization: Bearer <key>`.")
+            self._failed(request, "Send the API key as `Authorization: Bearer <key>`.")
         api_key = api_key_check(token.strip())
         if api_key is None:
-            raise InvalidApiKey("The API key is not valid.")
+            self._failed(request, "The API key is not valid.")
         now = timezone.now()
         if api_key.revoked_at is not None:
-            raise InvalidApiKey("The API key has been revoked.")
+            self._failed(request, "The API key has been revoked.")
         if api_key.expires_at is not None and api_key.expires_at <= now:
-            raise InvalidApiKey("The API key has expired.")
+            self._failed(request, "The API key has expired.")
         api_key_touch(api_key=api_key, now=now)
         request._request.tenant = api_key.tenant  # type: ignore[attr-defined]
         logcontext.bind(tenant=api_key.tenant.slug)
@@ -47,6 +62,10 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+    def _failed(self, request: Request, message: str) -> NoReturn:
+        lockout.api_key_failure_record(request._request)
+        raise InvalidApiKey(message)
 
 
 class DashboardSessionAuthentication(SessionAuthentication):

@@ -13,11 +13,12 @@ from django.template import loader
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, Membership, Tenant, default_scopes
 
 SCOPE_HELP = {
     "generate": "Submit generations and edits",
     "read": "Read jobs, images and usage",
+    "keys:manage": "Create, list and revoke API keys through the API",
 }
 
 
@@ -29,7 +30,7 @@ class ApiKeyForm(forms.Form):
     )
     scopes = forms.MultipleChoiceField(
         choices=[(s, f"{s} — {SCOPE_HELP.get(s, s)}") for s in ApiKey.SCOPES],
-        initial=list(ApiKey.SCOPES),
+        initial=default_scopes(),
         widget=forms.CheckboxSelectMultiple,
     )
 

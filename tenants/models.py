@@ -27,6 +27,16 @@ class Plan(models.Model):
     )
     requests_per_minute = models.PositiveIntegerField(default=120)
     max_concurrent_jobs = models.PositiveIntegerField(default=4)
+    # The scheduler (generation/scheduler.py): a tenant's share of the provider's capacity
+    # is proportional to its weight while it has work queued, and `reserved_concurrency`
+    # calls in flight are its own while it has work (lent to others while it has none).
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Share of the provider's capacity, relative to other plans."
+    )
+    reserved_concurrency = models.PositiveIntegerField(
+        default=0,
+        help_text="Provider calls in flight kept for each tenant on this plan while it has work.",
+    )
     markup_per_image = models.DecimalField(
         max_digits=10, decimal_places=6, default=Decimal("0.01"), help_text="USD per image."
     )
@@ -57,6 +67,9 @@ class Tenant(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     stripe_customer_id = models.CharField(max_length=64, blank=True, db_index=True)
     stripe_subscription_id = models.CharField(max_length=64, blank=True)
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Every member must sign in with a second factor (set by owners)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="tenants"
@@ -102,7 +115,9 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """A tenant's API key. Only a hash of the secret is stored; the key is shown once."""
 
-    SCOPES = ("generate", "read")
+    # `keys:manage` (create, list and revoke keys through the API) is never a default:
+    # a key gets it only when asked for by name.
+    SCOPES = ("generate", "read", "keys:manage")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=80)

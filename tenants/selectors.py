@@ -41,6 +41,15 @@ def api_keys_for_tenant(tenant: Tenant) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(tenant=tenant).select_related("created_by")
 
 
+def api_key_get_for_tenant(tenant: Tenant, key_id: object) -> ApiKey:
+    from config.errors import NotFound
+
+    try:
+        return api_keys_for_tenant(tenant).get(pk=int(str(key_id)))
+    except (ValueError, ApiKey.DoesNotExist):
+        raise NotFound("No such API key.") from None
+
+
 def quota_snapshot(tenant: Tenant) -> dict[str, object]:
     period: QuotaPeriod = quota_period_for(tenant=tenant)
     plan = tenant.plan

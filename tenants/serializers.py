@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from tenants.models import Plan, Tenant
+from config.serializers import StrictSerializer
+from tenants.models import ApiKey, Plan, Tenant, default_scopes
 
 
 class PlanOut(serializers.ModelSerializer):
@@ -55,3 +56,42 @@ class MeOut(serializers.Serializer):
     quota = QuotaOut()
     scopes = serializers.ListField(child=serializers.CharField())
     api_key = serializers.CharField(allow_null=True)
+
+
+# API keys, managed through the API (`/api/v1/api-keys`, scope keys:manage) -----------
+
+
+class ApiKeyIn(StrictSerializer):
+    name = serializers.CharField(max_length=80)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(ApiKey.SCOPES)),
+        allow_empty=False,
+        required=False,
+        help_text=f"Default: {', '.join(default_scopes())}. `keys:manage` only when named.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApiKeyOut(serializers.ModelSerializer):
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=list(ApiKey.SCOPES)))
+    prefix = serializers.CharField(help_text="The key's public part; the secret is never shown.")
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]
+
+
+class ApiKeyWithSecretOut(ApiKeyOut):
+    key = serializers.CharField(help_text="The whole key. Shown only in this answer: store it.")
+
+    class Meta(ApiKeyOut.Meta):
+        fields = [*ApiKeyOut.Meta.fields, "key"]

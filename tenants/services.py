@@ -8,17 +8,20 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from config.errors import BunchError
 from config.sql import insert_select
 from core.money import from_nanos, to_nanos
 from tenants import keycache
-from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
+from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant, default_scopes
 
 KEY_NAMESPACE = "bk_live_"
 PREFIX_LENGTH = len(KEY_NAMESPACE) + 12
@@ -47,14 +50,30 @@ def tenant_create(*, name: str, slug: str, plan: Plan, owner: User | None = None
 
 @transaction.atomic
 def membership_set(*, tenant: Tenant, user: User, role: str) -> Membership:
+    previous = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True)
+    before = previous.first()
     membership, _ = Membership.objects.update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
     )
+    if before is None:
+        _audit(AuditEvent.Action.MEMBER_INVITED, tenant, membership, user.email, {"role": role})
+    elif before != role:
+        detail = {"from": before, "to": role}
+        _audit(AuditEvent.Action.MEMBER_ROLE_CHANGED, tenant, membership, user.email, detail)
     return membership
 
 
+@transaction.atomic
 def membership_remove(*, tenant: Tenant, user: User) -> None:
-    Membership.objects.filter(tenant=tenant, user=user).delete()
+    for membership in Membership.objects.filter(tenant=tenant, user=user):
+        _audit(AuditEvent.Action.MEMBER_REMOVED, tenant, membership, user.email)
+        membership.delete()
+
+
+def _audit(
+    action: str, tenant: Tenant, obj: Any, label: str, detail: dict[str, Any] | None = None
+) -> None:
+    audit_record(action=action, tenant=tenant, obj=obj, object_label=label, detail=detail)
 
 
 def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
@@ -64,8 +83,27 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
     return tenant
 
 
+def tenant_require_two_factor(*, tenant: Tenant, required: bool) -> Tenant:
+    Tenant.objects.filter(pk=tenant.pk).update(require_two_factor=required)
+    tenant.require_two_factor = required
+    from audit.models import AuditEvent
+    from audit.services import audit_record
+
+    audit_record(
+        action=AuditEvent.Action.TWO_FACTOR_REQUIRED,
+        tenant=tenant,
+        obj=tenant,
+        detail={"required": required},
+    )
+    return tenant
+
+
 def tenant_set_plan(*, tenant: Tenant, plan: Plan) -> Tenant:
+    before = Tenant.objects.filter(pk=tenant.pk).values_list("plan__slug", flat=True).first()
     Tenant.objects.filter(pk=tenant.pk).update(plan=plan)
+    if before != plan.slug:
+        detail = {"from": before, "to": plan.slug}
+        _audit(AuditEvent.Action.PLAN_CHANGED, tenant, tenant, plan.name, detail)
     keycache.forget_all()
     tenant.plan = plan
     return tenant
@@ -94,7 +132,7 @@ def api_key_create(
     created_by: User | None = None,
     expires_at: dt.datetime | None = None,
 ) -> IssuedKey:
-    scopes = list(scopes or ApiKey.SCOPES)
+    scopes = list(scopes or default_scopes())
     unknown = sorted(set(scopes) - set(ApiKey.SCOPES))
     if unknown:
         raise BunchError(
@@ -112,12 +150,15 @@ def api_key_create(
         created_by=created_by,
         expires_at=expires_at,
     )
+    detail = {"scopes": scopes}
+    _audit(AuditEvent.Action.API_KEY_CREATED, tenant, api_key, str(api_key), detail)
     return IssuedKey(api_key=api_key, plaintext=f"{prefix}_{secret}")
 
 
 def api_key_revoke(*, api_key: ApiKey, now: dt.datetime | None = None) -> ApiKey:
     now = now or timezone.now()
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        _audit(AuditEvent.Action.API_KEY_REVOKED, api_key.tenant, api_key, str(api_key))
     keycache.forget_all()
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key

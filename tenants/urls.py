@@ -4,4 +4,6 @@ from tenants import api
 
 urlpatterns = [
     path("me", api.MeView.as_view(), name="me"),
+    path("api-keys", api.ApiKeyListView.as_view(), name="api-key-list"),
+    path("api-keys/<str:key_id>", api.ApiKeyDetailView.as_view(), name="api-key-detail"),
 ]

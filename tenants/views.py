@@ -11,9 +11,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.services import two_factor_active
+from audit.selectors import events_for_tenant
 from config.errors import BunchError, NotFound
 from tenants import services
 from tenants.forms import ApiKeyForm, InviteForm, RoleForm, removal_error, send_invite_email
@@ -47,11 +50,14 @@ def tenant_page(*, manage: bool = False) -> Callable[[TenantView], TenantView]:
                 return render(request, "dashboard/no_workspace.html", status=403)
             if manage and not membership.can_manage:
                 raise PermissionDenied(MANAGERS_ONLY)
+            if membership.tenant.require_two_factor and not two_factor_active(request.user):
+                return redirect(f"{reverse('account-two-factor')}?required=1")
             try:
                 return view(request, membership, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.message) from exc
 
+        wrapper.manager_only = manage  # type: ignore[attr-defined]  # read by the BOLA test
         return wrapper
 
     return decorate
@@ -166,6 +172,23 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 @tenant_page(manage=True)
 @require_POST
+def two_factor_policy(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Owners only: every member must sign in with a second factor, or not."""
+    if membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners can change who must use two-factor sign-in.")
+    required = request.POST.get("require") == "on"
+    services.tenant_require_two_factor(tenant=membership.tenant, required=required)
+    messages.success(
+        request,
+        "Every member now signs in with a second factor."
+        if required
+        else "Two-factor sign-in is now each member's choice.",
+    )
+    return redirect("dashboard:members")
+
+
+@tenant_page(manage=True)
+@require_POST
 def member_role(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
     target = _membership_or_404(membership, membership_id)
     form = RoleForm(request.POST, acting=membership, target=target)
@@ -190,3 +213,11 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
         services.membership_remove(tenant=target.tenant, user=target.user)
         messages.success(request, f"Removed {target.user.email} from {target.tenant.name}.")
     return redirect("dashboard:members")
+
+
+@tenant_page(manage=True)
+def audit_log(request: HttpRequest, membership: Membership) -> HttpResponse:
+    members = Membership.objects.filter(tenant=membership.tenant)
+    names = members.values_list("user__username", flat=True)
+    events = events_for_tenant(membership.tenant_id, member_names=names)
+    return render(request, "dashboard/audit.html", {"events": events})

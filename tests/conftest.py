@@ -8,14 +8,29 @@ pytest_plugins = [
     "tests.plugins.stripe",
     "tests.plugins.pipeline",
     "tests.plugins.cluster",
+    "tests.plugins.receiver",
+    "tests.plugins.s3",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL` set) and are
+    deselected, not skipped, on SQLite: there is nothing for them to prove there."""
+    import os
+
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_memory() -> Iterator[None]:
     """Each test starts without what earlier tests left in per-process memory: the web's
     last doorbell ring, cached estimate prices, remembered quota period ids and API keys
-    (their rows were rolled back with the earlier test's database)."""
+    (their rows were rolled back with the earlier test's database), the cache."""
     from billing.pricing import price_book_changed
     from generation import queue
     from tenants import keycache, services
@@ -25,4 +40,7 @@ def _fresh_process_memory() -> Iterator[None]:
     services._period_ids.clear()
     services._touched.clear()
     keycache.forget_all()
+    from django.core.cache import cache
+
+    cache.clear()  # e.g. API-key failures counted per address (tenants/lockout.py)
     yield

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from config.paging import EstimatedCountPaginator
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver, endpoint_update
 
@@ -45,7 +46,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["status", "event_type"]
     list_select_related = ["endpoint__tenant"]
     search_fields = ["event_id", "endpoint__url", "endpoint__tenant__slug"]
-    date_hierarchy = "created_at"
+    # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     readonly_fields = [
         "id",
         "endpoint",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.pagination import StrictCursorPagination
 from tenants.authentication import request_tenant
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -23,6 +24,7 @@ from webhooks.selectors import (
     endpoints_for_tenant,
 )
 from webhooks.serializers import (
+    RotateSecretIn,
     WebhookDeliveryOut,
     WebhookEndpointCreateIn,
     WebhookEndpointOut,
@@ -33,11 +35,8 @@ from webhooks.serializers import (
 TAGS = ["webhooks"]
 
 
-class NewestFirst(CursorPagination):
-    ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 200
+class NewestFirst(StrictCursorPagination):
+    pass
 
 
 class _ListView(GenericAPIView):
@@ -114,13 +113,22 @@ class WebhookEndpointDetailView(APIView):
 class WebhookEndpointRotateSecretView(APIView):
     @extend_schema(
         tags=TAGS,
-        summary="Replace the endpoint's secret; the old one stops working at once",
-        request=None,
+        summary="Replace the endpoint's secret; the old one keeps signing for an overlap",
+        description=(
+            "Returns the new secret, shown only this once. Until `previous_secret_expires_at` "
+            "(24 h by default) every delivery carries two signatures in `webhook-signature`, "
+            "one per secret, so a receiver verifies with either while it switches."
+        ),
+        request=RotateSecretIn,
         responses=WebhookEndpointWithSecretOut,
     )
     def post(self, request: Request, endpoint_id: uuid.UUID) -> Response:
         endpoint = endpoint_get_for_tenant(request_tenant(request), endpoint_id)
-        secret = services.endpoint_rotate_secret(endpoint=endpoint)
+        data = RotateSecretIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        seconds = data.validated_data.get("overlap_seconds")
+        overlap = dt.timedelta(seconds=seconds) if seconds is not None else None
+        secret = services.endpoint_rotate_secret(endpoint=endpoint, overlap=overlap)
         return Response(WebhookEndpointWithSecretOut(endpoint).data | {"secret": secret})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.db import models
@@ -20,6 +21,10 @@ class WebhookEndpoint(models.Model):
     # Needed in clear to sign each delivery (Standard Webhooks, whsec_<base64>); shown to
     # the tenant once, at creation or rotation.
     secret = models.CharField(max_length=100)
+    # After a rotation the old secret still signs deliveries (a second signature) until
+    # `previous_secret_expires_at`, so receivers can switch without losing a message.
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     event_types = models.JSONField(default=list, blank=True, help_text="Empty means all events.")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -29,6 +34,13 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def signing_secrets(self, now: dt.datetime) -> list[str]:
+        """The current secret, then the previous one while its overlap lasts."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and now < expires:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and (not self.event_types or event_type in self.event_types)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import StrictSerializer
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 EVENT_TYPES_HELP = "Events to receive; empty means all. Unknown names are refused with a 400."
@@ -15,7 +16,7 @@ class EventTypeField(serializers.CharField):
     pass
 
 
-class WebhookEndpointCreateIn(serializers.Serializer):
+class WebhookEndpointCreateIn(StrictSerializer):
     url = serializers.URLField(max_length=500)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(
@@ -23,7 +24,7 @@ class WebhookEndpointCreateIn(serializers.Serializer):
     )
 
 
-class WebhookEndpointUpdateIn(serializers.Serializer):
+class WebhookEndpointUpdateIn(StrictSerializer):
     url = serializers.URLField(max_length=500, required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     event_types = serializers.ListField(
@@ -34,10 +35,35 @@ class WebhookEndpointUpdateIn(serializers.Serializer):
 
 class WebhookEndpointOut(serializers.ModelSerializer):
     event_types = serializers.ListField(child=EventTypeField(), help_text=EVENT_TYPES_HELP)
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Until then, deliveries also carry a signature with the secret before the "
+        "last rotation.",
+    )
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "description", "event_types", "enabled", "created_at"]
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "enabled",
+            "created_at",
+            "previous_secret_expires_at",
+        ]
+
+
+MAX_OVERLAP_S = 7 * 24 * 3600
+
+
+class RotateSecretIn(StrictSerializer):
+    overlap_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_OVERLAP_S,
+        required=False,
+        help_text="How long the old secret keeps signing too (default 24 h; 0 ends it now).",
+    )
 
 
 class WebhookEndpointWithSecretOut(WebhookEndpointOut):

@@ -16,31 +16,29 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from config.errors import BunchError
 from core import metrics
 from tenants.models import Tenant
+from webhooks import safe_http
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"
-SEND_TIMEOUT_SECONDS = 10
 # Longer than a send can take, so a claimed delivery is not claimed again mid-flight;
 # short enough that one lost to a dead worker is picked up by the sweeper soon after.
 CLAIM_LEASE = dt.timedelta(seconds=60)
@@ -81,43 +79,26 @@ Sender = Callable[[str, bytes, dict[str, str]], SendResult]
 # Destinations ---------------------------------------------------------------------------
 
 
-def url_is_allowed(url: str) -> bool:
-    """Whether deliveries may go to `url`: http(s), and every address it resolves to public.
+def url_problem(url: str, *, when_sending: bool = False) -> str | None:
+    """Why deliveries may not go to `url`, or None (see `webhooks.safe_http`).
 
-    Loopback, private, link-local, multicast and reserved addresses are refused (they
-    would let a tenant probe our own network) unless `settings.WEBHOOKS_ALLOW_PRIVATE`.
-    A host that does not resolve is refused too: nothing can be said about it.
+    With the development setting `WEBHOOKS_ALLOW_LOOPBACK` loopback is allowed, and a
+    host name is not resolved when the endpoint is saved, only when sending.
     """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    if settings.WEBHOOKS_ALLOW_PRIVATE:
-        return True
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return False
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(_address_is_public(str(address)) for address in addresses)
-
-
-def _address_is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved)
+    allow_loopback = settings.WEBHOOKS_ALLOW_LOOPBACK
+    return safe_http.url_problem(
+        url, allow_loopback=allow_loopback, resolve=when_sending or not allow_loopback
+    )
 
 
 def _check_url(url: str) -> None:
-    if not url_is_allowed(url):
+    problem = url_problem(url)
+    if problem:
         raise WebhookUrlNotAllowed(
             "Webhook URLs must be http(s) and resolve to public internet addresses; "
-            "loopback, private, link-local, multicast and reserved addresses are refused.",
-            fields={"url": ["This destination is not allowed."]},
+            f"loopback, private, link-local, multicast and reserved addresses are refused. "
+            f"{problem}",
+            fields={"url": [f"This destination is not allowed: {problem}"]},
         )
 
 
@@ -154,6 +135,7 @@ def endpoint_create(
         event_types=_clean_event_types(event_types),
         secret=secret,
     )
+    _audit(AuditEvent.Action.WEBHOOK_CREATED, endpoint, {"url": url})
     return endpoint, secret
 
 
@@ -167,24 +149,47 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
         _check_url(changes["url"])
     if "event_types" in changes:
         changes["event_types"] = _clean_event_types(changes["event_types"])
+    before = {name: getattr(endpoint, name) for name in changes}
     for name, value in changes.items():
         setattr(endpoint, name, value)
     if changes:
         endpoint.save(update_fields=list(changes))
+        changed = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
+        if changed:
+            _audit(AuditEvent.Action.WEBHOOK_CHANGED, endpoint, changed)
     return endpoint
 
 
 @transaction.atomic
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    _audit(AuditEvent.Action.WEBHOOK_DELETED, endpoint)
     endpoint.delete()
 
 
 @transaction.atomic
-def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
-    """A new secret; the old one stops working at once, pending retries use the new one."""
+def endpoint_rotate_secret(
+    *,
+    endpoint: WebhookEndpoint,
+    overlap: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """A new secret. For `overlap` (default `BUNCH_WEBHOOK_SECRET_OVERLAP_S`, 24 h) every
+    delivery carries a signature with the old secret too; `overlap=0` ends it at once."""
+    if overlap is None:
+        overlap = dt.timedelta(seconds=settings.BUNCH_WEBHOOK_SECRET_OVERLAP_S)
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = (now or timezone.now()) + overlap
     endpoint.secret = _new_secret()
-    endpoint.save(update_fields=["secret"])
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+    _audit(AuditEvent.Action.WEBHOOK_SECRET_ROTATED, endpoint)
     return endpoint.secret
+
+
+def _audit(action: str, endpoint: WebhookEndpoint, detail: dict[str, Any] | None = None) -> None:
+    audit_record(
+        action=action, tenant=endpoint.tenant, obj=endpoint, object_label=endpoint.url,
+        detail=detail,
+    )  # fmt: skip
 
 
 # Events and deliveries ------------------------------------------------------------------
@@ -283,8 +288,6 @@ def delivery_attempt(
     started = time.monotonic()
     if not endpoint.enabled:
         result = SendResult(None, "The endpoint is disabled.")
-    elif not url_is_allowed(endpoint.url):
-        result = SendResult(None, "The destination address is not allowed.")
     else:
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
         headers = _signed_headers(endpoint=endpoint, delivery=delivery, body=body, now=now)
@@ -305,30 +308,26 @@ def _signed_headers(
         "user-agent": "Bunch-Webhooks/1",
         "webhook-id": delivery.event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(
-            secret=endpoint.secret, msg_id=delivery.event_id, timestamp=timestamp, body=body
+        # Standard Webhooks: space-separated signatures, any one of which may verify.
+        "webhook-signature": " ".join(
+            sign(secret=secret, msg_id=delivery.event_id, timestamp=timestamp, body=body)
+            for secret in endpoint.signing_secrets(now)
         ),
     }
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-    # Redirects are not followed: one could lead to an address url_is_allowed refuses.
+    """Resolve once, check every address, send to the checked one (`safe_http`)."""
     try:
-        with requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=SEND_TIMEOUT_SECONDS,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            if 200 <= response.status_code < 300:
-                return SendResult(response.status_code)
-            excerpt = response.raw.read(ERROR_EXCERPT_BYTES, decode_content=True)
-            text = excerpt.decode("utf-8", "replace").strip()
-            return SendResult(response.status_code, f"HTTP {response.status_code}: {text}")
-    except requests.RequestException as exc:
-        return SendResult(None, f"{type(exc).__name__}: {exc}"[:ERROR_EXCERPT_BYTES])
+        to = safe_http.destination(url, allow_loopback=settings.WEBHOOKS_ALLOW_LOOPBACK)
+    except safe_http.DestinationRefused as exc:
+        return SendResult(None, f"The destination address is not allowed: {exc}")
+    answer = safe_http.post(to, body, headers)
+    if answer.status_code is None:
+        return SendResult(None, answer.error[:ERROR_EXCERPT_BYTES])
+    if 200 <= answer.status_code < 300:
+        return SendResult(answer.status_code)
+    return SendResult(answer.status_code, f"HTTP {answer.status_code}: {answer.excerpt}")
 
 
 def _record(

@@ -52,6 +52,27 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=_env("REQUEST_LOG", None),
         help="append one JSON line per generateContent call (prompt hash, times, model time)",
     )
+    p.add_argument(
+        "--no-c2pa",
+        dest="c2pa",
+        action="store_false",
+        default=(_env("C2PA", "1") or "1") not in ("0", "false", "no"),
+        help="images carry no C2PA Content Credentials",
+    )
+    p.add_argument(
+        "--c2pa-cert",
+        default=_env("C2PA_CERT", None),
+        help="PEM certificates that sign the images, leaf first and root last "
+        "(default: a test CA and leaf made at start-up)",
+    )
+    p.add_argument(
+        "--c2pa-key", default=_env("C2PA_KEY", None), help="PEM private key of that leaf"
+    )
+    p.add_argument(
+        "--c2pa-root-out",
+        default=_env("C2PA_ROOT_OUT", None),
+        help="write the signing root CA (PEM) to this file at start-up, for a verifier to trust",
+    )
     for name, default in FaultRates().as_dict().items():
         flag = name.replace("_", "-")
         p.add_argument(
@@ -74,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         faults=faults,
         max_concurrency=a.max_concurrency,
         request_log=a.request_log,
+        c2pa=a.c2pa,
+        c2pa_cert=a.c2pa_cert,
+        c2pa_key=a.c2pa_key,
+        c2pa_root_out=a.c2pa_root_out,
     )
 
 

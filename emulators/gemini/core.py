@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from . import credentials
 from .catalog import (
     INPUT_IMAGE_TOKENS,
     MAX_INPUT_IMAGES,
@@ -305,7 +306,13 @@ async def image_response(
         with_thought=model.thought_image,
     )
     render: Callable[[RenderSpec], Any] = cache.render
-    rendered = await asyncio.get_running_loop().run_in_executor(executor, render, spec)
+    loop = asyncio.get_running_loop()
+    rendered = await loop.run_in_executor(executor, render, spec)
+    png, png_b64 = rendered.png, None
+    variant = credentials.trigger(req.prompt)
+    if variant is not None:  # [[c2pa:tampered]] / [[c2pa:none]]: this answer only, not cached
+        png = await loop.run_in_executor(executor, variant, rendered.png)
+        png_b64 = _b64(png)
     parts: list[dict[str, Any]] = []
     if rendered.thought_png:
         parts.append(
@@ -319,9 +326,11 @@ async def image_response(
         text = f"Here is your image: {req.prompt[:80]}"
         text_out = text_tokens(text)
         parts.append({"text": text})
-    image_part: dict[str, Any] = {"inlineData": {"mimeType": "image/png", "data": rendered.png_b64}}
+    image_part: dict[str, Any] = {
+        "inlineData": {"mimeType": "image/png", "data": png_b64 or rendered.png_b64}
+    }
     if model.thinking:
-        image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, rendered.png))
+        image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, png))
     parts.append(image_part)
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
     return _envelope(model, _usage(model, req, True, text_out), candidates=[candidate])

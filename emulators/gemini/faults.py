@@ -10,6 +10,8 @@ Triggers, written anywhere in the prompt text:
   [[html502]]        an HTML 502 page, as a load balancer sends it
   [[drop]]           close the connection without an answer
   [[expire]]         (batches) the job ends EXPIRED
+  [[c2pa:tampered]]  the image's C2PA manifest is kept but one pixel byte is changed (Invalid)
+  [[c2pa:none]]      the image carries no C2PA manifest
 """
 
 from __future__ import annotations

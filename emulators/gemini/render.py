@@ -1,8 +1,8 @@
 """Procedural, deterministic images: avatars, product cards, banners, scenes and edits.
 
-The same (model, prompt, size, seed, inputs) always gives the same bytes. Rendered PNGs are
-kept in a bounded LRU so that a benchmark hammering a few prompts measures the server,
-not Pillow.
+The same (model, prompt, size, seed, inputs) always gives the same pixels. Rendered PNGs
+are kept in a bounded LRU so that a benchmark hammering a few prompts measures the server,
+not Pillow; when the emulator signs its images (C2PA), each cached drawing is signed once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import random
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
@@ -283,11 +284,19 @@ def _footprint(rendered: Rendered) -> int:
     return len(rendered.png) * 7 // 3 + len(rendered.thought_png or b"")
 
 
-class RenderCache:
-    """A bounded LRU of rendered images, safe to use from the render thread pool."""
+Sign = Callable[[bytes, str], bytes]  # (png, model id) -> the png with credentials
 
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
+
+class RenderCache:
+    """A bounded LRU of rendered images, safe to use from the render thread pool.
+
+    With `sign`, the cached PNG is the signed one: a drawing is signed once, however often
+    it is served.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024, *, sign: Sign | None = None) -> None:
         self.max_bytes = max_bytes
+        self.sign = sign
         self._items: OrderedDict[RenderSpec, Rendered] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -303,6 +312,8 @@ class RenderCache:
                 return found
             self.misses += 1
         rendered = render_uncached(spec)
+        if self.sign is not None:
+            rendered = Rendered(self.sign(rendered.png, spec.model), rendered.thought_png)
         size = _footprint(rendered)
         with self._lock:
             if spec not in self._items:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import core
+from . import core, credentials
 from .batches import BatchService
 from .catalog import MODELS
 from .faults import FaultInjector, FaultRates
@@ -43,6 +43,12 @@ class Settings:
     # One JSON line per generateContent call (prompt hash, wall-clock start/end, model
     # time), for benchmarks that need the model time of each image.
     request_log: str | None = None
+    # Sign every image with a C2PA manifest shaped like Google's: with a test chain made at
+    # start-up, or the one in these files (certificates leaf first, root last; the key).
+    c2pa: bool = True
+    c2pa_cert: str | None = None
+    c2pa_key: str | None = None
+    c2pa_root_out: str | None = None
 
 
 class Stats:
@@ -74,7 +80,18 @@ class Emulator:
         self.initial_faults = FaultRates(**settings.faults.as_dict())
         self.faults = FaultInjector(settings.faults, settings.seed)
         self.stats = Stats()
-        self.cache = RenderCache()
+        self.chain: credentials.TestChain | None = None
+        signer = None
+        if settings.c2pa:
+            self.chain = (
+                credentials.load_chain(settings.c2pa_cert, settings.c2pa_key)
+                if settings.c2pa_cert and settings.c2pa_key
+                else credentials.make_test_chain()
+            )
+            signer = credentials.PngSigner(self.chain).sign
+            if settings.c2pa_root_out:
+                credentials.write_root(self.chain, settings.c2pa_root_out)
+        self.cache = RenderCache(sign=signer)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="render")
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
@@ -90,6 +107,7 @@ class Emulator:
             ("GET", re.compile(r"/_emulator/config"), self.get_config),
             ("POST", re.compile(r"/_emulator/config"), self.set_config),
             ("GET", re.compile(r"/_emulator/health"), self.health),
+            ("GET", re.compile(r"/_emulator/c2pa/root\.pem"), self.c2pa_root),
             *self.batches.routes(_V),
         ]
 
@@ -295,6 +313,7 @@ class Emulator:
             "image_bytes": s.image_bytes,
             "seed": s.seed,
             "max_concurrency": s.max_concurrency,
+            "c2pa": self.chain is not None,
         }
 
     async def get_config(self, _request: web.Request) -> web.Response:
@@ -310,6 +329,13 @@ class Emulator:
         if body.get("image_bytes") in ("realistic", "small"):
             self.settings.image_bytes = body["image_bytes"]
         return web.json_response(self.config())
+
+    async def c2pa_root(self, _request: web.Request) -> web.Response:
+        """The root CA that signs this emulator's images: add it to a verifier's trust
+        anchors to see them as Trusted."""
+        if self.chain is None:
+            raise core.ApiError(404, "This emulator runs with --no-c2pa: its images carry none.")
+        return web.Response(body=self.chain.root_pem, content_type="application/x-pem-file")
 
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "models": sorted(MODELS)})

@@ -6,6 +6,7 @@
   const $ = (sel, root) => (root || document).querySelector(sel);
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const POLL_MS = 800;
+  const BATCH_POLL_MS = 1500;
 
   // The REST API accepts the dashboard session; errors come in one shape.
   async function api(path, options) {
@@ -54,13 +55,40 @@
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+  const FINISHED = ["succeeded", "failed", "canceled"];
+
   async function pollJob(url, onUpdate) {
     for (;;) {
       const job = await api(url);
       onUpdate(job);
-      if (["succeeded", "failed", "canceled"].includes(job.status)) return job;
+      if (FINISHED.includes(job.status)) return job;
       await sleep(POLL_MS);
     }
+  }
+
+  // Follow a job through its event stream (GET …/events); poll only if the stream fails
+  // before it ends (no EventSource, a proxy that buffers, the server refusing it).
+  function followJob(job, onUpdate) {
+    if (!window.EventSource) return pollJob(job.links.self, onUpdate);
+    return new Promise((resolve) => {
+      const current = Object.assign({}, job, { images: (job.images || []).slice() });
+      const source = new EventSource(`${job.links.self}/events`);
+      let fellBack = false;
+      const fallBack = () => {
+        if (fellBack) return;
+        fellBack = true;
+        source.close();
+        resolve(pollJob(job.links.self, onUpdate));
+      };
+      source.addEventListener("status", (e) => { current.status = JSON.parse(e.data).status; onUpdate(current); });
+      source.addEventListener("image", (e) => {
+        const image = JSON.parse(e.data);
+        if (!current.images.some((i) => i.id === image.id)) current.images.push(image);
+        onUpdate(current);
+      });
+      source.addEventListener("done", (e) => { source.close(); const final = JSON.parse(e.data); onUpdate(final); resolve(final); });
+      source.onerror = () => { if (source.readyState === EventSource.CLOSED) fallBack(); };
+    });
   }
 
   // Copy buttons and confirmations ------------------------------------------------------
@@ -82,6 +110,11 @@
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-confirm]");
     if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+  // <select data-autosubmit>: choosing sends its form (no inline handlers: the CSP has none).
+  document.addEventListener("change", (event) => {
+    const field = event.target.closest("[data-autosubmit]");
+    if (field && field.form) field.form.submit();
   });
 
   // Generate ------------------------------------------------------------------------------
@@ -156,7 +189,7 @@
       badge.className = `badge badge-${job.status}`;
       const done = job.images.length;
       const text = {
-        queued: "Waiting for a worker…",
+        queued: startsIn(job) || "Waiting for a worker…",
         running: `Making image ${Math.min(done + 1, job.count)} of ${job.count}…`,
         succeeded: `Done: ${done} image${done === 1 ? "" : "s"}.`,
         failed: "The job failed.",
@@ -226,7 +259,7 @@
         renderJob(job);
         if (window.innerWidth < 1100) $("#job-panel").scrollIntoView({ behavior: "smooth" });
         busy(button, false);
-        await pollJob(job.links.self, renderJob);
+        await followJob(job, renderJob);
       } catch (e) {
         error.textContent = e.message;
       } finally {
@@ -236,6 +269,14 @@
 
     showExamples();
     updateCost();
+  }
+
+  // "Starts in about N s" for a queued job, from its `queue` estimate (null when unknown).
+  function startsIn(job) {
+    if (!job.queue) return "";
+    const seconds = Math.round((Date.parse(job.queue.estimated_start_at) - Date.now()) / 1000);
+    const ahead = job.queue.position ? ` · ${job.queue.position} of your jobs ahead` : "";
+    return seconds <= 1 ? `Starting…${ahead}` : `Starts in about ${seconds} s${ahead}`;
   }
 
   // Edit an image -------------------------------------------------------------------------
@@ -255,10 +296,10 @@
           json: { instruction: instruction.value, model: $("#edit-model").value },
         });
         $("#edit-status").hidden = false;
-        const final = await pollJob(job.links.self, (j) => {
+        const final = await followJob(job, (j) => {
           badge.textContent = j.status;
           badge.className = `badge badge-${j.status}`;
-          $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : "Working on it…";
+          $("#edit-text").textContent = j.status === "succeeded" ? "Done — opening the new version…" : (j.status === "queued" && startsIn(j)) || "Working on it…";
         });
         if (final.status === "succeeded" && final.images.length) {
           window.location.assign(`/images/${final.images[0].id}/`);
@@ -270,6 +311,254 @@
       }
       busy(button, false);
     });
+  }
+
+
+  // Templates: live preview ------------------------------------------------------------------
+  // Mirrors batches/prompts.py: {name} is a variable, {{ and }} are literal braces.
+  function templateVariables(text) {
+    const names = [];
+    text.replace(/\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name) => { if (name && !names.includes(name)) names.push(name); return m; });
+    return names;
+  }
+  function templateRender(text, values) {
+    return text.replace(/\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name) => {
+      if (m === "{{") return "{";
+      if (m === "}}") return "}";
+      return values[name] && values[name].trim() ? values[name] : `{${name}}`;
+    });
+  }
+  function parsePairs(line) {
+    const out = {};
+    line.split("|").forEach((part) => { const i = part.indexOf("="); if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim(); });
+    return out;
+  }
+  function parseLocales(text) {
+    return text.split("\n").filter((l) => l.trim()).map((line) => {
+      const i = line.indexOf("|");
+      return { locale: (i < 0 ? line : line.slice(0, i)).trim(), values: i < 0 ? {} : parsePairs(line.slice(i + 1)) };
+    });
+  }
+
+  function setupTemplateForm(form) {
+    const text = $("#id_text", form);
+    const defaults = $("#id_defaults", form);
+    const locales = $("#id_locales", form);
+    const vars = $("#preview-vars");
+    const select = $("#preview-locale");
+    const samples = {};
+
+    function update() {
+      const names = templateVariables(text.value);
+      const base = {};
+      defaults.value.split("\n").forEach((line) => Object.assign(base, parsePairs(line)));
+      $$("input", vars).forEach((input) => { if (!names.includes(input.dataset.name)) input.closest(".field").remove(); });
+      names.forEach((name) => {
+        if ($(`input[data-name="${name}"]`, vars)) return;
+        const field = document.createElement("div");
+        field.className = "field";
+        field.innerHTML = `<label></label><input type="text" data-name="${name}" data-testid="sample-${name}">`;
+        $("label", field).textContent = name;
+        const input = $("input", field);
+        input.value = samples[name] || "";
+        input.placeholder = base[name] ? `default: ${base[name]}` : "sample value";
+        input.addEventListener("input", () => { samples[name] = input.value; render(); });
+        vars.appendChild(field);
+      });
+      const entries = parseLocales(locales.value);
+      const chosen = select.value;
+      select.innerHTML = '<option value="">(none)</option>';
+      entries.forEach((e) => { const o = document.createElement("option"); o.value = o.textContent = e.locale; select.appendChild(o); });
+      select.value = entries.some((e) => e.locale === chosen) ? chosen : (entries[0] ? entries[0].locale : "");
+      render();
+
+      function render() {
+        const entry = entries.find((e) => e.locale === select.value);
+        const values = Object.assign({}, base, Object.fromEntries(Object.entries(samples).filter(([, v]) => v.trim())), entry ? entry.values : {});
+        $("#preview-text").textContent = names.length ? templateRender(text.value, values) : "Add a {variable} to the prompt.";
+        const missing = names.filter((n) => !(values[n] && values[n].trim()));
+        $("#preview-missing").textContent = missing.length ? `Missing: ${missing.join(", ")}` : "";
+      }
+    }
+    [text, defaults, locales].forEach((el) => el.addEventListener("input", update));
+    select.addEventListener("change", update);
+    update();
+  }
+
+  // New batch: source ------------------------------------------------------------------------
+  function setupSource(form) {
+    const perTemplate = JSON.parse($("#template-locales").textContent);
+    const template = $("#id_template", form);
+    const rows = $("#id_rows", form);
+
+    function showSource() {
+      const source = ($('input[name="source"]:checked', form) || {}).value;
+      $$("[data-for-source]", form).forEach((el) => { el.hidden = el.dataset.forSource !== source; });
+    }
+    function showLocales(tick) {
+      const codes = perTemplate[template.value] || [];
+      $$("[data-locale]", form).forEach((label) => {
+        const on = codes.includes(label.dataset.locale);
+        label.hidden = !on;
+        const box = $("input", label);
+        if (!on) box.checked = false; else if (tick) box.checked = true;
+      });
+    }
+    form.addEventListener("change", (e) => {
+      if (e.target.name === "source") showSource();
+      if (e.target === template) showLocales(true);
+    });
+    showSource();
+    showLocales(!$$('[data-locale] input:checked', form).length);
+
+    const input = $("#batch-refs-input");
+    const zone = $("#batch-dropzone");
+    async function addImages(files) {
+      const error = $("#refs-error");
+      error.textContent = "";
+      for (const file of files) {
+        const data = new FormData();
+        data.append("file", file);
+        try {
+          const image = await api("/api/v1/images", { method: "POST", body: data });
+          if (!rows.value.trim()) rows.value = "image,prompt\n";
+          if (!rows.value.endsWith("\n")) rows.value += "\n";
+          rows.value += `${image.id},\n`;
+        } catch (e) {
+          error.textContent = `${file.name}: ${e.message}`;
+        }
+      }
+    }
+    input.addEventListener("change", () => { addImages(Array.from(input.files)); input.value = ""; });
+    ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("is-over"); }));
+    ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, () => zone.classList.remove("is-over")));
+    zone.addEventListener("drop", (e) => { e.preventDefault(); addImages(Array.from(e.dataTransfer.files)); });
+  }
+
+  // New batch: submit once. The server makes one batch per draft whatever is sent; this only
+  // spares the second click a round trip.
+  function setupSubmitOnce(form) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.sent) { event.preventDefault(); return; }
+      form.dataset.sent = "1";
+      const button = $("#batch-submit", form);
+      setTimeout(() => busy(button, true), 0);  // after the browser has read the form
+    });
+  }
+
+  // Batch page: live progress ----------------------------------------------------------------
+  // watchBatch(url, onUpdate) calls onUpdate(batch) until the batch is finished. It follows
+  // the batch's event stream (GET <url>/events): each `status` or `progress` event reads the
+  // batch once (the page also shows costs and locales), `done` carries the final batch. If
+  // the stream fails before `done` (no EventSource, a buffering proxy), it polls instead.
+  async function pollBatch(url, onUpdate) {
+    for (;;) {
+      const batch = await api(url);
+      await onUpdate(batch);
+      if (FINISHED.includes(batch.status)) return batch;
+      await sleep(BATCH_POLL_MS);
+    }
+  }
+
+  function watchBatch(url, onUpdate) {
+    if (!window.EventSource) return pollBatch(url, onUpdate);
+    return new Promise((resolve, reject) => {
+      const source = new EventSource(`${url}/events`);
+      let fellBack = false;
+      let reading = Promise.resolve();
+      const fallBack = () => {
+        if (fellBack) return;
+        fellBack = true;
+        source.close();
+        pollBatch(url, onUpdate).then(resolve, reject);
+      };
+      const refresh = () => { reading = reading.then(async () => onUpdate(await api(url))).catch(() => {}); };
+      source.addEventListener("status", refresh);
+      source.addEventListener("progress", refresh);
+      source.addEventListener("done", (e) => {
+        source.close();
+        const final = JSON.parse(e.data);
+        reading.then(() => onUpdate(final)).then(() => resolve(final), reject);
+      });
+      source.onerror = () => { if (source.readyState === EventSource.CLOSED) fallBack(); };
+    });
+  }
+
+  function setupBatch(root) {
+    const counts = $("[data-testid=batch-counts]");
+    async function render(batch) {
+      const p = batch.progress;
+      const badge = $("[data-testid=batch-status]");
+      badge.textContent = batch.status.charAt(0).toUpperCase() + batch.status.slice(1);
+      badge.className = `badge badge-${batch.status}`;
+      const bar = $("[data-testid=batch-progress]");
+      bar.setAttribute("aria-valuenow", p.percent);
+      $("div", bar).style.width = `${p.percent}%`;
+      counts.textContent = `${p.succeeded} succeeded · ${p.failed} failed · ${p.queued + p.running} waiting · ${p.canceled} canceled`;
+      $("[data-testid=batch-images]").textContent = `${p.images_made} / ${batch.total_images}`;
+      $("[data-testid=batch-cost]").textContent = `$${batch.actual_cost}`;
+      const lines = $("[data-testid=locale-summary]");
+      if (batch.locales && batch.locales.length) {
+        lines.closest(".card").hidden = false;
+        lines.innerHTML = "";
+        batch.locales.forEach((l) => {
+          const li = document.createElement("li");
+          li.dataset.locale = l.locale;
+          li.textContent = l.line;
+          if (l.failed) li.className = "has-failed"; else if (l.finished === l.total) li.className = "is-done";
+          lines.appendChild(li);
+        });
+      }
+      $("#retry-form").hidden = !(p.failed > 0 && ["succeeded", "failed", "canceled"].includes(batch.status));
+      await renderItems();
+    }
+    async function renderItems() {
+      const rows = $$("#item-rows tr");
+      if (!rows.length) return;
+      if (Number(rows[0].dataset.index) !== 0) return;  // later pages: progress only
+      const page = await api(`${root.dataset.items}?limit=${rows.length}`);
+      const byIndex = {};
+      (page.results || []).forEach((item) => { byIndex[item.index] = item; });
+      rows.forEach((tr) => {
+        const item = byIndex[tr.dataset.index];
+        if (!item) return;
+        const job = item.job;
+        $(".item-status", tr).innerHTML = `<span class="badge badge-${job.status}">${job.status}</span>${job.error ? `<div class="muted small"></div>` : ""}`;
+        if (job.error) $(".item-status .small", tr).textContent = job.error.code;
+        const cell = $(".item-images", tr);
+        if (cell.dataset.count === String(job.images.length)) return;
+        cell.dataset.count = String(job.images.length);
+        cell.innerHTML = "";
+        job.images.forEach((image, i) => {
+          const a = document.createElement("a");
+          a.href = `/images/${image.id}/`;
+          a.dataset.testid = "item-thumb";
+          a.className = "item-thumb";
+          a.innerHTML = `<img alt="Image ${i + 1}" width="48" height="48">`;
+          $("img", a).src = image.thumbnail_url;
+          cell.appendChild(a);
+        });
+      });
+    }
+    if (root.dataset.finished === "true") { renderItems().catch(() => {}); return; }
+    watchBatch(root.dataset.url, render).then(() => {
+      const cancel = $("[data-testid=cancel]");
+      if (cancel) cancel.closest("form").remove();
+    }).catch((e) => { counts.textContent = e.message; });
+  }
+
+  // Gallery: select many ---------------------------------------------------------------------
+  function setupGallerySelect(bar) {
+    const boxes = () => $$("input[name=images]");
+    function update() {
+      const chosen = boxes().filter((b) => b.checked);
+      $("#selected-count").textContent = chosen.length ? `${chosen.length} selected` : "Select images to download them or start a batch";
+      $$("button, a.btn", bar).forEach((el) => { el.classList.toggle("is-disabled", !chosen.length); if (el.tagName === "BUTTON") el.disabled = !chosen.length; });
+      $("#use-as-reference").href = `${bar.dataset.newBatch}?images=${chosen.map((b) => b.value).join(",")}`;
+    }
+    document.addEventListener("change", (e) => { if (e.target.name === "images") update(); });
+    $("#use-as-reference").addEventListener("click", (e) => { if (!boxes().some((b) => b.checked)) e.preventDefault(); });
+    update();
   }
 
   // Billing ---------------------------------------------------------------------------------
@@ -296,5 +585,15 @@
     const edit = $("#edit-form");
     if (edit) setupEdit(edit);
     setupBilling();
+    const template = $("#template-form");
+    if (template) setupTemplateForm(template);
+    const source = $("#source-form");
+    if (source) setupSource(source);
+    const submit = $("#submit-form");
+    if (submit) setupSubmitOnce(submit);
+    const live = $("#batch-live");
+    if (live) setupBatch(live);
+    const select = $("#gallery-select");
+    if (select) setupGallerySelect(select);
   });
 })();

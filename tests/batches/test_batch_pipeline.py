@@ -315,5 +315,20 @@ def test_resending_with_the_same_idempotency_key_returns_the_first_batch(owner: 
 
     assert first.status_code == again.status_code == 202
     assert again["Idempotent-Replayed"] == "true"
+    assert again["Location"] == first["Location"]
     assert again.json()["id"] == first.json()["id"] and Batch.objects.count() == 1
     assert_error(other, 409, "idempotency_key_reused")
+
+
+def test_a_batch_replay_answers_with_the_batch_as_it_is_now(owner: Actor) -> None:
+    body = {"mode": "realtime", "items": items("a", "b")}
+    first = owner.api().post(BATCHES, body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    owner.api().post(f"{BATCHES}/{first.json()['id']}/cancel")
+    explicit = {**body, "name": "", "metadata": {}, "count": 1}  # defaults, said aloud
+
+    again = owner.api().post(BATCHES, explicit, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert again.status_code == 200, again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["status"] == "canceled"
+    assert again.json() == get_batch(owner, first.json()["id"])

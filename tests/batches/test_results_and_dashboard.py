@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import zipfile
 
 from django.test import Client
 from PIL import Image as PILImage
 
+from generation.models import Image
+from generation.provenance import credentials_read
 from tests.batches.conftest import BATCHES, finish, submit
 from tests.plugins.actors import PASSWORD, Actor
 from tests.plugins.gemini import GeminiEmulator
@@ -66,6 +69,29 @@ def test_results_csv_has_one_row_per_image_or_failed_item(
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [r["label"] for r in rows] == ["de-DE", "broken", "fr-FR", "fr-FR"]
     assert rows[1]["file"] == "" and rows[2]["file"] == "images/00002-fr-fr-0.png"
+
+
+def test_results_keep_the_original_bytes_and_name_each_images_credentials(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    created = submit(owner, items=PROMPTS)
+    finish(created["id"])
+    rows = list(
+        csv.DictReader(
+            io.StringIO(owner.api().get(f"{BATCHES}/{created['id']}/results.csv").content.decode())
+        )
+    )
+    assert [r["provenance"] for r in rows] == ["trusted", "", "trusted", "trusted"]
+
+    response = owner.api().get(f"{BATCHES}/{created['id']}/results.zip")
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    for row in rows:
+        if not row["file"]:
+            continue
+        data = archive.read(row["file"])
+        image = Image.objects.get(pk=row["image_id"])
+        assert hashlib.sha256(data).hexdigest() == image.sha256
+        assert credentials_read(data, "image/png").state == "trusted"
 
 
 def test_batches_page_shows_progress_cost_and_the_download(

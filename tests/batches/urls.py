@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from config import urls as project
 
+handler400 = project.handler400
+handler403 = project.handler403
 handler404 = project.handler404
 handler500 = project.handler500
 

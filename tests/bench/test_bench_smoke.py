@@ -35,3 +35,27 @@ def test_a_small_benchmark_run_stores_and_bills_every_image_once(tmp_path: Path)
     assert result["pipeline"]["overhead_ms"]["matched"] == 16
     assert set(result["cpu_s_per_image"]) >= {"web", "worker", "emulator"}
     assert result["queries_per_job"]["web"] > 0
+    # Every image's Content Credentials were read when stored, and verify against the
+    # emulator's root.
+    assert result["provenance"]["states"] == {"trusted": 16}
+    assert result["provenance"]["unchecked"] == 0
+    assert result["provenance"]["read_ms"]["sample"] == 16
+
+
+def test_a_small_waits_run_answers_every_waiter_with_a_finished_job_or_202(
+    tmp_path: Path,
+) -> None:
+    argv = [
+        sys.executable, "-m", "bench", "--scenario", "waits", "--waiters", "12", "--wait", "20",
+        "--latency", "0.05", "--jitter", "0", "--provider-concurrency", "4", "--workers", "1",
+        "--web-workers", "1", "--timeout", "120", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    [result_file] = tmp_path.glob("*/result.json")
+    waits = json.loads(result_file.read_text())["waits"]
+    assert waits["waiters"] == 12
+    assert waits["answered_200"] + waits["answered_202"] == 12
+    assert waits["http_5xx"] == waits["errors"] == waits["missing_location"] == 0
+    assert waits["probe_me_ms"]["samples"] > 0

@@ -15,7 +15,7 @@ from tests.plugins.actors import PASSWORD, Actor
 
 @pytest.fixture(autouse=True)
 def webhooks_without_dns(settings: Any) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True  # example.com must not need DNS in tests
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True  # example.com must not need DNS in tests
 
 
 def signed_in(actor: Actor, *, csrf: bool = False) -> Client:

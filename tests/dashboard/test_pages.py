@@ -159,7 +159,7 @@ def test_api_key_needs_a_name_and_a_scope(owner: Actor) -> None:
 
 
 def test_webhook_endpoint_secret_is_shown_once_then_rotated(owner: Actor, settings) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True  # no DNS lookups in tests
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True  # no DNS lookups in tests
     client = signed_in(owner)
     page = client.post(
         "/webhooks/",
@@ -176,7 +176,7 @@ def test_webhook_endpoint_secret_is_shown_once_then_rotated(owner: Actor, settin
 
 
 def test_webhook_to_a_private_address_is_refused_in_words(owner: Actor, settings) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
     response = signed_in(owner).post("/webhooks/", {"url": "http://127.0.0.1:9/x"})
     assert response.status_code == 200
     assert not owner.tenant.webhook_endpoints.exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -84,7 +85,15 @@ def test_submit_without_wait_answers_202_with_estimate_and_links(
         ({"prompt": "x", "image_size": "2K"}, 400, "unsupported_image_size", "image_size"),
         ({"prompt": "x", "kind": "poster"}, 400, "validation_error", "kind"),
         ({"prompt": "x", "metadata": [1]}, 400, "validation_error", "metadata"),
-        ({"prompt": "x", "metadata": {"k": "v" * 5000}}, 400, "invalid_request", "metadata"),
+        ({"prompt": "x", "metadata": {"k": "v" * 501}}, 400, "validation_error", "metadata"),
+        ({"prompt": "x", "metadata": {"k": {"nested": "x"}}}, 400, "validation_error", "metadata"),
+        ({"prompt": "x", "metadata": {"k" * 41: "v"}}, 400, "validation_error", "metadata"),
+        (
+            {"prompt": "x", "metadata": {f"k{i}": "v" * 400 for i in range(20)}},
+            400,
+            "invalid_request",
+            "metadata",
+        ),
         (
             {"prompt": "x", "input_images": ["00000000-0000-0000-0000-000000000000"]},
             400,
@@ -258,9 +267,24 @@ def test_signed_links_work_without_a_key_and_tampering_is_refused(
     assert thumb["Content-Type"] == "image/webp"
     assert anonymous.get(image["download_url"]).status_code == 200
     tampered = image["download_url"].replace("sig=", "sig=x")
-    assert anonymous.get(tampered).status_code == 401
+    assert_error(anonymous.get(tampered), 403, "link_invalid")
     thumb_sig_on_content = image["thumbnail_url"].replace("/thumbnail?", "/content?")
-    assert anonymous.get(thumb_sig_on_content).status_code == 401
+    assert_error(anonymous.get(thumb_sig_on_content), 403, "link_invalid")
+    assert owner.api().get(tampered).status_code == 200  # a key, when sent, is what counts
+    assert_error(anonymous.get(image["url"]), 401, "not_authenticated")
+
+
+def test_an_expired_signed_link_says_it_expired(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    import time_machine
+    from rest_framework.test import APIClient
+
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    link = job.json()["images"][0]["download_url"]
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)):
+        error = assert_error(APIClient().get(link), 403, "link_expired")
+    assert "expired" in error["message"]
 
 
 def test_stored_image_keeps_the_model_bytes_exactly(

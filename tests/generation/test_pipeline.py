@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
-from generation import ingest, runner
+from generation import ingest, runner, scheduler
 from generation.models import Image, Job
 from generation.services import JobParams, job_submit
 from tenants.models import QuotaPeriod
@@ -58,13 +58,14 @@ def test_requested_ratio_gives_the_exact_1k_pixel_size(
     assert (job["images"][0]["width"], job["images"][0]["height"]) == size
 
 
-def test_rate_limited_then_success_succeeds_with_attempts_above_one(
+def test_rate_limited_then_success_succeeds_without_spending_attempts_on_the_429s(
     inline_worker: GeminiEmulator, owner: Actor
 ) -> None:
     job = _submit(owner, prompt="a fox [[fail:429x2]]")
 
     assert job["status"] == "succeeded"
-    assert job["attempts"] == 3
+    assert job["attempts"] == 1
+    assert Job.objects.get(pk=job["id"]).deferrals == 2
     assert UsageEvent.objects.filter(job_id=job["id"]).count() == 1
 
 
@@ -110,8 +111,21 @@ def test_retries_give_up_after_the_configured_attempts(
     inline_worker: GeminiEmulator, owner: Actor, settings: Any
 ) -> None:
     settings.BUNCH_PROVIDER_MAX_ATTEMPTS = 2
+    job = _submit(owner, prompt="always down [[fail:503x9]]")
+    assert (job["status"], job["error"]["code"], job["attempts"]) == (
+        "failed",
+        "provider_unavailable",
+        2,
+    )
+    assert _quota(owner).images_reserved == 0
+
+
+def test_a_job_rate_limited_too_often_fails_as_rate_limited(
+    inline_worker: GeminiEmulator, owner: Actor, settings: Any
+) -> None:
+    settings.BUNCH_PROVIDER_MAX_DEFERRALS = 2
     job = _submit(owner, prompt="always busy [[fail:429x9]]")
-    assert (job["status"], job["error"]["code"], job["attempts"]) == ("failed", "rate_limited", 2)
+    assert (job["status"], job["error"]["code"], job["attempts"]) == ("failed", "rate_limited", 0)
     assert _quota(owner).images_reserved == 0
 
 
@@ -256,7 +270,7 @@ def test_a_loop_takes_backlog_jobs_only_once_they_have_waited_past_every_loops_l
     assert len(runner.claim_jobs(limit=0, backlog=4, now=now)) == 0
 
     # Passed over for longer than BACKLOG_AFTER_S: nobody has a free call, so take them.
-    later = now + dt.timedelta(seconds=runner.BACKLOG_AFTER_S + 0.1)
+    later = now + dt.timedelta(seconds=scheduler.BACKLOG_AFTER_S + 0.1)
     assert len(runner.claim_jobs(limit=1, backlog=3, now=later)) == 4
     assert Job.objects.filter(status="queued").count() == 1
 

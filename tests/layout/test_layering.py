@@ -14,16 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Bottom to top. A module may import its own layer and the layers below it, never above.
 LAYERS = [
-    "core",
-    "config.base",
-    "tenants",
-    "billing",
-    "webhooks",
-    "generation",
-    "batches",
-    "ops",
+    "core", "config.base", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
+    "batches", "ops",
     "site",
-]
+]  # fmt: skip
 # The Django project's own wiring sits on top: it mounts every app's URLs.
 SITE_MODULES = {
     "config.urls",
@@ -32,11 +26,14 @@ SITE_MODULES = {
     "config.wsgi",
     "config.asgi",
 }
-PACKAGES = ["core", "config", "tenants", "billing", "webhooks", "generation", "batches", "ops"]
+PACKAGES = [
+    "core", "config", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
+    "batches", "ops",
+]  # fmt: skip
 OUTSIDE = {"emulators", "tests", "bench"}  # the app never imports these
 # Roles that translate (HTTP, forms, admin): nothing in the domain imports them. `events`
 # renders a webhook payload with the API's own serializer, so the payload equals GET's body.
-TRANSLATING = {"api", "serializers", "views", "forms", "urls", "dashboard_urls", "admin"}
+TRANSLATING = {"api", "serializers", "views", "forms", "urls", "dashboard_urls", "admin", "streams"}
 MAY_RENDER_PAYLOADS = {"events"}
 
 Graph = Mapping[str, set[str]]

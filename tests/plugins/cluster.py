@@ -79,6 +79,7 @@ def cluster_factory(
         "BUNCH_PROVIDER_BACKOFF_S": "0.05",
         "BUNCH_PROVIDER_BACKOFF_MAX_S": "0.2",
         "BUNCH_BILLING_ENABLED": "false",
+        "C2PA_TRUST_ANCHORS": str(gemini.c2pa_root),
     }
     clusters: list[Cluster] = []
 

@@ -3,6 +3,9 @@
 def test_something(gemini):            # faults and stats reset before the test
     provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
     gemini.set_faults(rate_429=1.0)
+
+The app trusts the emulator's C2PA test root wherever it talks to the emulator
+(`inline_worker`, `cluster_factory`), as `make run` does.
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ def _free_port() -> int:
 
 
 class GeminiEmulator:
-    def __init__(self, base_url: str, api_key: str, process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, process: subprocess.Popen[bytes], c2pa_root: Path
+    ) -> None:
         self.base_url = base_url
         self.api_key = api_key
         self.process = process
+        # The test root CA that signs the emulator's C2PA manifests (written at start-up).
+        self.c2pa_root = c2pa_root
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -85,17 +92,18 @@ def _wait_until_up(emulator: GeminiEmulator, deadline_s: float = 20) -> None:
 
 
 @pytest.fixture(scope="session")
-def gemini_emulator() -> Iterator[GeminiEmulator]:
+def gemini_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeminiEmulator]:
     port = _free_port()
+    c2pa_root = tmp_path_factory.mktemp("c2pa") / "emulator-root.pem"
     api_key = "test-gemini-key"
     cmd = [
         sys.executable, "-m", "emulators.gemini", "--host", "127.0.0.1", "--port", str(port),
         "--latency", "0", "--jitter", "0", "--image-bytes", "small", "--api-key", api_key,
-        "--batch-step-seconds", "0.05",
+        "--batch-step-seconds", "0.05", "--c2pa-root-out", str(c2pa_root),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_EMULATOR_")}
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    emulator = GeminiEmulator(f"http://127.0.0.1:{port}", api_key, process)
+    emulator = GeminiEmulator(f"http://127.0.0.1:{port}", api_key, process, c2pa_root)
     try:
         _wait_until_up(emulator)
         yield emulator

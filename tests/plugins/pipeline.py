@@ -25,7 +25,8 @@ def inline_worker(
     settings.GEMINI_TIMEOUT_S = 2.0
     settings.BUNCH_PROVIDER_BACKOFF_S = 0.01
     settings.BUNCH_PROVIDER_BACKOFF_MAX_S = 0.05
-    settings.BUNCH_WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    settings.C2PA_TRUST_ANCHORS = str(gemini.c2pa_root)
     monkeypatch.setattr(Conf, "SYNC", True)
     gemini.set_faults(retry_delay_s=0.05)
     yield gemini

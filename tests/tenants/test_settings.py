@@ -69,3 +69,39 @@ def test_defaults_apply_when_variables_are_unset_or_blank() -> None:
     assert env.bool("DJANGO_DEBUG", True) is True
     assert env.list("DJANGO_ALLOWED_HOSTS", ["localhost"]) == ["localhost"]
     assert Env({"X": "a, b,,c"}).list("X", []) == ["a", "b", "c"]
+
+
+def test_database_url_accepts_sqlite_with_wal_and_immediate_transactions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bunch.sqlite3"  # an absolute path: four slashes in all
+    code = (
+        "from django.db import connection; from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(db['ENGINE'], db['OPTIONS']['transaction_mode'], db['NAME']); "
+        "print(connection.cursor().execute('PRAGMA journal_mode').fetchone()[0])"
+    )
+    result = _django({"DATABASE_URL": url}, "shell", "-c", code)
+
+    assert result.returncode == 0, result.stderr
+    engine, mode, name, journal = " ".join(result.stdout.splitlines()[-2:]).split()
+    assert (engine, mode, journal) == ("django.db.backends.sqlite3", "IMMEDIATE", "wal")
+    assert name == str(tmp_path / "bunch.sqlite3")
+
+
+@pytest.mark.parametrize("url", ["mysql://db.example/bunch", "sqlite://", "db.sqlite3"])
+def test_a_database_url_of_another_form_fails_at_start_up_naming_the_accepted_ones(
+    url: str,
+) -> None:
+    result = _django({"DATABASE_URL": url}, "check")
+
+    assert result.returncode != 0
+    assert f"DATABASE_URL={url!r} is not valid" in result.stderr
+    assert "postgres://" in result.stderr and "sqlite:///" in result.stderr
+
+
+def test_database_url_accepts_both_postgres_spellings() -> None:
+    for scheme in ("postgres", "postgresql"):
+        config = Env({"DATABASE_URL": f"{scheme}://u:p@db.example:5432/bunch"}).database(
+            "DATABASE_URL"
+        )
+        assert config["ENGINE"] == "django.db.backends.postgresql"
+        assert (config["NAME"], config["HOST"], config["PORT"]) == ("bunch", "db.example", 5432)

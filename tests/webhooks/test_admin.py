@@ -16,7 +16,7 @@ DELIVERIES = "/admin/webhooks/webhookdelivery/"
 
 @pytest.fixture
 def failed_delivery(owner: Actor, settings: Settings) -> WebhookDelivery:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
     endpoint_create(tenant=owner.tenant, url="http://127.0.0.1:9/hook", event_types=[])
     (delivery,) = event_emit(tenant=owner.tenant, event_type="job.failed", data={"id": "j"})
     WebhookDelivery.objects.filter(pk=delivery.pk).update(

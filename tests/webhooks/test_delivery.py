@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -74,7 +75,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def allow_loopback(settings: Settings) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
 
 def add_endpoint(actor: Actor, url: str, event_types: list[str] | None = None) -> dict[str, Any]:
@@ -278,7 +279,7 @@ def test_a_loopback_destination_is_refused_at_send_time_when_the_setting_is_off(
 ) -> None:
     add_endpoint(owner, receiver.url)  # allowed when created…
     (delivery,) = emit(owner)
-    settings.WEBHOOKS_ALLOW_PRIVATE = False  # …but no longer when sent
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False  # …but no longer when sent
 
     delivery = attempt(delivery)
 
@@ -305,11 +306,41 @@ def test_redeliver_sends_a_failed_delivery_again(owner: Actor, receiver: Receive
     assert (log[0]["status"], log[0]["response_code"]) == ("succeeded", 200)
 
 
-def test_after_rotation_deliveries_verify_with_the_new_secret_only(
+def test_after_rotation_both_secrets_verify_during_the_overlap_then_only_the_new(
     owner: Actor, receiver: Receiver
 ) -> None:
     created = add_endpoint(owner, receiver.url)
-    rotated = owner.api().post(f"{ENDPOINTS}/{created['id']}/rotate-secret").json()["secret"]
+    answer = owner.api().post(f"{ENDPOINTS}/{created['id']}/rotate-secret").json()
+    rotated = answer["secret"]
+    overlap_ends = dt.datetime.fromisoformat(answer["previous_secret_expires_at"])
+    assert overlap_ends - timezone.now() > dt.timedelta(hours=23, minutes=59)
+
+    (during,) = emit(owner)
+    attempt(during)
+    (after,) = emit(owner)
+    attempt(after, now=overlap_ends + dt.timedelta(seconds=1))
+
+    first, second = receiver.received
+    assert len(first.headers["webhook-signature"].split(" ")) == 2
+    Webhook(rotated).verify(first.body, first.headers)
+    Webhook(created["secret"]).verify(first.body, first.headers)
+    assert len(second.headers["webhook-signature"].split(" ")) == 1
+    second_at = dt.datetime.fromtimestamp(int(second.headers["webhook-timestamp"]), dt.UTC)
+    with time_machine.travel(second_at, tick=False):
+        Webhook(rotated).verify(second.body, second.headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(created["secret"]).verify(second.body, second.headers)
+
+
+def test_a_rotation_with_no_overlap_cuts_the_old_secret_off_at_once(
+    owner: Actor, receiver: Receiver
+) -> None:
+    created = add_endpoint(owner, receiver.url)
+    rotated = (
+        owner.api()
+        .post(f"{ENDPOINTS}/{created['id']}/rotate-secret", {"overlap_seconds": 0}, format="json")
+        .json()["secret"]
+    )
     (delivery,) = emit(owner)
 
     attempt(delivery)

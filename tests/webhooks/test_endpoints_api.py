@@ -22,7 +22,7 @@ PUBLIC_URL = "https://93.184.215.14/hooks/bunch"  # a literal public address: no
 
 @pytest.fixture(autouse=True)
 def refuse_private(settings: Settings) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
 
 
 def create(actor: Actor, **body: Any) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def test_patch_to_a_private_destination_is_refused(owner: Actor) -> None:
 def test_private_destinations_are_accepted_when_the_setting_allows(
     owner: Actor, settings: Settings
 ) -> None:
-    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
     assert create(owner, url="http://127.0.0.1:9999/hook")["url"] == "http://127.0.0.1:9999/hook"
 
 

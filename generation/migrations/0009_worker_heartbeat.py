@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0005_batches_and_webhooks_moved'),
+        ('generation', '0008_list_indexes'),
     ]
 
     operations = [

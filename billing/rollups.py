@@ -1,0 +1,256 @@
+"""Usage totals that stay fast as the ledger grows: daily rollups plus the ledger's tail.
+
+`UsageRollup` holds, per tenant × UTC day × tier × model × mode, the sum of the usage
+events marked `rolled_up`. A scheduled fold (`usage_rollup_fold`, every minute) moves
+events into it: it locks a batch of unfolded events, adds them to their rollup rows and
+marks them, in one transaction, so an event is in a rollup exactly when it is marked.
+
+The store path doesn't touch the rollups. One rollup row per tenant and day would be
+updated by every image the tenant stores and stay locked until that store's COMMIT, which
+is the stall `billing.services.usage_quota_settle` exists to avoid.
+
+A read (`usage_totals`) is therefore exact at every moment: the rollups of the whole UTC
+days in the range, plus the ledger rows not yet folded (a partial index holds only
+those), plus the ledger rows of any partial day at either end, read in one statement
+(UNION ALL) so that a fold committing meanwhile is seen entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from billing.models import UsageEvent, UsageRollup
+from tenants.models import Tenant
+
+TOKEN_FIELDS = (
+    "input_text_tokens",
+    "input_image_tokens",
+    "output_text_tokens",
+    "output_image_tokens",
+    "thoughts_tokens",
+)
+KEYS = ("day", "tier", "model", "mode")
+MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
+FOLD_BATCH = 5000
+
+
+def _day(expression: str = "occurred_at") -> TruncDate:
+    return TruncDate(expression, tzinfo=dt.UTC)
+
+
+def _event_sums() -> dict[str, Any]:
+    return {
+        "images": Count("pk"),
+        **{field: Sum(field) for field in TOKEN_FIELDS},
+        "provider_cost": Sum("provider_cost", output_field=MONEY_SUM),
+        "billed": Sum("billed", output_field=MONEY_SUM),
+    }
+
+
+def _rollup_sums() -> dict[str, Any]:
+    return {
+        "images": Sum("images"),
+        **{field: Sum(field) for field in TOKEN_FIELDS},
+        "provider_cost": Sum("provider_cost", output_field=MONEY_SUM),
+        "billed": Sum("billed", output_field=MONEY_SUM),
+    }
+
+
+# -- the fold ---------------------------------------------------------------------------
+
+
+def _upsert_sql() -> str:
+    table = connection.ops.quote_name(UsageRollup._meta.db_table)
+    counters = ("images", *TOKEN_FIELDS, "provider_cost", "billed")
+    columns = ("tenant_id", "day", "tier", "model", "mode", *counters)
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT (tenant_id, day, tier, model, mode) DO UPDATE SET {added}"
+    )
+
+
+@transaction.atomic
+def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
+    """Add up to `limit` unfolded usage events to their rollups and mark them; the count.
+
+    Rows another fold holds are skipped (`SKIP LOCKED` on PostgreSQL), so folds may run
+    concurrently, and a replayed or overlapping scheduled run adds nothing twice.
+    """
+    pending = UsageEvent.objects.filter(rolled_up=False).order_by()
+    if connection.features.has_select_for_update_skip_locked:
+        pending = pending.select_for_update(skip_locked=True)
+    ids = list(pending.values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0
+    groups = (
+        UsageEvent.objects.filter(pk__in=ids)
+        .order_by()
+        .annotate(day=_day())
+        .values("tenant_id", *KEYS)
+        .annotate(**_event_sums())
+    )
+    rows = [
+        [
+            g["tenant_id"],
+            g["day"],
+            g["tier"],
+            g["model"],
+            g["mode"],
+            g["images"],
+            *(g[field] or 0 for field in TOKEN_FIELDS),
+            g["provider_cost"] or Decimal(0),
+            g["billed"] or Decimal(0),
+        ]
+        for g in groups
+    ]
+    # One key order for every fold, so that two concurrent folds cannot deadlock.
+    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
+    with connection.cursor() as cursor:
+        cursor.executemany(_upsert_sql(), rows)
+    UsageEvent.objects.filter(pk__in=ids).update(rolled_up=True)
+    return len(ids)
+
+
+def usage_rollup_fold_all(*, limit: int = FOLD_BATCH, max_batches: int = 200) -> int:
+    """Fold until nothing is left, or `max_batches` folds (the scheduled task, which a
+    ledger arriving faster than it folds must not keep running forever); the number of
+    events folded."""
+    total = 0
+    for _ in range(max_batches):
+        folded = usage_rollup_fold(limit=limit)
+        total += folded
+        if folded < limit:
+            break
+    return total
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+def _midnight_after(moment: dt.datetime) -> dt.datetime:
+    day = moment.astimezone(dt.UTC).date()
+    midnight = dt.datetime.combine(day, dt.time(), dt.UTC)
+    return midnight if midnight >= moment else midnight + dt.timedelta(days=1)
+
+
+def _midnight_before(moment: dt.datetime) -> dt.datetime:
+    return dt.datetime.combine(moment.astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+
+
+def _ledger_part(
+    tenant: Tenant, start: dt.datetime, end: dt.datetime, days: tuple[dt.datetime, dt.datetime]
+) -> QuerySet[UsageEvent]:
+    """The ledger rows a read must add to the rollups of `days` (whole UTC days)."""
+    events = UsageEvent.objects.filter(tenant=tenant, occurred_at__gte=start, occurred_at__lt=end)
+    first, last = days
+    if first >= last:
+        return events
+    missing = Q(rolled_up=False)
+    if start < first:
+        missing |= Q(occurred_at__lt=first)
+    if last < end:
+        missing |= Q(occurred_at__gte=last)
+    return events.filter(missing)
+
+
+def usage_totals(
+    tenant: Tenant, *, start: dt.datetime, end: dt.datetime, keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Images, tokens and money of the tenant's usage in [start, end), one row per value
+    of `keys` (any of day, tier, model, mode), exactly as summing the ledger would give.
+    """
+    unknown = set(keys) - set(KEYS)
+    if unknown:
+        raise ValueError(f"Unknown usage keys: {sorted(unknown)}")
+    keys = list(keys)
+    days = (_midnight_after(start), _midnight_before(end))
+    # Both halves select key columns as annotations, in the same order, for the UNION.
+    names = {key: f"k_{key}" for key in keys}
+    ledger = (
+        _ledger_part(tenant, start, end, days)
+        .order_by()
+        .annotate(**{names[k]: _day() if k == "day" else F(k) for k in keys})
+        .values(*names.values())
+        .annotate(**_event_sums())
+    )
+    if days[0] < days[1]:
+        rollups = (
+            UsageRollup.objects.filter(
+                tenant=tenant, day__gte=days[0].date(), day__lt=days[1].date()
+            )
+            .order_by()
+            .annotate(**{names[k]: F(k) for k in keys})
+            .values(*names.values())
+            .annotate(**_rollup_sums())
+        )
+        parts: Iterable[dict[str, Any]] = rollups.union(ledger, all=True)
+    else:
+        parts = ledger
+    return _merge(parts, names)
+
+
+def _merge(parts: Iterable[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for part in parts:
+        key = tuple(_key_value(k, part[name]) for k, name in names.items())
+        row = merged.setdefault(
+            key,
+            {
+                **dict(zip(names, key, strict=True)),
+                "images": 0,
+                **dict.fromkeys(TOKEN_FIELDS, 0),
+                "provider_cost": Decimal(0),
+                "billed": Decimal(0),
+            },
+        )
+        row["images"] += int(part["images"] or 0)
+        for field in TOKEN_FIELDS:
+            row[field] += int(part[field] or 0)
+        row["provider_cost"] += Decimal(part["provider_cost"] or 0)
+        row["billed"] += Decimal(part["billed"] or 0)
+    return [merged[key] for key in sorted(merged)]
+
+
+def _key_value(key: str, value: Any) -> Any:
+    if key == "day" and isinstance(value, str):  # SQLite returns a UNION's dates as text
+        return dt.date.fromisoformat(value)
+    if key == "day" and isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+# -- the check --------------------------------------------------------------------------
+
+
+def usage_rollup_mismatches(*, tenant: Tenant | None = None) -> list[dict[str, Any]]:
+    """Every rollup key whose totals differ from the folded ledger rows' (empty = exact)."""
+    events = UsageEvent.objects.filter(rolled_up=True)
+    rollups = UsageRollup.objects.all()
+    if tenant is not None:
+        events, rollups = events.filter(tenant=tenant), rollups.filter(tenant=tenant)
+    counters = ("images", *TOKEN_FIELDS, "provider_cost", "billed")
+    ledger = {
+        (g["tenant_id"], *(g[k] for k in KEYS)): {c: g[c] or 0 for c in counters}
+        for g in events.order_by()
+        .annotate(day=_day())
+        .values("tenant_id", *KEYS)
+        .annotate(**_event_sums())
+    }
+    kept = {
+        (r["tenant_id"], *(r[k] for k in KEYS)): {c: r[c] for c in counters}
+        for r in rollups.values("tenant_id", *KEYS, *counters)
+    }
+    return [
+        {"key": key, "ledger": ledger.get(key), "rollup": kept.get(key)}
+        for key in sorted(set(ledger) | set(kept), key=str)
+        if ledger.get(key) != kept.get(key)
+    ]

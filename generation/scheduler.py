@@ -1,0 +1,411 @@
+"""Which queued jobs run next: weighted fair shares between tenants.
+
+Start-time fair queueing (Goyal, Vin & Cheng 1996) over a tenant's images:
+
+- Each tenant has a finish tag F in virtual time (`TenantShare.finish`); the system's
+  virtual time V is the largest start tag claimed so far (`MAX(TenantShare.start)`).
+- A tenant's next job starts at S = max(F, V) and moves F to S + images ÷ plan weight. The
+  claim takes the eligible tenant with the smallest S first, one job at a time, so over
+  any stretch where two tenants both have work, their images started are in the ratio of
+  their weights (± one job). A tenant back from idle starts at V: it has no banked credit.
+- Eligible: the tenant has standard-mode work queued and is below `max_concurrent_jobs`.
+  The tenants with work are found by a skip scan over the `job_queued_head` partial index
+  (one index probe per such tenant), and each picked tenant's head jobs by the same
+  index: no query reads past the heads of any tenant's queue, however long it is.
+- Within a tenant, jobs go by `Job.priority` (interactive, then API, then batch items),
+  then oldest first.
+- A tenant below its plan's `reserved_concurrency` running jobs is picked before any
+  other; the calls it makes draw on its reservation in the provider budget
+  (generation/budget.py).
+
+The cap is exact under any concurrency: the tenant row is locked while its running jobs
+are counted and its jobs move to running. The fair order is best-effort across workers
+that claim at the same moment (each orders its own picks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from generation.models import Job, Mode, TenantShare
+from tenants.models import Plan, Tenant
+
+# A queued job this old was passed over by every loop's look at the queue (they look every
+# runner.CLAIM_EVERY_S): no loop has a free call for it, so one may hold it in its backlog.
+BACKLOG_AFTER_S = 0.5
+
+
+@dataclass
+class TenantTurn:
+    """One eligible tenant during a claim."""
+
+    tenant_id: int
+    room: int
+    weight: int
+    reserved: int
+    running: int
+    start: float  # S of its next job
+    heads: list[tuple[uuid.UUID, int]] | None = None  # (job id, images), fetched lazily
+    picks: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+
+    def key(self) -> tuple[int, float, int]:
+        below_reservation = self.running + len(self.picks) < self.reserved
+        return (0 if below_reservation else 1, self.start, self.tenant_id)
+
+
+def _names() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "job": quote(Job._meta.db_table),
+        "tenant": quote(Tenant._meta.db_table),
+        "plan": quote(Plan._meta.db_table),
+        "share": quote(TenantShare._meta.db_table),
+    }
+
+
+# Tenants with standard-mode work queued, one index probe each (a skip scan over tenant_id):
+# the cost grows with the number of such tenants, never with their backlogs or history.
+# ORDER BY the `job_queued_head` index's own order, so that the planner takes that index
+# (only queued rows) and not one that walks the tenant's finished jobs too.
+_NEXT = """
+    SELECT j.tenant_id FROM {job} j WHERE j.status = %s AND j.mode = %s {after}
+    ORDER BY j.tenant_id, j.priority, j.created_at LIMIT 1
+"""
+_WITH_WORK = (
+    """
+    WITH RECURSIVE t(tenant_id) AS (
+        SELECT ("""
+    + _NEXT.replace("{after}", "")
+    + """)
+        UNION ALL
+        SELECT ("""
+    + _NEXT.replace("{after}", "AND j.tenant_id > t.tenant_id")
+    + """)
+        FROM t WHERE t.tenant_id IS NOT NULL
+    )
+"""
+)
+
+# Each such tenant's plan, running jobs and finish tag, and the virtual time, in one go.
+# Running jobs are counted once for all (there are at most as many as calls in flight).
+_STATE = (
+    _WITH_WORK
+    + """
+    , r(tenant_id, n) AS (
+        SELECT tenant_id, COUNT(*) FROM {job} WHERE status = %s GROUP BY tenant_id
+    )
+    SELECT tn.id, pl.max_concurrent_jobs, pl.weight, pl.reserved_concurrency,
+           COALESCE(s.finish, 0.0), COALESCE(r.n, 0),
+           (SELECT COALESCE(MAX(v.start), 0.0) FROM {share} v)
+    FROM t
+    JOIN {tenant} tn ON tn.id = t.tenant_id
+    JOIN {plan} pl ON pl.id = tn.plan_id
+    LEFT JOIN {share} s ON s.tenant_id = tn.id
+    LEFT JOIN r ON r.tenant_id = tn.id
+"""
+)
+
+# The head jobs of several tenants at once (PostgreSQL: one index range per tenant).
+_HEADS_PG = """
+    SELECT h.id, h.tenant_id, h.count FROM unnest(%s::bigint[], %s::int[]) AS c(tenant_id, k)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.tenant_id, j.count, j.priority, j.created_at FROM {job} j
+        WHERE j.tenant_id = c.tenant_id AND j.status = %s AND j.mode = %s
+        ORDER BY j.priority, j.created_at LIMIT c.k
+    ) h
+    ORDER BY h.tenant_id, h.priority, h.created_at
+"""
+
+# Picked jobs to running, the cap checked in the statement that moves them (its snapshot
+# is taken once the tenant rows are locked): the n-th pick of a tenant is taken only if
+# n ≤ cap − running.
+_TAKE = """
+    WITH p(job_id, tenant_id, rn) AS (VALUES {values}),
+    r(tenant_id, n) AS (
+        SELECT tenant_id, COUNT(*) FROM {job}
+        WHERE status = %s AND tenant_id IN (SELECT tenant_id FROM p) GROUP BY tenant_id
+    )
+    UPDATE {job} SET status = %s, lease_expires_at = %s, started_at = %s
+    WHERE status = %s AND id IN (
+        SELECT p.job_id FROM p
+        JOIN {tenant} tn ON tn.id = p.tenant_id
+        JOIN {plan} pl ON pl.id = tn.plan_id
+        LEFT JOIN r ON r.tenant_id = p.tenant_id
+        WHERE p.rn <= pl.max_concurrent_jobs - COALESCE(r.n, 0)
+    )
+    RETURNING id, tenant_id, count
+"""
+
+# Finish tags move on from where they are now (a concurrent claim may have moved them):
+# the inserted row carries V + the tenant's images ÷ weight (finish) and V + all but the
+# last job's (start).
+_ADVANCE = """
+    INSERT INTO {share} (tenant_id, start, finish) VALUES {values}
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        start = {greatest}({share}.finish, %s) + (excluded.start - %s),
+        finish = {greatest}({share}.finish, %s) + (excluded.finish - %s)
+"""
+
+
+def _sql(template: str, **extra: str) -> str:
+    return template.format(**_names(), **extra)
+
+
+def _queued_standard() -> list[str]:
+    return [Job.Status.QUEUED.value, Mode.STANDARD.value] * 2
+
+
+def tenants_with_queued_work() -> list[int]:
+    """Tenant ids with standard-mode jobs queued."""
+    with connection.cursor() as cursor:
+        cursor.execute(with_work_sql(), _queued_standard())
+        return [row[0] for row in cursor.fetchall()]
+
+
+def with_work_sql() -> str:
+    return _sql(_WITH_WORK + "SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL")
+
+
+def state_sql() -> str:
+    return _sql(_STATE)
+
+
+def virtual_time() -> float:
+    return float(TenantShare.objects.aggregate(v=Max("start"))["v"] or 0.0)
+
+
+def _turns(limit: int) -> tuple[list[TenantTurn], float]:
+    with connection.cursor() as cursor:
+        cursor.execute(state_sql(), [*_queued_standard(), Job.Status.RUNNING.value])
+        rows = cursor.fetchall()
+    now_v = float(rows[0][6]) if rows else 0.0
+    turns = [
+        TenantTurn(
+            tenant_id=pk,
+            room=min(cap - running, limit),
+            weight=max(1, weight),
+            reserved=reserved,
+            running=running,
+            start=max(float(finish), now_v),
+        )
+        for pk, cap, weight, reserved, finish, running, _ in rows
+        if cap - running > 0
+    ]
+    return turns, now_v
+
+
+def _heads(turns: list[TenantTurn]) -> None:
+    """Fill in `heads` of these tenants: their next jobs, as many as each has room for."""
+    if connection.vendor == "postgresql":
+        heads: dict[int, list[tuple[uuid.UUID, int]]] = {t.tenant_id: [] for t in turns}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _sql(_HEADS_PG),
+                [
+                    [t.tenant_id for t in turns],
+                    [t.room for t in turns],
+                    Job.Status.QUEUED.value,
+                    Mode.STANDARD.value,
+                ],
+            )
+            for job_id, tenant_id, count in cursor.fetchall():
+                heads[tenant_id].append((job_id, count))
+        for turn in turns:
+            turn.heads = heads[turn.tenant_id]
+        return
+    for turn in turns:  # SQLite answers in-process: one small query per tenant is cheap
+        turn.heads = list(
+            Job.objects.filter(
+                tenant_id=turn.tenant_id, status=Job.Status.QUEUED, mode=Mode.STANDARD
+            )
+            .order_by("priority", "created_at")
+            .values_list("pk", "count")[: turn.room]
+        )
+
+
+def plan_claim(limit: int) -> tuple[list[TenantTurn], float]:
+    """Decide, without locking anything, which tenants' head jobs to take, in fair order;
+    also returns the virtual time the decision was made at.
+
+    Keys only grow as a tenant is picked, so the tenants picked at all are among the
+    `limit` with the smallest keys at the start: only their heads are read.
+    """
+    turns, now_v = _turns(limit)
+    heap = [(turn.key(), turn.tenant_id, turn) for turn in turns]
+    heapq.heapify(heap)
+    _heads([entry[2] for entry in heapq.nsmallest(limit, heap)])
+    taken = 0
+    while heap and taken < limit:
+        _, _, turn = heapq.heappop(heap)
+        heads = turn.heads or []
+        if len(turn.picks) >= len(heads):
+            continue
+        job_id, images = heads[len(turn.picks)]
+        turn.picks.append((job_id, images))
+        turn.start += images / turn.weight
+        taken += 1
+        if len(turn.picks) < turn.room:
+            heapq.heappush(heap, (turn.key(), turn.tenant_id, turn))
+    return [turn for turn in turns if turn.picks], now_v
+
+
+def _commit(
+    turns: list[TenantTurn], *, now: dt.datetime, lease_until: dt.datetime, now_v: float
+) -> list[uuid.UUID]:
+    """Move the picked jobs to running, never past a tenant's cap; advance the tags."""
+    pk_field = Job._meta.pk
+    assert pk_field is not None
+    picks = [
+        (pk_field.get_db_prep_value(job_id, connection), turn.tenant_id, rank)
+        for turn in turns
+        for rank, (job_id, _) in enumerate(turn.picks, start=1)
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _lock_tenants(cursor, sorted(turn.tenant_id for turn in turns))
+        running, queued = Job.Status.RUNNING.value, Job.Status.QUEUED.value
+        cursor.execute(
+            _sql(_TAKE, values=", ".join(["(%s, %s, %s)"] * len(picks))),
+            [*(v for pick in picks for v in pick), running, running, lease_until, now, queued],
+        )
+        claimed = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+        claimed = {
+            uuid.UUID(str(k)) if not isinstance(k, uuid.UUID) else k: v for k, v in claimed.items()
+        }
+        _advance(cursor, turns, claimed, now_v)
+    return [job_id for turn in turns for job_id, _ in turn.picks if job_id in claimed]
+
+
+# The claim's own advisory-lock namespace ("Bunc"): one lock per tenant, held to the commit.
+CLAIM_LOCK_CLASS = 0x42756E63
+
+
+def _lock_tenants(cursor: Any, tenant_ids: list[int]) -> None:
+    """Serialise claims per tenant until this transaction ends (PostgreSQL).
+
+    Advisory locks, in id order so that two claims never wait for each other crosswise:
+    row locks on the tenant rows would write each row (and hold up submits, whose job
+    inserts lock the tenant row FOR KEY SHARE). The commit need not wait for the disk: a
+    claim lost in a database crash only leaves its jobs queued, to be claimed again (the
+    runner stores and bills each image once whatever runs it).
+    """
+    cursor.execute(
+        "SELECT set_config('synchronous_commit', 'off', true), "
+        "pg_advisory_xact_lock(%s, k::int) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(k, i) "
+        "ORDER BY i",
+        [CLAIM_LOCK_CLASS, tenant_ids],
+    )
+
+
+def _advance(
+    cursor: Any, turns: list[TenantTurn], claimed: dict[uuid.UUID, tuple[int, int]], now_v: float
+) -> None:
+    rows = []
+    for turn in turns:
+        images = [n for job_id, n in turn.picks if job_id in claimed]
+        if images:
+            finish = now_v + sum(images) / turn.weight
+            rows.append((turn.tenant_id, finish - images[-1] / turn.weight, finish))
+    if not rows:
+        return
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    cursor.execute(
+        _sql(_ADVANCE, values=", ".join(["(%s, %s, %s)"] * len(rows)), greatest=greatest),
+        [*(v for row in rows for v in row), now_v, now_v, now_v, now_v],
+    )
+
+
+def _backlog_ready(backlog: int, now: dt.datetime) -> int:
+    """How many queued jobs every loop has passed over (at most `backlog`)."""
+    if backlog <= 0:
+        return 0
+    stale = now - dt.timedelta(seconds=BACKLOG_AFTER_S)
+    return (
+        Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD, created_at__lt=stale)
+        .order_by()
+        .values("pk")[:backlog]
+        .count()
+    )
+
+
+def claim_jobs(*, limit: int, backlog: int = 0, now: dt.datetime | None = None) -> list[uuid.UUID]:
+    """Move up to `limit` queued jobs to running, in fair order, never past a tenant's cap.
+
+    `backlog` more may be taken, but only as many as there are jobs queued for longer than
+    `BACKLOG_AFTER_S`: a backlog job waits for one of this loop's calls to free up, which
+    would only slow it down while another worker has calls to spare.
+    """
+    if limit <= 0 and backlog <= 0:
+        return []
+    now = now or timezone.now()
+    limit = max(0, limit) + _backlog_ready(backlog, now)
+    if limit <= 0:
+        return []
+    turns, now_v = plan_claim(limit)
+    if not turns:
+        return []
+    lease_until = now + dt.timedelta(seconds=float(settings.BUNCH_JOB_LEASE_S))
+    return _commit(turns, now=now, lease_until=lease_until, now_v=now_v)
+
+
+# What a queued job's owner is told ------------------------------------------------------
+
+# A job's run time assumed until the tenant has finished some (a model call, ~4 s).
+ASSUMED_JOB_S = 4.0
+
+
+@dataclass(frozen=True)
+class TenantPace:
+    """A tenant's current share (its running jobs), its cap, and how long its jobs take."""
+
+    running: int
+    cap: int
+    job_s: float
+
+
+def tenant_pace(tenant: Tenant) -> TenantPace:
+    running = Job.objects.filter(tenant=tenant, status=Job.Status.RUNNING).count()
+    recent = (
+        Job.objects.filter(tenant=tenant, status=Job.Status.SUCCEEDED, mode=Mode.STANDARD)
+        .order_by("-created_at")
+        .values_list("started_at", "finished_at")[:20]
+    )
+    times = [(end - start).total_seconds() for start, end in recent if start and end]
+    job_s = sum(times) / len(times) if times else ASSUMED_JOB_S
+    return TenantPace(running=running, cap=tenant.plan.max_concurrent_jobs, job_s=job_s)
+
+
+def queue_position(job: Job) -> int:
+    """How many of the tenant's own queued jobs start before this one."""
+    ahead = Job.objects.filter(
+        tenant_id=job.tenant_id, status=Job.Status.QUEUED, mode=Mode.STANDARD
+    ).filter(Q(priority__lt=job.priority) | Q(priority=job.priority, created_at__lt=job.created_at))
+    return ahead.count()
+
+
+def queue_estimate(
+    job: Job, *, pace: TenantPace | None = None, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """`{"position": n, "estimated_start_at": …}` for a queued standard-mode job, else None.
+
+    The tenant's jobs start as its running ones end: n jobs ahead at its current share
+    (its running jobs, at least one) take n ÷ share job times; those that fit under its
+    cap start at the next claim. A guess, not a promise: other tenants' work changes it.
+    """
+    if job.status != Job.Status.QUEUED or job.mode != Mode.STANDARD:
+        return None
+    pace = pace or tenant_pace(job.tenant)
+    position = queue_position(job)
+    waiting = position - max(0, pace.cap - pace.running)
+    seconds = 0.0 if waiting < 0 else (waiting // max(pace.running, 1) + 1) * pace.job_s
+    start = (now or timezone.now()) + dt.timedelta(seconds=seconds)
+    return {"position": position, "estimated_start_at": start}

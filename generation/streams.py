@@ -1,0 +1,314 @@
+"""Answers that wait for a job without holding a thread: `Prefer: wait` and event streams.
+
+Each is an async view around a synchronous DRF view. The DRF view authenticates, scopes
+to the tenant, validates, submits, and answers exactly as it would alone (errors in the
+one JSON shape included); when it leaves a `PendingWait` or a `StreamStart` on the
+request, the async view takes over and awaits `generation.live` instead of a thread
+polling the row. Database work runs in short synchronous steps that give their
+connection back before the next await, so a thousand waiters hold neither threads of a
+pool nor database connections.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from config.slots import slots
+from generation import live, selectors
+from generation.models import Job
+from generation.serializers import JobOut
+from tenants.models import Tenant
+
+T = TypeVar("T")
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
+WAIT_GUARD_S = 0.5  # a wait ends this much before its N s, leaving time to answer
+HEARTBEAT_S = 15.0  # an event stream sends a comment this often when nothing happens
+LOOK_AGAIN_S = 5.0  # and re-reads its row at least this often (a change nobody announced)
+
+
+async def in_thread(fn: Callable[[], T], *, held: bool = False) -> T:
+    """Run a synchronous database step in the request's thread, in one of the process's
+    slots for waiting work (`config.slots`; `held`: in the slot the request holds), then
+    release its connection: a waiter must not keep one open while it awaits."""
+
+    def step() -> T:
+        try:
+            return fn()
+        finally:
+            for conn in connections.all(initialized_only=True):
+                if not conn.in_atomic_block:  # a test's transaction stays its own
+                    conn.close()
+
+    run = sync_to_async(step, thread_sensitive=True)
+    if held:
+        return await run()
+    async with slots().step(waiting=True):
+        return await run()
+
+
+def _async_around(
+    view: Callable[..., HttpResponse],
+    then: Callable[[HttpRequest, HttpResponse, float], Awaitable[HttpResponseBase]],
+    waits: Callable[[HttpRequest], bool],
+) -> AsyncView:
+    @functools.wraps(view)  # keeps `cls` and `csrf_exempt`, which the schema and CSRF read
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # The deadline of a wait counts from the request's arrival, not from its first slot.
+        started = getattr(request, "arrived_at", None) or time.monotonic()
+        call = functools.partial(view, request, *args, **kwargs)
+        if not waits(request):
+            async with slots().step(waiting=False):
+                return await in_thread(call, held=True)
+        response = await in_thread(call)  # a slot of the waiting lane, as each step takes
+        return await then(request, response, started)
+
+    # config.middleware.SyncSlotsMiddleware lets it through without a slot
+    wrapped.waits_without_slot = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+# Prefer: wait ---------------------------------------------------------------------------
+
+
+def job_body(tenant: Tenant, job_id: Any) -> dict[str, Any]:
+    return JobOut(selectors.job_get_for_tenant(tenant, job_id)).data  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PendingWait:
+    """Left on the request by a submit that asked to wait (`Prefer: wait=N`)."""
+
+    tenant: Tenant
+    job_id: Any
+    seconds: int
+
+
+def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
+    """`Prefer: wait=N` on a submit: 200 with the finished job by N s, else 202 as ever."""
+    return _async_around(view, _answer_when_finished, _asks_to_wait)
+
+
+def _asks_to_wait(request: HttpRequest) -> bool:
+    return request.method == "POST" and "wait" in request.headers.get("Prefer", "")
+
+
+async def _answer_when_finished(
+    request: HttpRequest, response: HttpResponse, started: float
+) -> HttpResponse:
+    pending: PendingWait | None = getattr(request, "bunch_wait", None)
+    if pending is None or not isinstance(response, Response):
+        return response
+    # Stop a moment early: the last read and the answer's way out take time when a
+    # thousand deadlines fall in the same second.
+    deadline = started + pending.seconds - WAIT_GUARD_S
+    key = f"job:{pending.job_id}"
+    async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
+        finished = await _finished(watch, pending.job_id, first=True)
+        while not finished:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await watch.changed(remaining):
+                break
+            finished = await _finished(watch, pending.job_id)
+    body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
+    response.data = body
+    response.status_code = 200 if body["status"] in Job.FINISHED else 202
+    return response
+
+
+async def _finished(watch: live.Watch, job_id: Any, first: bool = False) -> bool:
+    """Whether the job is finished: the SQLite poll already read its row (and a first look
+    is not needed: the poll compares with the submitted state); news by message is only
+    a reason to look."""
+    if watch.polled:
+        return not first and watch.seen[0] in Job.FINISHED
+    return await in_thread(functools.partial(_is_finished, job_id))
+
+
+def _is_finished(job_id: Any) -> bool:
+    return Job.objects.filter(pk=job_id, status__in=Job.FINISHED).exists()
+
+
+# Server-Sent Events ---------------------------------------------------------------------
+
+
+class Cursor(Protocol):
+    """Where a client is in a stream; built from its `Last-Event-ID`."""
+
+    def advance(self, state: Any) -> tuple[list[Event], bool]:
+        """The events of `state` the client has not seen, and whether this is the end."""
+        ...
+
+
+@dataclass
+class StreamStart:
+    """Left on the request by a DRF view that opens an event stream."""
+
+    key: str  # what to watch in `generation.live`
+    read: Callable[[], Any]  # a synchronous read of the current state
+    cursor: Callable[[str], Cursor]  # Last-Event-ID → cursor
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    data: Any
+
+    def encode(self) -> bytes:
+        data = json.dumps(self.data, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+        return f"id: {self.id}\nevent: {self.type}\ndata: {data}\n\n".encode()
+
+
+FINAL_ID = "end"
+
+
+def event_stream(view: Callable[..., HttpResponse]) -> AsyncView:
+    """A `text/event-stream` of the state the DRF `view` opened (its `StreamStart`)."""
+    return _async_around(view, _stream, lambda request: True)
+
+
+async def _stream(request: HttpRequest, response: HttpResponse, started: float) -> HttpResponseBase:
+    start: StreamStart | None = getattr(request, "bunch_stream", None)
+    if start is None or response.status_code != 200:
+        return response
+    last_id = request.headers.get("Last-Event-ID", "").strip()
+    if last_id == FINAL_ID:  # the client saw the end; 204 tells EventSource not to reconnect
+        return HttpResponse(status=204)
+    cursor = start.cursor(last_id)
+    streaming = StreamingHttpResponse(_events(start, cursor), content_type="text/event-stream")
+    streaming["Cache-Control"] = "no-cache"
+    streaming["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
+    return streaming
+
+
+async def _events(start: StreamStart, cursor: Cursor) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n\n"
+    quiet_since = time.monotonic()
+    async with live.watch(start.key) as watch:
+        while True:
+            state = await in_thread(start.read)
+            events, finished = cursor.advance(state)
+            for event in events:
+                yield event.encode()
+            if finished:
+                return
+            if events:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= HEARTBEAT_S:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await watch.changed(LOOK_AGAIN_S)
+
+
+# A job's events -------------------------------------------------------------------------
+
+_RANK = {Job.Status.QUEUED: 0, Job.Status.RUNNING: 1}
+
+
+def _rank(status: str) -> int:
+    return _RANK.get(status, 2)  # type: ignore[call-overload]
+
+
+@dataclass
+class JobCursor:
+    """A client's place in a job's events. An event id is `<status rank>-<images seen>`.
+
+    One `status` event per status the client has not seen, one `image` event per stored
+    image (oldest first), and after the last status a `done` event with the whole job.
+    """
+
+    rank: int = -1
+    images: int = 0
+    sent: set[str] = field(default_factory=set)
+    resume_skip: int = 0
+
+    @classmethod
+    def from_id(cls, last_id: str) -> JobCursor:
+        rank, _, images = last_id.partition("-")
+        try:
+            return cls(rank=int(rank), images=int(images), resume_skip=int(images))
+        except ValueError:
+            return cls()
+
+    def advance(self, body: dict[str, Any]) -> tuple[list[Event], bool]:
+        rank = _rank(body["status"])
+        events: list[Event] = []
+        if self.rank < rank < 2:
+            self.rank = rank
+            events.append(self._status(body))
+        stored = sorted(body["images"], key=lambda i: (i["created_at"], i["id"]))
+        # Resuming: the first `images` (oldest first) were seen before the reconnect.
+        for image in stored[self.resume_skip :]:
+            if image["id"] not in self.sent:
+                self.sent.add(image["id"])
+                self.images += 1
+                events.append(Event(id=self.id, type="image", data=image))
+        self.resume_skip = min(self.resume_skip, len(stored))
+        if rank < 2:
+            return events, False
+        if self.rank < 2:
+            self.rank = 2
+            events.append(self._status(body))
+        events.append(Event(id=FINAL_ID, type="done", data=body))
+        return events, True
+
+    @property
+    def id(self) -> str:
+        return f"{max(self.rank, 0)}-{self.images}"
+
+    def _status(self, body: dict[str, Any]) -> Event:
+        return Event(id=self.id, type="status", data={"id": body["id"], "status": body["status"]})
+
+
+@dataclass
+class ProgressCursor:
+    """A client's place in the events of something that reports progress as a whole (a
+    batch): `status` per status not yet seen, `progress` whenever its progress changed,
+    then `done` with the whole body. An event id is `<status rank>-<progress digest>`."""
+
+    rank: int = -1
+    digest: str = ""
+
+    @classmethod
+    def from_id(cls, last_id: str) -> ProgressCursor:
+        rank, _, digest = last_id.partition("-")
+        try:
+            return cls(rank=int(rank), digest=digest)
+        except ValueError:
+            return cls()
+
+    def advance(self, body: dict[str, Any]) -> tuple[list[Event], bool]:
+        rank = _rank(body["status"])
+        events: list[Event] = []
+        if self.rank < rank < 2:
+            self.rank = rank
+            events.append(self._event("status", {"id": body["id"], "status": body["status"]}))
+        digest = hashlib.sha256(
+            json.dumps(body["progress"], sort_keys=True, cls=JSONEncoder).encode()
+        ).hexdigest()[:12]
+        if digest != self.digest:
+            self.digest = digest
+            progress = {"id": body["id"], "status": body["status"], **body["progress"]}
+            events.append(self._event("progress", progress))
+        if rank < 2:
+            return events, False
+        if self.rank < 2:
+            self.rank = 2
+            events.append(self._event("status", {"id": body["id"], "status": body["status"]}))
+        events.append(Event(id=FINAL_ID, type="done", data=body))
+        return events, True
+
+    def _event(self, kind: str, data: dict[str, Any]) -> Event:
+        return Event(id=f"{max(self.rank, 0)}-{self.digest}", type=kind, data=data)

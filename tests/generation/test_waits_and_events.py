@@ -1,0 +1,223 @@
+"""`Prefer: wait` and the job event stream, woken by the job's news (generation/live.py).
+
+The job runs in another thread, as a worker would run it (the task function against the
+Gemini emulator), while the request waits: on SQLite the web's poll finds the change, on
+PostgreSQL its LISTEN, and with Redis its subscription (each CI pass covers its database;
+the Redis case runs in both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import AsyncClient
+from django_q.conf import Conf
+
+from generation import tasks
+from generation.models import Job
+from generation.streams import WAIT_GUARD_S
+from tests.plugins.actors import Actor, assert_error
+from tests.plugins.gemini import GeminiEmulator
+
+GENERATIONS = "/api/v1/generations"
+MARGIN_S = 1.0
+
+
+@pytest.fixture(params=["database", "redis"])
+def news(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Which way the job's news travels: the database's own, or Redis pub/sub."""
+    if request.param == "redis":
+        settings.REDIS_URL = "redis://127.0.0.1:6379/14"
+        settings.BUNCH_LIVE_CHANNEL = f"bunch_test_{uuid.uuid4().hex}"
+    return str(request.param)
+
+
+@pytest.fixture
+def queued_worker(
+    inline_worker: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[GeminiEmulator]:
+    """Submitted jobs stay queued (no worker hears the doorbell) until `run_later` runs
+    them from another thread, as a worker process would."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    inline_worker.configure(latency=0.3, jitter=0)
+    yield inline_worker
+
+
+def unsigned(job: dict[str, Any]) -> dict[str, Any]:
+    """A job body without its images' signed links, which carry the time they were made."""
+    images = [{k: v for k, v in i.items() if not k.endswith("_url")} for i in job["images"]]
+    return {**job, "images": images}
+
+
+def run_later(delay_s: float = 0.5, count: int = 1) -> threading.Thread:
+    """Run the next `count` queued jobs once they exist, `delay_s` after."""
+
+    def work() -> None:
+        from django.db import connection
+
+        deadline = time.monotonic() + 20
+        ids: list[Any] = []
+        while len(ids) < count and time.monotonic() < deadline:
+            ids = list(Job.objects.filter(status=Job.Status.QUEUED).values_list("pk", flat=True))
+            time.sleep(0.05)  # waiting for another thread's commit: no clock to move
+        time.sleep(delay_s)
+        for job_id in ids:
+            tasks.run_job(str(job_id))
+        connection.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_wait_is_answered_202_with_location_at_its_deadline_when_the_job_is_not_done(
+    queued_worker: GeminiEmulator, owner: Actor
+) -> None:
+    started = time.monotonic()
+    response = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=2")
+    took = time.monotonic() - started
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response["Location"] == body["links"]["self"] == f"{GENERATIONS}/{body['id']}"
+    assert 2.0 - WAIT_GUARD_S <= took < 2.0 + MARGIN_S  # by its deadline, not long before
+
+
+def test_a_waiting_submit_is_woken_by_the_job_finishing_in_another_worker(
+    queued_worker: GeminiEmulator, owner: Actor, news: str
+) -> None:
+    worker = run_later(delay_s=0.5)
+    started = time.monotonic()
+    response = owner.api().post(
+        GENERATIONS, {"prompt": "a fox"}, format="json", HTTP_PREFER="wait=20"
+    )
+    took = time.monotonic() - started
+    worker.join(timeout=20)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert len(body["images"]) == 1
+    assert unsigned(body) == unsigned(owner.api().get(f"{GENERATIONS}/{body['id']}").json())
+    assert took < 6, f"woken {took:.1f} s after submitting (job took ~1 s)"
+
+
+def test_a_waiting_edit_is_woken_the_same_way(
+    inline_worker: GeminiEmulator, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    image_id = first.json()["images"][0]["id"]
+    monkeypatch.setattr(Conf, "SYNC", False)
+    worker = run_later(delay_s=0.3)
+    edit = owner.api().post(
+        f"/api/v1/images/{image_id}/edits",
+        {"instruction": "make it blue"},
+        format="json",
+        HTTP_PREFER="wait=20",
+    )
+    worker.join(timeout=20)
+
+    assert edit.status_code == 200, edit.content
+    assert edit.json()["status"] == "succeeded"
+    assert edit.json()["images"][0]["parent_id"] == image_id
+
+
+# Event streams ---------------------------------------------------------------------------
+
+
+def parse_events(raw: bytes) -> list[dict[str, Any]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            if name in ("id", "event", "data"):
+                fields[name] = json.loads(value) if name == "data" else value
+        if "event" in fields:
+            events.append(fields)
+    return events
+
+
+async def _read_stream(key: str, path: str, **headers: str) -> tuple[int, str, bytes]:
+    response = await AsyncClient().get(path, headers={"Authorization": f"Bearer {key}", **headers})
+    if not response.streaming:
+        return response.status_code, response.get("Content-Type", ""), response.content
+    chunks = [chunk async for chunk in response.streaming_content]
+    return response.status_code, response["Content-Type"], b"".join(chunks)
+
+
+def read_stream(actor: Actor, path: str, **headers: str) -> tuple[int, str, bytes]:
+    """The whole stream, read through the ASGI handler as uvicorn would serve it."""
+    return asyncio.run(asyncio.wait_for(_read_stream(actor.key, path, **headers), 30))
+
+
+def test_a_job_stream_sends_status_image_and_done_events_as_the_job_runs(
+    queued_worker: GeminiEmulator, owner: Actor, news: str
+) -> None:
+    job = owner.api().post(GENERATIONS, {"prompt": "x", "count": 2}, format="json").json()
+    worker = run_later(delay_s=0.5)
+
+    status, content_type, raw = read_stream(owner, f"{GENERATIONS}/{job['id']}/events")
+    worker.join(timeout=20)
+
+    assert status == 200
+    assert content_type == "text/event-stream"
+    events = parse_events(raw)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "status" and events[0]["data"]["status"] == "queued"
+    assert kinds.count("image") == 2
+    assert kinds[-2:] == ["status", "done"]
+    assert events[-2]["data"] == {"id": job["id"], "status": "succeeded"}
+    assert events[-1]["id"] == "end"
+    final = owner.api().get(f"{GENERATIONS}/{job['id']}").json()
+    assert unsigned(events[-1]["data"]) == unsigned(final)
+    streamed = {e["data"]["id"] for e in events if e["event"] == "image"}
+    assert streamed == {i["id"] for i in final["images"]}
+    ids = [e["id"] for e in events]
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_last_event_id_resumes_after_what_the_client_saw_and_204_after_the_end(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    job = (
+        owner.api()
+        .post(GENERATIONS, {"prompt": "x", "count": 2}, format="json", HTTP_PREFER="wait=10")
+        .json()
+    )
+    path = f"{GENERATIONS}/{job['id']}/events"
+    everything = parse_events(read_stream(owner, path)[2])
+    first_image = next(e for e in everything if e["event"] == "image")
+
+    _, _, raw = read_stream(owner, path, **{"Last-Event-ID": first_image["id"]})
+    resumed = parse_events(raw)
+    status, _, _ = read_stream(owner, path, **{"Last-Event-ID": "end"})
+
+    # a finished job: what it made, its final status, the end
+    assert [e["event"] for e in everything] == ["image", "image", "status", "done"]
+    assert [e["event"] for e in resumed] == ["image", "status", "done"]
+    assert resumed[0]["data"]["id"] != first_image["data"]["id"]
+    assert status == 204
+
+
+def test_another_tenants_job_stream_is_404_and_no_key_is_401(
+    inline_worker: GeminiEmulator, owner: Actor, outsider: Actor
+) -> None:
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json", HTTP_PREFER="wait=10")
+    path = f"{GENERATIONS}/{job.json()['id']}/events"
+
+    assert_error(outsider.api().get(path), 404, "not_found")
+    status, content_type, body = read_stream(outsider, path)
+    assert (status, json.loads(body)["error"]["code"]) == (404, "not_found")
+    assert content_type == "application/json"
+    from rest_framework.test import APIClient
+
+    assert APIClient().get(path).status_code == 401
