@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptT
 from batches.settle import batch_settle
 from batches.templates import template_render
 from config.errors import BunchError
+from core import metrics
 from core.catalog import Mode
 from core.money import from_nanos
 from generation import queue
@@ -205,7 +207,14 @@ def batch_submit(
         )
         job_ids = [job.pk for job in jobs]
         transaction.on_commit(lambda: _ring(job_mode, job_ids))
+        tiers = Counter(job.tier for job in jobs)
+        transaction.on_commit(lambda: _count_submitted(tiers, job_mode, tenant.plan.slug))
     return batch
+
+
+def _count_submitted(tiers: Counter[str], mode: str, plan: str) -> None:
+    for tier, n in tiers.items():
+        metrics.jobs_submitted.labels(tier, mode, plan).inc(n)
 
 
 def _ring(job_mode: str, job_ids: list[Any]) -> None:

@@ -30,6 +30,7 @@ from billing.stripe_gateway import (
     StripePermanentError,
     StripeRetryableError,
 )
+from core import metrics
 
 CLAIM_SIZE = 50
 LEASE = dt.timedelta(minutes=5)
@@ -216,6 +217,7 @@ def _subscribe(event: UsageEvent, *, gateway: StripeGateway, report: SyncReport)
 
 
 def _mark_sent(event: UsageEvent, *, now: dt.datetime) -> None:
+    metrics.stripe_meter_events.labels("sent").inc()
     UsageEvent.objects.filter(pk=event.pk, stripe_state=PENDING).update(
         stripe_state=UsageEvent.StripeState.SENT,
         stripe_sent_at=now,
@@ -225,6 +227,7 @@ def _mark_sent(event: UsageEvent, *, now: dt.datetime) -> None:
 
 
 def _retry_later(event: UsageEvent, *, error: str, now: dt.datetime) -> None:
+    metrics.stripe_meter_events.labels("retrying").inc()
     UsageEvent.objects.filter(pk=event.pk, stripe_state=PENDING).update(
         stripe_attempts=F("stripe_attempts") + 1,
         stripe_next_attempt_at=now + backoff(event.stripe_attempts + 1),
@@ -233,6 +236,7 @@ def _retry_later(event: UsageEvent, *, error: str, now: dt.datetime) -> None:
 
 
 def _fail(event: UsageEvent, *, error: str) -> None:
+    metrics.stripe_meter_events.labels("failed").inc()
     UsageEvent.objects.filter(pk=event.pk, stripe_state=PENDING).update(
         stripe_state=UsageEvent.StripeState.FAILED,
         stripe_attempts=F("stripe_attempts") + 1,

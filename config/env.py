@@ -19,6 +19,12 @@ class Env:
     def __init__(self, environ_: Mapping[builtins.str, builtins.str] | None = None) -> None:
         self._environ = os.environ if environ_ is None else environ_
 
+    def export(self, name: builtins.str, value: builtins.str) -> None:
+        """Hand a value to a library that reads the environment itself (prometheus-client
+        reads `PROMETHEUS_MULTIPROC_DIR` when it is imported)."""
+        if isinstance(self._environ, os._Environ):
+            os.environ[name] = value
+
     def is_set(self, name: builtins.str) -> bool:
         return bool(self._environ.get(name, "").strip())
 

@@ -15,6 +15,8 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from core import logcontext
+
 logger = logging.getLogger("django.request")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -57,8 +59,11 @@ class RequestIdMiddleware(BothModes):
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if _VALID_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
         request.request_id = request_id  # type: ignore[attr-defined]
+        # Every log line of this request names it (config/logging.py).
+        request.log_token = logcontext.bind(request_id=request_id)  # type: ignore[attr-defined]
 
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        logcontext.reset(request.log_token)  # type: ignore[attr-defined]
         response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
         return response
 

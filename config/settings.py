@@ -18,6 +18,15 @@ env = Env()
 VAR_DIR = env.path("BUNCH_VAR_DIR", BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# Prometheus multiprocess mode: every web and worker process of this host writes its
+# counters here and /metrics adds them up (core/metrics.py). Set before anything imports
+# prometheus_client. `make run` empties it at start.
+METRICS_DIR = env.path("PROMETHEUS_MULTIPROC_DIR", VAR_DIR / "metrics")
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+env.export("PROMETHEUS_MULTIPROC_DIR", str(METRICS_DIR))
+# /metrics answers 404 unless this is set and sent as `Authorization: Bearer <token>`.
+BUNCH_METRICS_TOKEN = env.str("BUNCH_METRICS_TOKEN", "")
+
 DEBUG = env.bool("DJANGO_DEBUG", True)
 
 _DEV_SECRET_KEY = "django-insecure-bunch-development-key-never-use-in-production"
@@ -57,12 +66,14 @@ INSTALLED_APPS = [
     "webhooks",
     "generation",
     "batches",
+    "ops",
 ]
 
 MIDDLEWARE = [
     "config.middleware.SyncSlotsMiddleware",
     "config.middleware.AsyncStreamingMiddleware",
     "config.middleware.RequestIdMiddleware",
+    "ops.middleware.RequestMetricsMiddleware",
     "config.limits.BodySizeLimitMiddleware",
     "audit.context.AuditContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -227,6 +238,8 @@ STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", 20.0)
 # made in another process takes effect within it (tenants/keycache.py). 0: every request.
 BUNCH_API_KEY_CACHE_S = env.float("BUNCH_API_KEY_CACHE_S", 2.0)
 BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
+# How often each worker process writes its heartbeat (status page, /readyz).
+BUNCH_HEARTBEAT_S = env.float("BUNCH_HEARTBEAT_S", 15.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
 BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
 BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
@@ -387,11 +400,20 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT={LOG_FORMAT!r} is not valid: json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {
+            "()": "config.logging.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s",
+        },
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from billing.urls import api_urlpatterns as billing_api
 from config import views
+from ops import views as ops_views
 from tenants.lockout import AdminLoginForm, AdminLoginView
 
 admin.site.login_form = AdminLoginForm  # the sign-in lock-out applies to operators too
@@ -24,6 +25,9 @@ api_v1 = [
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    path("admin/status/", ops_views.status_page, name="ops-status"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -19,7 +19,12 @@ def _worker_spawned(**_kwargs: Any) -> None:
     then freeze the start-up objects out of the garbage collector's sight."""
     import generation.tasks  # noqa: F401
     from config.warmup import freeze_startup_objects
+    from generation import heartbeat
     from generation.gateway import get_provider
 
     get_provider().close()
+    from django_q.conf import Conf
+
+    if not Conf.SYNC:  # tasks run inline (tests): this is no worker process
+        heartbeat.start()
     freeze_startup_objects()

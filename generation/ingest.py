@@ -20,6 +20,7 @@ from django.utils import timezone
 from billing.models import UsageEvent
 from billing.pricing import cost_of, price_for
 from billing.services import usage_quota_settle, usage_record
+from core import metrics
 from core.catalog import get_model
 from core.money import to_nanos
 from generation import live
@@ -125,6 +126,8 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
         reserved_nanos=share,
         spent=cost.billed,
     )
+    metrics.images_stored.labels(job.tier, job.mode).inc()
+    metrics.image_bytes_stored.labels(job.tier, job.mode).inc(image.size_bytes)
     return True
 
 

@@ -275,3 +275,22 @@ class BudgetLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} slot of {self.holder}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A django-q2 worker process that is alive: it writes its row every
+    `BUNCH_HEARTBEAT_S` (generation/heartbeat.py). Operators see a missing one on the status
+    page and in /readyz."""
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host", "pid", "started_at"], name="heartbeat_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.host}:{self.pid}"

@@ -29,6 +29,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from config.memory import release_free_memory
+from core import logcontext, metrics
 from core.catalog import MODELS, Mode
 from core.money import to_nanos
 from generation import ingest, queue
@@ -110,6 +111,7 @@ def _plan(job_id: uuid.UUID) -> JobPlan | None:
     )
     if job.status != Job.Status.RUNNING:
         return None
+    metrics.jobs_started.labels(job.tier, job.mode, job.tenant.plan.slug).inc()
     # A job reclaimed after its worker died may have some images already.
     stored = ingest.stored_indexes(job) if job.any_stored else set()
     return JobPlan(
@@ -328,6 +330,7 @@ async def _generate_one(
 
 
 async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSlots) -> None:
+    logcontext.bind(job_id=job_id)  # this task's own context: its log lines name the job
     try:
         plan = await sync_to_async(_plan)(job_id)
     finally:

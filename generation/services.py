@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from billing.pricing import estimate_image_cost
 from config.errors import BunchError
+from core import metrics
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
 from core.money import from_nanos, to_nanos
 from generation import live, queue, signals
@@ -31,6 +32,8 @@ from tenants.services import (
     quota_reserve_and_insert,
 )
 from webhooks.models import WebhookEndpoint
+
+logger = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 8_000
 # A deadline at least this far away lets a request wait for the Batch API (results within
@@ -209,6 +212,11 @@ def job_build(
     )
 
 
+def _count_submitted(tenant: Tenant, job: Job, jobs: int = 1) -> None:
+    labels = (job.tier, job.mode, tenant.plan.slug)
+    transaction.on_commit(lambda: metrics.jobs_submitted.labels(*labels).inc(jobs))
+
+
 def job_submit(
     *,
     tenant: Tenant,
@@ -244,6 +252,7 @@ def job_submit(
     ):
         job._state.adding, job._state.db = False, connection.alias
         queue.enqueue_job_on_commit(job.pk)
+        _count_submitted(tenant, job)
         return job
     with transaction.atomic():
         job.save(force_insert=True)
@@ -256,6 +265,7 @@ def job_submit(
             job.quota_period_id = reservation.period_id
             job.save(update_fields=["quota_period_id"])
         queue.enqueue_job_on_commit(job.pk)
+        _count_submitted(tenant, job)
     return job
 
 
@@ -379,7 +389,7 @@ def job_finish(
         # its tenant's webhook endpoints looked up in the same statement.
         job = (
             Job.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("tenant")
+            .select_related("tenant__plan")
             .annotate(
                 made=_count(Image.objects.filter(job=OuterRef("pk"))),
                 has_endpoints=Exists(
@@ -415,6 +425,8 @@ def job_finish(
             ]
         )
         reservation_release_all(job=job)
+        labels = (job.status, job.tier, job.mode, job.tenant.plan.slug)
+        transaction.on_commit(lambda: _finished(job, labels))
         live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
         if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
@@ -424,6 +436,24 @@ def job_finish(
             tenant_id = job.tenant_id
             transaction.on_commit(lambda: _wake_waiting(tenant_id))
     return job
+
+
+def _finished(job: Job, labels: tuple[str, str, str, str]) -> None:
+    metrics.jobs_finished.labels(*labels).inc()
+    logger.info(
+        "job %s %s",
+        job.pk,
+        job.status,
+        extra={
+            "event": "job.finished",
+            "job_id": str(job.pk),
+            "batch_id": str(job.batch_id) if job.batch_id else None,
+            "tenant": job.tenant.slug,
+            "status": job.status,
+            "error_code": job.error_code or None,
+            "duration_ms": round((timezone.now() - job.created_at).total_seconds() * 1000),
+        },
+    )
 
 
 def _count(rows: QuerySet[Any]) -> Subquery:

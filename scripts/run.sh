@@ -7,6 +7,8 @@ PORT=${PORT:-8000}
 
 # The emulators must answer before billing_setup and the worker need them.
 export BUNCH_RUN_PORT=$PORT
+# Prometheus multiprocess files of an earlier run would count into this one's /metrics.
+rm -rf var/metrics
 # The Gemini emulator writes the test root that signs its images' Content Credentials here
 # at start-up; trusting it in development shows them as they would show for Google's.
 export C2PA_TRUST_ANCHORS=${C2PA_TRUST_ANCHORS:-var/c2pa-emulator-root.pem}

@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
+from core import logcontext
 from tenants import lockout
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.selectors import current_membership
@@ -56,6 +57,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             self._failed(request, "The API key has expired.")
         api_key_touch(api_key=api_key, now=now)
         request._request.tenant = api_key.tenant  # type: ignore[attr-defined]
+        logcontext.bind(tenant=api_key.tenant.slug)
         return (None, api_key)
 
     def authenticate_header(self, request: Request) -> str:
@@ -80,6 +82,7 @@ class DashboardSessionAuthentication(SessionAuthentication):
         if membership is None:
             return None
         request._request.tenant = membership.tenant  # type: ignore[attr-defined]
+        logcontext.bind(tenant=membership.tenant.slug)
         return (result[0], membership)
 
 

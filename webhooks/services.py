@@ -33,6 +33,7 @@ from django_q.tasks import async_task
 from audit.models import AuditEvent
 from audit.services import audit_record
 from config.errors import BunchError
+from core import metrics
 from tenants.models import Tenant
 from webhooks import safe_http
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -292,7 +293,10 @@ def delivery_attempt(
         headers = _signed_headers(endpoint=endpoint, delivery=delivery, body=body, now=now)
         result = (send or _post)(endpoint.url, body.encode(), headers)
     duration_ms = round((time.monotonic() - started) * 1000)
-    return _record(delivery=delivery, result=result, duration_ms=duration_ms, now=now)
+    recorded = _record(delivery=delivery, result=result, duration_ms=duration_ms, now=now)
+    outcome = {"succeeded": "succeeded", "failed": "failed"}.get(recorded.status, "retrying")
+    metrics.webhook_deliveries.labels(outcome).inc()
+    return recorded
 
 
 def _signed_headers(

@@ -10,8 +10,9 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from google.genai import errors
 from google.genai import types as gt
 from PIL import Image
 
+from core import metrics
 from core.catalog import MODELS, ModelSpec, TokenUsage, get_model
 
 from .types import (
@@ -69,13 +71,14 @@ class GeminiProvider:
     def generate(self, request: ImageRequest) -> ImageResult:
         """One call, no retries; raises a ProviderError subclass on failure."""
         spec, contents, config = _prepare(request)
-        try:
-            response = self._client.models.generate_content(
-                model=spec.model_id, contents=contents, config=config
-            )
-        except Exception as exc:
-            raise translate_error(exc) from exc
-        return _to_result(spec, contents, response)
+        with _counted(spec.model_id):
+            try:
+                response = self._client.models.generate_content(
+                    model=spec.model_id, contents=contents, config=config
+                )
+            except Exception as exc:
+                raise translate_error(exc) from exc
+            return _to_result(spec, contents, response)
 
     @asynccontextmanager
     async def async_session(self) -> AsyncIterator[AsyncGeminiSession]:
@@ -176,13 +179,30 @@ class AsyncGeminiSession:
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         spec, contents, config = _prepare(request)
-        try:
-            response = await self._aclient.models.generate_content(
-                model=spec.model_id, contents=contents, config=config
-            )
-        except Exception as exc:
-            raise translate_error(exc) from exc
-        return _to_result(spec, contents, response)
+        with _counted(spec.model_id):
+            try:
+                response = await self._aclient.models.generate_content(
+                    model=spec.model_id, contents=contents, config=config
+                )
+            except Exception as exc:
+                raise translate_error(exc) from exc
+            return _to_result(spec, contents, response)
+
+
+@contextmanager
+def _counted(model_id: str) -> Iterator[None]:
+    """Every call counted by outcome and timed, answered or not (core.metrics)."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        yield
+        outcome = "ok"
+    except ProviderError as error:
+        outcome = metrics.provider_outcome(error.code)
+        raise
+    finally:
+        metrics.provider_call_duration.labels(model_id).observe(time.perf_counter() - started)
+        metrics.provider_calls.labels(model_id, outcome).inc()
 
 
 # --- batches ----------------------------------------------------------------------------
