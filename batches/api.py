@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from dataclasses import replace
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
@@ -30,6 +31,7 @@ from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
+from generation.serializers import fallback_param
 from generation.services import JobParams
 from generation.streams import ProgressCursor, StreamStart
 from tenants.authentication import request_actor, request_tenant
@@ -89,6 +91,14 @@ def _batch_answer(tenant: Tenant, batch_id: Any, *, replayed: bool = False) -> R
 
 
 def _items(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], Any]:
+    specs, template = _specs(tenant, v)
+    fallback = fallback_param(v.get("fallback"))
+    if fallback is not None:  # the batch's own policy, or false, for every item
+        specs = [replace(s, params=replace(s.params, fallback=fallback)) for s in specs]
+    return specs, template
+
+
+def _specs(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], Any]:
     if "template" not in v:
         specs = [
             services.ItemSpec(

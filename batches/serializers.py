@@ -14,7 +14,7 @@ from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation.models import Kind
-from generation.serializers import IMAGE_SIZES, GenerationIn, JobOut, MetadataField
+from generation.serializers import IMAGE_SIZES, GenerationIn, JobOut, MetadataField, price_data
 
 MAX_LOCALES = 200
 
@@ -85,6 +85,11 @@ class BatchIn(StrictSerializer):
     count = serializers.IntegerField(min_value=1, max_value=8, default=1)
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")
     image_size = serializers.ChoiceField(choices=IMAGE_SIZES, default="1K")
+    # false: no item falls back; an object: the items' fallback policy instead of the tenant's.
+    fallback = serializers.JSONField(required=False)
+
+    def validate_fallback(self, value: Any) -> Any:
+        return GenerationIn().validate_fallback(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_items, has_template = "items" in attrs, "template" in attrs
@@ -132,6 +137,7 @@ class BatchOut(serializers.ModelSerializer):
     mode = serializers.SerializerMethodField()
     metadata = MetadataField()
     status = serializers.SerializerMethodField()
+    price = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
@@ -144,6 +150,7 @@ class BatchOut(serializers.ModelSerializer):
             "total_items",
             "total_images",
             "progress",
+            "price",
             "estimated_cost",
             "actual_cost",
             "cancel_requested",
@@ -171,6 +178,12 @@ class BatchOut(serializers.ModelSerializer):
     @extend_schema_field(ProgressOut)
     def get_progress(self, batch: Batch) -> dict[str, Any]:
         return ProgressOut(batch).data  # type: ignore[return-value]
+
+    def get_price(self, batch: Batch) -> dict[str, Any] | None:
+        """The unit price of its items (those of its first item; each item's job has its
+        own `price`), null for a batch without items."""
+        first = batch.jobs.select_related("tenant__plan").order_by("created_at").first()
+        return price_data(first) if first is not None else None
 
     def get_estimated_cost(self, batch: Batch) -> str:
         return usd(batch.estimated_cost)

@@ -271,10 +271,12 @@ def batch_retry_failed(*, batch: Batch, user: User | None = None) -> Batch:
                 kind=item.job.kind,
                 aspect_ratio=item.job.aspect_ratio,
                 count=item.job.count,
-                tier=item.job.tier,
+                # The model asked for, not one it fell back to; the same fallback policy.
+                tier=item.job.requested_tier or item.job.tier,
                 image_size=item.job.image_size,
                 input_image_ids=tuple(uuid.UUID(i) for i in item.job.input_image_ids),
                 metadata=item.job.metadata,
+                fallback=item.job.fallback,
             ),
             label=item.label,
             locale=item.locale,

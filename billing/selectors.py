@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, DecimalField, F, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from billing.rollups import TOKEN_FIELDS, usage_totals
 from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
@@ -17,7 +18,9 @@ from tenants.services import period_end, period_start
 
 from .models import UsageEvent
 
-GROUPS = ("day", "model", "mode")
+GROUPS = ("day", "model", "mode", "served_model")
+# The model that served (and bills) the image: after a fallback, not the one asked for.
+MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
 
 
 def usage_for_tenant(tenant: Tenant) -> QuerySet[UsageEvent]:
@@ -37,18 +40,42 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 def usage_summary(
     tenant: Tenant, *, start: dt.datetime, end: dt.datetime, group_by: str
 ) -> dict[str, Any]:
-    """Images, tokens by modality and money in [start, end), grouped by day, model or mode.
+    """Images, tokens by modality and money in [start, end), grouped by day, model, mode or
+    the model that served the images (`served_model`: after a fallback, not the one asked for).
 
     From the daily rollups plus the ledger rows not yet folded (billing.rollups): exact.
     """
-    rows = usage_totals(tenant, start=start, end=end, keys=[group_by])
+    key = "tier" if group_by == "served_model" else group_by
+    rows = usage_totals(tenant, start=start, end=end, keys=[key])
     total: dict[str, Any] = {"images": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
     total.update(provider_cost=Decimal(0), billed=Decimal(0))
     for row in rows:
         for name in total:
             total[name] += row[name]
-    groups = [_clean({"key": row.pop(group_by), **row}) for row in rows]
-    return {"groups": groups, "total": _clean(total)}
+    groups = [_clean({"key": row.pop(key), **row}) for row in rows]
+    return {
+        "groups": groups,
+        "total": _clean(total),
+        "fallbacks": fallbacks_by_day(usage_in(tenant, start=start, end=end)),
+    }
+
+
+def fallbacks_by_day(events: QuerySet[UsageEvent]) -> list[dict[str, Any]]:
+    """Images served by another model than the one asked for, per UTC day, requested and
+    served model and reason (recorded on each image when it is stored)."""
+    rows = (
+        events.exclude(image__fallback_reason="")
+        .annotate(
+            day=TruncDate("occurred_at"),
+            requested_model=F("image__requested_tier"),
+            served_model=F("tier"),
+            reason=F("image__fallback_reason"),
+        )
+        .values("day", "requested_model", "served_model", "reason")
+        .annotate(images=Count("pk"), billed=Sum("billed", output_field=MONEY_SUM))
+        .order_by("day", "requested_model", "served_model", "reason")
+    )
+    return [dict(row) for row in rows]
 
 
 # -- the current invoice --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -70,12 +71,25 @@ class UsageGroupOut(UsageRowOut):
         return key.isoformat() if isinstance(key, dt.date) else str(key)
 
 
+class FallbackDayOut(serializers.Serializer):
+    day = serializers.DateField()
+    requested_model = serializers.CharField()
+    served_model = serializers.CharField()
+    reason = serializers.CharField(help_text="primary_throttled or deadline")
+    images = serializers.IntegerField()
+    billed = serializers.SerializerMethodField()
+
+    def get_billed(self, row: dict[str, Any]) -> str:
+        return usd(row["billed"] or Decimal(0), 9)
+
+
 class UsageOut(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     group_by = serializers.CharField()
     groups = UsageGroupOut(many=True)
     total = UsageRowOut()
+    fallbacks = FallbackDayOut(many=True, help_text="Images another model served, per day.")
     quota = QuotaOut()
 
 

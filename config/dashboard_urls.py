@@ -53,6 +53,7 @@ pages: list[URLPattern] = [
     ),
     path("members/", tenant_views.members, name="members"),
     path("members/two-factor/", tenant_views.two_factor_policy, name="two-factor-policy"),
+    path("settings/fallback/", tenant_views.fallback_settings, name="fallback"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),
     path("audit/", tenant_views.audit_log, name="audit"),

@@ -29,6 +29,7 @@ from generation.serializers import (
     JobOut,
     ProvenanceDetailOut,
     UploadIn,
+    fallback_param,
     job_accepted_data,
 )
 from generation.streams import JobCursor, PendingWait, StreamStart, job_body
@@ -73,6 +74,7 @@ def _job_answer(
     headers = {"Location": body["links"]["self"]}
     if wait:
         headers["Preference-Applied"] = f"wait={wait}"
+        headers["Bunch-Served-Model"] = body["served_model"]
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(body, status=code, headers=headers)
@@ -148,6 +150,7 @@ class GenerationListView(APIView):
             image_size=v["image_size"],
             input_image_ids=tuple(v["input_images"]),
             metadata=v["metadata"],
+            fallback=fallback_param(v.get("fallback")),
             interactive=_prefer_wait(request) > 0,
             mode=services.route_mode(
                 tenant=request_tenant(request),

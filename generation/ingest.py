@@ -63,7 +63,7 @@ def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
     """The unsaved image, its file written (hashing, file I/O: run it off the loop). No
     thumbnail: that is made on first request (`images.image_thumbnail`)."""
     generated = result.images[0]
-    return image_build(
+    image = image_build(
         tenant_id=job.tenant_id,
         data=generated.data,
         mime_type=generated.mime_type,
@@ -74,6 +74,10 @@ def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
         index=index,
         parent_id=job.parent_image_id,
     )
+    image.requested_tier = job.requested_tier or job.tier
+    image.served_tier = job.tier
+    image.fallback_reason = job.fallback_reason
+    return image
 
 
 def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:

@@ -55,7 +55,15 @@ class Job(models.Model):
     model_prompt = models.TextField(help_text="What the model was sent (kind preset applied).")
     aspect_ratio = models.CharField(max_length=8)
     image_size = models.CharField(max_length=8, default="1K")
-    tier = models.CharField(max_length=8, default="lite")
+    tier = models.CharField(
+        max_length=8, default="lite", help_text="The model that serves (and bills) the job."
+    )
+    # Fallback (generation/fallback.py): the model asked for, set when the job moved to
+    # another one, and why; `fallback` is the job's own policy (null: the tenant's,
+    # {"enabled": false}: never).
+    requested_tier = models.CharField(max_length=8, blank=True)
+    fallback_reason = models.CharField(max_length=20, blank=True)
+    fallback = models.JSONField(null=True, blank=True, default=None)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.STANDARD)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.API)
     count = models.PositiveSmallIntegerField(default=1)
@@ -154,6 +162,11 @@ class Image(models.Model):
     size_bytes = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Generated images: the model asked for, the one that made it, and why they differ
+    # (`primary_throttled` or `deadline`; empty when they do not).
+    requested_tier = models.CharField(max_length=8, blank=True)
+    served_tier = models.CharField(max_length=8, blank=True)
+    fallback_reason = models.CharField(max_length=20, blank=True)
 
     # Not a column: the Content Credentials `images.image_build` read from the bytes, saved
     # as the image's `Provenance` row with the image.

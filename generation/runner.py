@@ -34,6 +34,7 @@ from core.catalog import MODELS, Mode
 from core.money import to_nanos
 from generation import ingest, queue
 from generation.budget import ProviderGate
+from generation.fallback import fallback_maybe
 from generation.gateway import get_provider
 from generation.models import Image, Job
 from generation.providers.gemini import AsyncGeminiSession
@@ -111,6 +112,8 @@ def _plan(job_id: uuid.UUID) -> JobPlan | None:
     )
     if job.status != Job.Status.RUNNING:
         return None
+    # Another model if the job's is throttled and its fallback policy allows it.
+    fallback_maybe(job=job)  # (changes `job` in place when it moves)
     metrics.jobs_started.labels(job.tier, job.mode, job.tenant.plan.slug).inc()
     # A job reclaimed after its worker died may have some images already.
     stored = ingest.stored_indexes(job) if job.any_stored else set()

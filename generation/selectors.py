@@ -44,6 +44,8 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
     return (
         Job.objects.filter(tenant=tenant)
         .select_related("batch_item")  # its item index, for batch items
+        # The plan prices each job's `price` (its markup) without a query per job.
+        .select_related("tenant__plan")
         .prefetch_related(Prefetch("images", queryset=images))
         .annotate(actual_cost=_actual_cost())
     )

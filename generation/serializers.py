@@ -8,10 +8,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.pricing import estimate_image_cost
 from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
 from generation import scheduler
+from generation.fallback import candidates, job_policy
 from generation.links import signed_image_url
 from generation.models import Image, Job, Kind, Provenance
 from generation.presets import PRESETS
@@ -72,6 +74,86 @@ class GenerationIn(StrictSerializer):
     # economy (or a deadline ≥ 24 h away) → batch mode at half price when the plan allows
     priority = serializers.ChoiceField(choices=["standard", "economy"], required=False)
     deadline = serializers.DateTimeField(required=False)
+    # false: never fall back; an object: this job's own policy instead of the tenant's.
+    fallback = serializers.JSONField(required=False)
+
+    def validate_fallback(self, value: Any) -> Any:
+        if value is not False and not isinstance(value, dict):
+            raise serializers.ValidationError("fallback must be false or a policy object.")
+        return value
+
+
+def fallback_param(value: Any) -> dict[str, Any] | None:
+    """The request's `fallback` as `JobParams.fallback`."""
+    if value is None:
+        return None
+    return {"enabled": False} if value is False else dict(value)
+
+
+def price_data(job: Job) -> dict[str, Any]:
+    """The unit price of the job's images on the model that serves it."""
+    return unit_price_data(
+        tenant=job.tenant,
+        tier=job.tier,
+        mode=job.mode,
+        image_size=job.image_size,
+        prompt=job.model_prompt,
+        input_images=len(job.input_image_ids),
+    )
+
+
+def unit_price_data(
+    *, tenant: Any, tier: str, mode: str, image_size: str, prompt: str, input_images: int
+) -> dict[str, Any]:
+    cost = estimate_image_cost(
+        tier=tier,
+        mode=mode,
+        image_size=image_size,
+        prompt=prompt,
+        input_images=input_images,
+        markup=tenant.plan.markup_per_image,
+    )
+    standard = estimate_image_cost(
+        tier=tier,
+        mode="standard",
+        image_size=image_size,
+        prompt=prompt,
+        input_images=input_images,
+        markup=Decimal(0),
+    )
+    return {
+        "model": tier,
+        "mode": mode,
+        "provider_per_image": usd(cost.provider_cost),
+        "markup_per_image": usd(cost.markup),
+        "per_image": usd(cost.billed),
+        # What batch mode takes off the provider's standard price (0 in standard mode).
+        "discount": usd(standard.provider_cost - cost.provider_cost),
+    }
+
+
+def fallback_price_data(job: Job) -> dict[str, Any] | None:
+    """The first fallback's unit price while the job could still move (null otherwise)."""
+    if job.requested_tier or job.is_finished or job.mode != "standard":
+        return None
+    policy = job_policy(job)
+    if policy is None:
+        return None
+    found = candidates(job=job, policy=policy)
+    if not found:
+        return None
+    return {**price_data_for(job, found[0][0]), "after_s": policy.after_s}
+
+
+def price_data_for(job: Job, tier: str) -> dict[str, Any]:
+    return unit_price_data(
+        tenant=job.tenant,
+        tier=tier,
+        mode=job.mode,
+        image_size=job.image_size,
+        prompt=job.model_prompt,
+        input_images=len(job.input_image_ids),
+    )
 
 
 class EditIn(StrictSerializer):
@@ -140,6 +222,9 @@ class ImageOut(serializers.ModelSerializer):
     usage = ImageUsageOut(allow_null=True, read_only=True)
     # None until the image's credentials have been read.
     provenance = ProvenanceOut(allow_null=True, read_only=True)
+    requested_model = serializers.SerializerMethodField()
+    served_model = serializers.SerializerMethodField()
+    fallback_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Image
@@ -160,6 +245,9 @@ class ImageOut(serializers.ModelSerializer):
             "download_url",
             "usage",
             "provenance",
+            "requested_model",
+            "served_model",
+            "fallback_reason",
         ]
 
     def get_url(self, image: Image) -> str:
@@ -170,6 +258,15 @@ class ImageOut(serializers.ModelSerializer):
 
     def get_download_url(self, image: Image) -> str:
         return signed_image_url(image.pk, "content")
+
+    def get_requested_model(self, image: Image) -> str | None:
+        return image.requested_tier or None
+
+    def get_served_model(self, image: Image) -> str | None:
+        return image.served_tier or None
+
+    def get_fallback_reason(self, image: Image) -> str | None:
+        return image.fallback_reason or None
 
 
 class JobErrorOut(serializers.Serializer):
@@ -186,6 +283,11 @@ class QueueOut(serializers.Serializer):
 
 class JobOut(serializers.ModelSerializer):
     model = serializers.ChoiceField(choices=list(MODELS), source="tier")
+    requested_model = serializers.SerializerMethodField()
+    served_model = serializers.CharField(source="tier")
+    fallback_reason = serializers.SerializerMethodField()
+    price = serializers.SerializerMethodField()
+    fallback_price = serializers.SerializerMethodField()
     queue = serializers.SerializerMethodField()
     aspect_ratio = serializers.ChoiceField(choices=ALL_RATIOS)
     image_size = serializers.ChoiceField(choices=IMAGE_SIZES)
@@ -214,6 +316,9 @@ class JobOut(serializers.ModelSerializer):
             "aspect_ratio",
             "image_size",
             "model",
+            "requested_model",
+            "served_model",
+            "fallback_reason",
             "mode",
             "count",
             "input_image_ids",
@@ -222,6 +327,8 @@ class JobOut(serializers.ModelSerializer):
             "batch_id",
             "item_index",
             "images",
+            "price",
+            "fallback_price",
             "estimated_cost",
             "actual_cost",
             "attempts",
@@ -239,6 +346,18 @@ class JobOut(serializers.ModelSerializer):
             return None
         item = getattr(job, "batch_item", None)  # selected with the job by the selectors
         return item.index if item is not None else None
+
+    def get_requested_model(self, job: Job) -> str:
+        return job.requested_tier or job.tier
+
+    def get_fallback_reason(self, job: Job) -> str | None:
+        return job.fallback_reason or None
+
+    def get_price(self, job: Job) -> dict[str, Any]:
+        return price_data(job)
+
+    def get_fallback_price(self, job: Job) -> dict[str, Any] | None:
+        return fallback_price_data(job)
 
     def get_estimated_cost(self, job: Job) -> str:
         return usd(job.estimated_cost)
@@ -292,6 +411,9 @@ def job_accepted_data(job: Job) -> dict[str, Any]:
         "aspect_ratio": job.aspect_ratio,
         "image_size": job.image_size,
         "model": job.tier,
+        "requested_model": job.requested_tier or job.tier,
+        "served_model": job.tier,
+        "fallback_reason": job.fallback_reason or None,
         "mode": job.mode,
         "count": job.count,
         "input_image_ids": job.input_image_ids,
@@ -300,6 +422,8 @@ def job_accepted_data(job: Job) -> dict[str, Any]:
         "batch_id": None,  # batch items are made by the batch, never answered one by one
         "item_index": None,
         "images": [],
+        "price": price_data(job),
+        "fallback_price": fallback_price_data(job),
         "estimated_cost": usd(job.estimated_cost),
         "actual_cost": usd(Decimal(0)),
         "attempts": job.attempts,

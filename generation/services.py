@@ -24,6 +24,7 @@ from generation.events import job_event_emit
 from generation.models import Image, Job, Kind
 from generation.presets import PRESETS, model_prompt
 from generation.providers.types import ProviderError
+from tenants.fallback import policy_parse
 from tenants.models import ApiKey, Tenant
 from tenants.services import (
     quota_period_id,
@@ -75,6 +76,9 @@ class JobParams:
     # Someone waits for the answer (`Prefer: wait`): it goes ahead of the tenant's other API
     # jobs, as dashboard jobs do (generation/scheduler.py).
     interactive: bool = False
+    # The job's own fallback policy (generation/fallback.py): None follows the tenant's,
+    # {"enabled": False} never falls back.
+    fallback: dict[str, Any] | None = None
 
 
 # Routing --------------------------------------------------------------------------------
@@ -170,6 +174,15 @@ def require_active(tenant: Tenant) -> None:
         )
 
 
+def fallback_override(*, tenant: Tenant, params: JobParams) -> dict[str, Any] | None:
+    """The job's own fallback policy, checked against the plan (400 otherwise)."""
+    if params.fallback is None:
+        return None
+    if params.fallback == {"enabled": False}:
+        return {"enabled": False}
+    return policy_parse(params.fallback, plan=tenant.plan, primary=params.tier).as_json()
+
+
 def job_build(
     *,
     tenant: Tenant,
@@ -205,6 +218,7 @@ def job_build(
         input_image_ids=input_ids or [],
         parent_image_id=params.parent_image_id,
         metadata=params.metadata,
+        fallback=fallback_override(tenant=tenant, params=params),
         estimated_cost=from_nanos(nanos),
         reserved_images=params.count,
         reserved_nanos=nanos,

@@ -124,6 +124,8 @@ async def _answer_when_finished(
     body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
     response.data = body
     response.status_code = 200 if body["status"] in Job.FINISHED else 202
+    # Which model made the images (it differs from the one asked for after a fallback).
+    response["Bunch-Served-Model"] = body["served_model"]
     return response
 
 

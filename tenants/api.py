@@ -8,11 +8,12 @@ from rest_framework.views import APIView
 
 from config.pagination import StrictCursorPagination
 from tenants.authentication import request_actor, request_tenant
+from tenants.fallback import policy_parse
 from tenants.models import ApiKey
 from tenants.roles import Action
 from tenants.selectors import api_key_get_for_tenant, api_keys_for_tenant, quota_snapshot
 from tenants.serializers import ApiKeyIn, ApiKeyOut, ApiKeyWithSecretOut, MeOut
-from tenants.services import api_key_create, api_key_revoke
+from tenants.services import api_key_create, api_key_revoke, tenant_fallback_set
 
 
 class MeView(APIView):
@@ -90,3 +91,24 @@ class ApiKeyDetailView(APIView):
     def delete(self, request: Request, key_id: str) -> Response:
         api_key_revoke(api_key=api_key_get_for_tenant(request_tenant(request), key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FallbackSettingsView(APIView):
+    """The tenant's fallback policy: `PUT` a policy, or `null` to have none."""
+
+    # Falling back spends more per image: owners and admins, or a key with `billing`.
+    required_action = {"GET": Action.READ, "PUT": Action.BILLING_MANAGE}
+
+    @extend_schema(summary="The tenant's fallback policy (null: none)")
+    def get(self, request: Request) -> Response:
+        return Response({"fallback": request_tenant(request).fallback_policy})
+
+    @extend_schema(summary="Set the tenant's fallback policy; null removes it")
+    def put(self, request: Request) -> Response:
+        tenant = request_tenant(request)
+        raw = request.data
+        if isinstance(raw, dict) and "fallback" in raw:  # {"fallback": null} removes it
+            raw = raw["fallback"]
+        policy = None if raw is None else policy_parse(raw, plan=tenant.plan)
+        tenant = tenant_fallback_set(tenant=tenant, policy=policy)
+        return Response({"fallback": tenant.fallback_policy})

@@ -12,7 +12,7 @@ from django.template import loader
 from django.urls import reverse
 
 from tenants import roles
-from tenants.models import ApiKey, Invitation, Membership
+from tenants.models import ApiKey, Invitation, Membership, Tenant
 
 SCOPE_HELP = {
     "generate": "Submit generations, edits and batches",
@@ -118,3 +118,49 @@ def send_invite_email(*, request: HttpRequest, invitation: Invitation, token: st
     subject = loader.render_to_string("registration/invite_subject.txt", context).strip()
     body = loader.render_to_string("registration/invite_email.txt", context)
     EmailMultiAlternatives(subject, body, to=[invitation.email]).send()
+
+
+class FallbackForm(forms.Form):
+    """The dashboard's face of `PUT /api/v1/settings/fallback`; checked by `policy_parse`."""
+
+    enabled = forms.BooleanField(required=False, label="Fall back when a model is throttled")
+    models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Other models to try (in the order shown)",
+    )
+    max_price_per_image = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=8,
+        decimal_places=6,
+        label="Highest price per image (USD, including the markup)",
+    )
+    after_s = forms.FloatField(
+        required=False,
+        min_value=0,
+        initial=20,
+        label="Wait this long on a throttled model first (seconds)",
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        allowed = [t for t in ("lite", "flash", "pro") if tenant.plan.allows_tier(t)]
+        self.fields["models"].choices = [(t, t.title()) for t in allowed]  # type: ignore[attr-defined]
+        policy = tenant.fallback_policy or {}
+        self.initial.update(
+            enabled=bool(policy),
+            models=policy.get("models", []),
+            max_price_per_image=policy.get("max_price_per_image"),
+            after_s=policy.get("after_s", 20),
+        )
+
+    def policy_body(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if not data["enabled"]:
+            return None
+        return {
+            "models": list(data["models"]),
+            "max_price_per_image": str(data["max_price_per_image"] or ""),
+            "after_s": data["after_s"] if data["after_s"] is not None else 20,
+        }

@@ -76,6 +76,9 @@ class Tenant(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="tenants"
     )
+    # Opt-in: another model when the requested one is throttled (generation/fallback.py).
+    # {"models": ["flash"], "max_price_per_image": "0.08", "after_s": 20}; null = never.
+    fallback_policy = models.JSONField(null=True, blank=True, default=None)
 
     class Meta:
         ordering = ["name"]

@@ -21,6 +21,7 @@ from config.errors import BunchError
 from config.sql import insert_select
 from core.money import from_nanos, to_nanos
 from tenants import keycache, roles
+from tenants.fallback import FallbackPolicy
 from tenants.models import ApiKey, Membership, Plan, QuotaPeriod, Tenant
 
 KEY_NAMESPACE = "bk_live_"
@@ -402,3 +403,14 @@ def user_get_or_create(*, email: str, password: str | None = None) -> User:
             user.set_unusable_password()
         user.save()
     return user
+
+
+# Settings ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_fallback_set(*, tenant: Tenant, policy: FallbackPolicy | None) -> Tenant:
+    """Set (or, with None, remove) the tenant's fallback policy."""
+    tenant.fallback_policy = policy.as_json() if policy is not None else None
+    tenant.save(update_fields=["fallback_policy"])
+    return tenant

@@ -6,4 +6,5 @@ urlpatterns = [
     path("me", api.MeView.as_view(), name="me"),
     path("api-keys", api.ApiKeyListView.as_view(), name="api-key-list"),
     path("api-keys/<str:key_id>", api.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("settings/fallback", api.FallbackSettingsView.as_view(), name="settings-fallback"),
 ]

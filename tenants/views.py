@@ -23,8 +23,10 @@ from accounts.services import two_factor_active
 from audit.selectors import events_for_tenant
 from config.errors import BunchError, NotFound
 from tenants import invitations, services
+from tenants.fallback import policy_parse
 from tenants.forms import (
     ApiKeyForm,
+    FallbackForm,
     InviteForm,
     NewPasswordForm,
     RoleForm,
@@ -287,3 +289,24 @@ def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
     request.session[SESSION_TENANT_KEY] = membership.tenant_id
     messages.success(request, f"Welcome to {membership.tenant.name}.")
     return redirect("dashboard:home")
+
+
+@tenant_page(action=Action.BILLING_MANAGE)
+def fallback_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    tenant = membership.tenant
+    form = FallbackForm(request.POST or None, tenant=tenant)
+    if request.method == "POST" and form.is_valid():
+        body = form.policy_body()
+        try:
+            policy = None if body is None else policy_parse(body, plan=tenant.plan)
+        except BunchError as exc:
+            for field, errors in (exc.fields or {"__all__": [exc.message]}).items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            services.tenant_fallback_set(tenant=tenant, policy=policy)
+            messages.success(request, "Fallback policy saved." if policy else "Fallback is off.")
+            return redirect("dashboard:fallback")
+    return render(
+        request, "dashboard/fallback.html", {"form": form, "policy": tenant.fallback_policy}
+    )

@@ -12,6 +12,10 @@ Triggers, written anywhere in the prompt text:
   [[expire]]         (batches) the job ends EXPIRED
   [[c2pa:tampered]]  the image's C2PA manifest is kept but one pixel byte is changed (Invalid)
   [[c2pa:none]]      the image carries no C2PA manifest
+
+Rates can also be set for one model only (`POST /_emulator/faults {"model": "...",
+"rate_429": 1.0}`): that model's rates then replace the global ones for its calls, so a test
+can throttle Lite and leave Flash working.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Decision:
 class FaultInjector:
     def __init__(self, rates: FaultRates, seed: int = 0) -> None:
         self.rates = rates
+        self.by_model: dict[str, FaultRates] = {}
         self._rng = random.Random(seed)
         self._seed = seed
         self._calls: dict[str, int] = {}
@@ -67,9 +72,21 @@ class FaultInjector:
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+            self.by_model.clear()
             self._rng = random.Random(self._seed)
 
-    def decide(self, prompt: str, *, apply_rates: bool = True) -> Decision:
+    def set_model_rates(self, model: str, values: dict[str, Any]) -> FaultRates:
+        """Rates for one model's calls only (starting from none), replacing the global ones."""
+        rates = FaultRates(**self.by_model.get(model, FaultRates()).as_dict())
+        rates.update(values)
+        with self._lock:
+            self.by_model[model] = rates
+        return rates
+
+    def models_as_dict(self) -> dict[str, dict[str, float]]:
+        return {model: rates.as_dict() for model, rates in self.by_model.items()}
+
+    def decide(self, prompt: str, *, apply_rates: bool = True, model: str = "") -> Decision:
         extra = 0.0
         slow = _SLOW.search(prompt)
         if slow:
@@ -89,7 +106,7 @@ class FaultInjector:
             with self._lock:
                 roll = self._rng.random()
                 slow_roll = self._rng.random()
-            r = self.rates
+            r = self.by_model.get(model.removeprefix("models/"), self.rates)
             if slow_roll < r.slow_rate:
                 extra += r.slow_seconds
             if roll < r.rate_429:

@@ -220,7 +220,7 @@ class Emulator:
     ) -> tuple[str, web.StreamResponse]:
         started = time.monotonic()
         parsed = core.parse(model, await self.read_json(request))
-        decision = self.faults.decide(parsed.prompt)
+        decision = self.faults.decide(parsed.prompt, model=model.model_id)
         latency = self.model_latency() + decision.extra_delay_s
         if decision.error_code == 429:
             raise self.rate_limit_error()
@@ -289,20 +289,30 @@ class Emulator:
         self.faults.reset()
         return web.json_response({"ok": True})
 
+    def faults_view(self) -> dict[str, Any]:
+        return {**self.settings.faults.as_dict(), "models": self.faults.models_as_dict()}
+
     async def get_faults(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.settings.faults.as_dict())
+        return web.json_response(self.faults_view())
 
     async def set_faults(self, request: web.Request) -> web.Response:
+        body = await self.read_json(request)
+        model = body.pop("model", None)
         try:
-            self.settings.faults.update(await self.read_json(request))
+            if model is None:
+                self.settings.faults.update(body)
+            elif not isinstance(model, str) or model.removeprefix("models/") not in MODELS:
+                raise ValueError(f"unknown model: {model!r}")
+            else:
+                self.faults.set_model_rates(model.removeprefix("models/"), body)
         except (ValueError, TypeError) as exc:
             raise core.ApiError(400, str(exc)) from exc
-        return web.json_response(self.settings.faults.as_dict())
+        return web.json_response(self.faults_view())
 
     async def clear_faults(self, _request: web.Request) -> web.Response:
         self.settings.faults.update(self.initial_faults.as_dict())
         self.faults.reset()
-        return web.json_response(self.settings.faults.as_dict())
+        return web.json_response(self.faults_view())
 
     def config(self) -> dict[str, Any]:
         s = self.settings

@@ -55,7 +55,8 @@ class GeminiEmulator:
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._call("POST", path, body or {})
 
-    def set_faults(self, **faults: float) -> dict[str, Any]:
+    def set_faults(self, **faults: float | str) -> dict[str, Any]:
+        """Global rates, or with model="…" rates for that model's calls only."""
         return self._post("/_emulator/faults", faults)
 
     def clear_faults(self) -> dict[str, Any]:
