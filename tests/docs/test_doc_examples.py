@@ -39,7 +39,7 @@ def _run(example: Example, code: str, cwd: Path, key: str) -> subprocess.Complet
 def test_the_runner_finds_the_examples_a_reader_would_try() -> None:
     found = {path.name: [e.lang for e in examples(path)] for path in FILES}
     assert found["README.md"] == ["bash"]
-    assert found["api.md"].count("bash") == 3 and found["api.md"].count("python") == 1
+    assert found["api.md"].count("bash") == 5 and found["api.md"].count("python") == 1
     assert found["webhooks.md"] == ["bash", "python", "python"]
 
 
