@@ -60,6 +60,8 @@ def provider_table(now_reading: dict[str, Any], hour_ago: dict[str, Any] | None)
     for model in sorted(set(calls) | set(latency)):
         outcomes = calls.get(model, {})
         total = sum(outcomes.values())
+        if not total:  # called before the hour, not in it
+            continue
         limited = outcomes.get("rate_limited", 0)
         rows.append(
             {

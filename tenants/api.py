@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -99,11 +100,17 @@ class FallbackSettingsView(APIView):
     # Falling back spends more per image: owners and admins, or a key with `billing`.
     required_action = {"GET": Action.READ, "PUT": Action.BILLING_MANAGE}
 
-    @extend_schema(summary="The tenant's fallback policy (null: none)")
+    @extend_schema(
+        summary="The tenant's fallback policy (null: none)", responses=OpenApiTypes.OBJECT
+    )
     def get(self, request: Request) -> Response:
         return Response({"fallback": request_tenant(request).fallback_policy})
 
-    @extend_schema(summary="Set the tenant's fallback policy; null removes it")
+    @extend_schema(
+        summary="Set the tenant's fallback policy; null removes it",
+        request=OpenApiTypes.OBJECT,
+        responses=OpenApiTypes.OBJECT,
+    )
     def put(self, request: Request) -> Response:
         tenant = request_tenant(request)
         raw = request.data

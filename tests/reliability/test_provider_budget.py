@@ -35,8 +35,10 @@ def _two_worker_processes(
 ) -> None:
     cluster_factory(BUNCH_Q_WORKERS="1", **env)
     cluster_factory(BUNCH_Q_WORKERS="1", **env)
-    queue.enqueue_job(jobs[0].pk)
-    queue.enqueue_job(jobs[1].pk)
+    # More doorbells than one cluster prefetches (BUNCH_Q_QUEUE_LIMIT, 4): both clusters
+    # get some, so both processes' loops claim (two doorbells could both go to one).
+    for job in jobs[:10]:
+        queue.enqueue_job(job.pk)
 
 
 @pytest.fixture

@@ -89,7 +89,10 @@ class Command(BaseCommand):
         self.stdout.write(f"                   owner@globex.test / {DEMO_PASSWORD} (globex)")
         self.stdout.write(f"  Admin login:     admin@bunch.test / {DEMO_PASSWORD}")
         if not opts["no_key"]:
-            issued = api_key_create(tenant=acme, name="demo", created_by=owner)
+            # Everything the docs show a key doing (webhooks and usage too), but not managing
+            # keys: `keys:manage` is never given by default.
+            scopes = ["generate", "read", "billing", "webhooks"]
+            issued = api_key_create(tenant=acme, name="demo", scopes=scopes, created_by=owner)
             self.stdout.write("  API key for acme (shown once):")
             self.stdout.write(issued.plaintext)
 
