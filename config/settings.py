@@ -243,6 +243,10 @@ BUNCH_HEARTBEAT_S = env.float("BUNCH_HEARTBEAT_S", 15.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
 BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
 BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
+# SIGTERM to a worker host's `qcluster`: calls in flight may run this long, then are cut
+# off and their jobs handed back to the queue (generation/shutdown.py). Give the process
+# manager's stop timeout this plus ~10 s before it sends SIGKILL.
+BUNCH_WORKER_STOP_S = env.float("BUNCH_WORKER_STOP_S", 20.0)
 # A web process rings the workers' doorbell at most this often for new jobs; the loop a
 # doorbell starts keeps looking at the queue until LINGER s after the ring (> COALESCE).
 BUNCH_DOORBELL_COALESCE_S = env.float("BUNCH_DOORBELL_COALESCE_S", 0.25)
