@@ -3,9 +3,14 @@ after a small run, and gauges read from the database when scraped."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -104,3 +109,31 @@ def test_a_small_run_is_counted_as_the_database_says(
     )
     assert total(after, "bunch_stripe_sync_lag_seconds") > 0
     assert total(after, "bunch_top_tenant_queued_jobs", tenant=owner.tenant.slug) == 1
+
+
+def _metrics_dir_of_a_process(**env: str | None) -> Path:
+    """The metrics directory that a process started with this environment counts in."""
+    environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    code = "from django.conf import settings; print(settings.METRICS_DIR)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        check=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+    )
+    return Path(out.stdout.strip())
+
+
+def test_each_test_session_counts_in_a_metrics_directory_of_its_own(tmp_path: Path) -> None:
+    shared = str(tmp_path / "shared")  # what two runs on one host would otherwise share
+    mine = Path(settings.METRICS_DIR)
+    assert mine != settings.VAR_DIR / "metrics"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(mine)  # what prometheus_client read
+    # The workers and servers this session starts count into its directory...
+    assert _metrics_dir_of_a_process(PROMETHEUS_MULTIPROC_DIR=shared) == mine
+    # ...and another session, even one told to share a directory, gets one of its own.
+    other = _metrics_dir_of_a_process(PROMETHEUS_MULTIPROC_DIR=shared, BUNCH_TEST_METRICS_DIR=None)
+    assert other not in (mine, Path(shared))
+    assert other.is_dir() and not any(other.iterdir())
