@@ -258,6 +258,8 @@ BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
 # off and their jobs handed back to the queue (generation/shutdown.py). Give the process
 # manager's stop timeout this plus ~10 s before it sends SIGKILL.
 BUNCH_WORKER_STOP_S = env.float("BUNCH_WORKER_STOP_S", 20.0)
+if BUNCH_WORKER_STOP_S < 0:
+    raise ImproperlyConfigured("BUNCH_WORKER_STOP_S must be 0 (hand back at once) or more.")
 # A web process rings the workers' doorbell at most this often for new jobs; the loop a
 # doorbell starts keeps looking at the queue until LINGER s after the ring (> COALESCE).
 BUNCH_DOORBELL_COALESCE_S = env.float("BUNCH_DOORBELL_COALESCE_S", 0.25)
