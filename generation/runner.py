@@ -397,8 +397,14 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     for jobs committed shortly after a ring (`queue.ring_for_new_job`), and this loop is
     the one that finds them. A late-started loop looks once and stops. The job it was rung
     for (`first`) gets no precedence: the scheduler's fair order decides what runs next.
+    A loop started while its host is stopping claims nothing and passes its doorbell on.
     """
-    del first
+    if shutdown.draining():
+        # A doorbell this stopping host's broker consumer took in its last moment: ring it
+        # again for another worker, or the job would wait for the sweep.
+        if first is not None:
+            await sync_to_async(queue.enqueue_job)(first)
+        return 0
     linger_until = rung_at + _setting("BUNCH_DOORBELL_LINGER_S") if rung_at else 0.0
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
     budget = _setting("BUNCH_TASK_BUDGET_S")

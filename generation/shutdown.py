@@ -12,7 +12,9 @@ process, forked from it, read the same word):
   running then are cancelled, which releases their provider-budget slots;
 - every job not finished goes back to the head of its tenant's queue with its stored
   images, its attempts and deferrals unchanged (`runner.hand_back`), and a doorbell is
-  rung for it so another worker (or this host's next cluster) takes it.
+  rung for it so another worker (or this host's next cluster) takes it;
+- a doorbell that the host's broker consumer took in its last moment is rung again by the
+  loop it starts, which claims nothing (the sweep would find the job anyway, later).
 
 Only the fork start method shares the word (Linux, where django-q2 uses it).
 """
