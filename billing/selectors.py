@@ -18,7 +18,7 @@ from core.money import show_cents, to_cents
 from tenants.models import Tenant
 from tenants.services import period_end, period_start
 
-from .models import UsageEvent
+from .models import MeterLine, UsageEvent
 
 GROUPS = ("day", "model", "mode", "served_model", "line")
 # The model that served (and bills) the image: after a fallback, not the one asked for.
@@ -154,7 +154,9 @@ def invoice_lines(
     markup), legacy lines for usage before it. Token lines sum the period's ledger rows
     in the database per line and rates (the rollups carry no rates)."""
     switch = switch_time()
-    cut = min(max(switch, start), end) if switch is not None else end
+    if switch is None:  # before billing_setup: legacy only if the legacy meters exist
+        switch = dt.datetime.max.replace(tzinfo=dt.UTC) if MeterLine.objects.exists() else start
+    cut = min(max(switch, start), end)
     legacy = []
     if start < cut:
         rows = usage_totals(tenant, start=start, end=cut, keys=["tier", "mode"])
