@@ -12,7 +12,7 @@ from django.db.models.functions import TruncDate
 
 from billing.rollups import TOKEN_FIELDS, usage_totals
 from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
-from billing.tokens import TokenLine, switch_time, token_lines
+from billing.tokens import TokenLine, plain, switch_time, token_lines
 from core.catalog import MODELS
 from core.money import show_cents, to_cents
 from tenants.models import Tenant
@@ -176,7 +176,7 @@ def usage_by_line(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> di
         tokens = {name.removesuffix("_tokens"): 0 for name in TOKEN_FIELDS}
         tokens.update(line.tokens or {})
         key = f"{line.line}.{line.kind}" + (
-            f"@{line.unit_price}" if line.unit_price is not None else ""
+            f"@{plain(line.unit_price)}" if line.unit_price is not None else ""
         )
         provider = Decimal(0) if line.kind in ("markup", "legacy") else line.billed
         groups.append(

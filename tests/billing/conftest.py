@@ -16,9 +16,9 @@ from billing.models import TokenMeter, UsageEvent
 from billing.pricing import cost_of, price_for
 from billing.services import usage_record
 from billing.setup import tenant_subscription_ensure
+from billing.stripe_gateway import StripeGateway
 from billing.token_setup import switch_ensure, token_catalog_ensure
 from billing.tokens import token_lines
-from billing.stripe_gateway import StripeGateway
 from core.catalog import MODELS, TokenUsage
 from generation.models import Image, Job
 from tenants.models import Tenant

@@ -118,7 +118,8 @@ def test_invoice_estimate_sums_exactly_then_rounds_each_line_and_matches_stripe(
 
     body = owner.api().get(INVOICE).json()
 
-    lines = [(line["line"], line["kind"], line["quantity"], line["amount_cents"]) for line in body["lines"]]  # fmt: skip
+    fields = ("line", "kind", "quantity", "amount_cents")
+    lines = [tuple(line[f] for f in fields) for line in body["lines"]]
     assert lines == [
         ("lite_standard", "image_output", 3360, 10),  # × 0.003 ¢ = 10.08 ¢
         ("lite_standard", "input", 36, 0),  # × 0.000025 ¢ = 0.0009 ¢
