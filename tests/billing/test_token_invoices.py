@@ -4,20 +4,26 @@ plan's markup per image, and equals the ledger's estimate line by line, to the c
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 
-from billing.models import Price, TokenMeter, UsageEvent
+from billing.models import MeterLine, MeterSwitch, Price, TokenMeter, UsageEvent
 from billing.selectors import invoice_estimate
+from billing.services import tenant_stripe_ids_set
+from billing.setup import legacy_price_ids, lines_ensure, tenant_customer_ensure
 from billing.stripe_gateway import InvoicePreview, StripeGateway
-from billing.sync import sync_pending
+from billing.sync import meter_events, sync_pending, usage_id_from_identifier
 from billing.tokens import line_amount_cents
 from core.catalog import MODELS, Mode, TokenUsage
 from tenants.models import Tenant
 from tests.billing.conftest import ledger_cents, ledger_quantities, record_usage, stripe_quantities
+from tests.billing.test_sync import stripe_totals
 from tests.plugins.actors import Actor, make_plan
 from tests.plugins.stripe import StripeEmulator
 
@@ -257,3 +263,62 @@ def test_a_unit_price_with_more_than_12_decimals_is_refused_as_stripe_does(
     assert kept.startswith("price_")
     assert refused.value.http_status == 400
     assert "at most 12 decimal places" in refused.value.message
+
+
+def test_the_switch_over_from_the_legacy_meters_bills_every_image_once(
+    owner: Actor, gateway: StripeGateway, stripe_app: StripeEmulator
+) -> None:
+    # Before the upgrade: the legacy meters, a subscription to them, usage the old sync sent.
+    tenant = owner.tenant
+    lines_ensure(gateway=gateway)
+    tenant_customer_ensure(tenant=tenant, gateway=gateway)
+    subscription = gateway.create_subscription(
+        customer_id=tenant.stripe_customer_id, price_ids=legacy_price_ids()
+    )
+    tenant_stripe_ids_set(tenant=tenant, subscription_id=subscription.id)
+    started = dt.datetime.fromtimestamp(subscription.items[0].current_period_start or 0, dt.UTC)
+    sent_before = record_usage(tenant, n=3, occurred_at=started)
+    pending_before = record_usage(tenant, tier="flash", n=2, occurred_at=started)
+    old = [e.pk for e in sent_before + pending_before]
+    UsageEvent.objects.filter(pk__in=old).update(  # stored by the old code: no rates
+        input_per_million=None, text_output_per_million=None, image_output_per_million=None
+    )
+    line = MeterLine.objects.get(line="lite_standard")
+    for event in sent_before:
+        for meter_event in meter_events(
+            event=event, line=line, customer_id=subscription.customer_id
+        ):
+            gateway.send_meter_event(
+                event_name=meter_event.event_name, customer_id=subscription.customer_id,
+                identifier=meter_event.identifier, value=meter_event.value,
+                timestamp=meter_event.timestamp,
+            )  # fmt: skip
+    UsageEvent.objects.filter(pk__in=[e.pk for e in sent_before]).update(stripe_state="sent")
+
+    out = io.StringIO()
+    call_command("billing_setup", stdout=out)  # the upgrade: token meters from now on
+    after = record_usage(tenant, n=4) + record_usage(tenant, mode="batch", n=2)
+    sync_all()
+
+    assert f"prices added to subscriptions: {3 * 2 * 3 + 1}" in out.getvalue()
+    switch = MeterSwitch.objects.get().token_meters_from
+    assert all(e.occurred_at < switch for e in sent_before + pending_before)
+    kinds: dict[int, set[str]] = {}
+    for held in stripe_app.state()["meter_events"]:
+        usage_id = usage_id_from_identifier(held["identifier"])
+        if held["customer"] == subscription.customer_id and usage_id:
+            kinds.setdefault(usage_id, set()).add(held["identifier"].rsplit(".", 1)[1])
+    assert all(kinds[pk] == {"images", "amount"} for pk in old)  # never on both
+    assert all(kinds[e.pk] == {"input", "image_output", "markup"} for e in after)
+    assert stripe_totals(gateway, tenant, "flash_standard") == (2, ledger_cents(pending_before))
+    assert stripe_quantities(gateway, tenant) == ledger_quantities(after)
+    reconciled = io.StringIO()
+    call_command("billing_reconcile", stdout=reconciled)
+    assert "no differences" in reconciled.getvalue()
+    held = gateway.retrieve_subscription(subscription_id=subscription.id)
+    assert set(legacy_price_ids()) <= {i.price_id for i in held.items}  # kept for the period
+    invoice = preview(gateway, tenant)
+    tenant.refresh_from_db()
+    estimate = invoice_estimate(tenant, gateway=gateway, now=tenant.created_at)
+    assert invoice.total_cents == estimate.total_cents
+    assert {"legacy", "image_output", "markup"} <= {line.kind for line in estimate.lines}
