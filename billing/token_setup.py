@@ -19,7 +19,7 @@ from django.utils import timezone
 from billing.models import MeterLine, MeterSwitch, Price, TokenMeter, UsageEvent
 from billing.pricing import price_for
 from billing.stripe_gateway import StripeGateway
-from billing.tokens import TOKEN_KINDS, MeterKey, markup_key, token_key
+from billing.tokens import INVOICE_ORDER, MeterKey, markup_key, token_key
 from core.catalog import MODELS, Mode
 from tenants.models import Plan, Tenant
 
@@ -66,7 +66,7 @@ def current_token_keys() -> list[MeterKey]:
     for tier, spec in MODELS.items():
         for mode in Mode.values:
             price = price_for(model=spec.model_id, mode=mode)
-            keys += [token_key(kind, tier, mode, _rate(price, kind)) for kind in TOKEN_KINDS]
+            keys += [token_key(kind, tier, mode, _rate(price, kind)) for kind in INVOICE_ORDER]
     return keys
 
 

@@ -31,6 +31,7 @@ from core.money import show_cents
 
 Kind = TokenMeter.Kind
 TOKEN_KINDS = (Kind.INPUT, Kind.TEXT_OUTPUT, Kind.IMAGE_OUTPUT)
+INVOICE_ORDER = (Kind.IMAGE_OUTPUT, Kind.INPUT, Kind.TEXT_OUTPUT)  # as Google's bill lists them
 TOKENS_PER_MILLION_CENTS = Decimal(10_000)  # USD per 1M tokens → cents per token
 CENTS_PER_USD = Decimal(100)
 MARKUP_PRODUCT = "bunch_markup"
@@ -254,7 +255,7 @@ def lines_from_groups(groups: Iterable[dict[str, Any]]) -> list[TokenLine]:
 
 def _line_order(line: TokenLine) -> tuple[Any, ...]:
     tiers = list(MODELS)
-    kinds = [Kind.IMAGE_OUTPUT, Kind.INPUT, Kind.TEXT_OUTPUT, Kind.MARKUP]
+    kinds = [*INVOICE_ORDER, Kind.MARKUP]
     tier = tiers.index(line.key.tier) if line.key.tier in tiers else len(tiers)
     return (line.key.is_markup, tier, line.key.mode, kinds.index(line.key.kind), line.key.rate)
 
