@@ -255,7 +255,7 @@ def lines_from_groups(groups: Iterable[dict[str, Any]]) -> list[TokenLine]:
 
 def _line_order(line: TokenLine) -> tuple[Any, ...]:
     tiers = list(MODELS)
-    kinds = [*INVOICE_ORDER, Kind.MARKUP]
+    kinds: list[str] = [*INVOICE_ORDER, Kind.MARKUP]
     tier = tiers.index(line.key.tier) if line.key.tier in tiers else len(tiers)
     return (line.key.is_markup, tier, line.key.mode, kinds.index(line.key.kind), line.key.rate)
 
