@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from billing.models import MeterLine, Price, StripeWebhookEvent, UsageEvent
+from billing.models import MeterLine, MeterSwitch, Price, StripeWebhookEvent, TokenMeter, UsageEvent
 from billing.services import usage_resend
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
@@ -107,3 +107,16 @@ class StripeWebhookEventAdmin(ReadOnlyAdmin):
 class MeterLineAdmin(ReadOnlyAdmin):
     list_display = ["line", "images_meter_id", "amount_meter_id", "updated_at"]
     readonly_fields = [f.name for f in MeterLine._meta.fields]
+
+
+@admin.register(TokenMeter)
+class TokenMeterAdmin(ReadOnlyAdmin):
+    list_display = ["event_name", "kind", "tier", "mode", "unit_cents", "price_id", "created_at"]
+    list_filter = ["kind", "tier", "mode"]
+    readonly_fields = [f.name for f in TokenMeter._meta.fields]
+
+
+@admin.register(MeterSwitch)
+class MeterSwitchAdmin(ReadOnlyAdmin):
+    list_display = ["token_meters_from", "recorded_at"]
+    readonly_fields = [f.name for f in MeterSwitch._meta.fields]

@@ -48,6 +48,12 @@ class UsageEvent(models.Model):
     output_text_tokens = models.PositiveIntegerField(default=0)
     output_image_tokens = models.PositiveIntegerField(default=0)
     thoughts_tokens = models.PositiveIntegerField(default=0)
+    # The price book's rates this image was priced at (USD per 1M tokens), so that its
+    # tokens go to the Stripe meter of exactly that price (`billing.tokens`). Null on rows
+    # stored before token meters existed; those were billed by the legacy meters.
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4, null=True)
+    text_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, null=True)
+    image_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, null=True)
     provider_cost = models.DecimalField(max_digits=14, decimal_places=9)
     markup = models.DecimalField(max_digits=14, decimal_places=9)
     billed = models.DecimalField(max_digits=14, decimal_places=9)
@@ -145,7 +151,8 @@ class StripeWebhookEvent(models.Model):
 
 
 class MeterLine(models.Model):
-    """One billable line (tier × mode) as set up in Stripe by `billing_setup`.
+    """Legacy: one billable line (tier × mode) as `billing_setup` set it up before token
+    meters; usage from before the switch-over (`MeterSwitch`) stays on these meters.
 
     Two meters per line: `images` (value 1 per image, priced at 0, so the invoice shows the
     count) and `amount` (value = the billed amount in cents, priced at 1 cent per unit, so the
@@ -174,3 +181,49 @@ class MeterLine(models.Model):
     @property
     def price_ids(self) -> list[str]:
         return [self.images_price_id, self.amount_price_id]
+
+
+class TokenMeter(models.Model):
+    """One Stripe meter and its metered price (`billing.tokens`): a kind of token of one
+    line (tier × mode) at one unit price, or the per-image markup at one amount.
+
+    Stripe prices are immutable and every price on a meter bills all of the meter's usage,
+    so a new unit price (a price-book change, a plan with another markup) is a new meter
+    with its own price: usage goes to the meter of the price it was billed at.
+    """
+
+    class Kind(models.TextChoices):
+        INPUT = "input", "input"
+        TEXT_OUTPUT = "text_output", "text output"
+        IMAGE_OUTPUT = "image_output", "image output"
+        MARKUP = "markup", "markup"
+
+    event_name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    tier = models.CharField(max_length=8, blank=True)
+    mode = models.CharField(max_length=8, blank=True)
+    unit_cents = models.DecimalField(
+        max_digits=24, decimal_places=12, help_text="Cents per token (or per image)."
+    )
+    meter_id = models.CharField(max_length=80)
+    product_id = models.CharField(max_length=80)
+    price_id = models.CharField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "tier", "mode", "created_at"]
+
+    def __str__(self) -> str:
+        return self.event_name
+
+
+class MeterSwitch(models.Model):
+    """When usage moved from the legacy meters (`MeterLine`) to token meters: usage that
+    occurred before `token_meters_from` goes to the legacy meters, from it on to token
+    meters, never both. Set once by `billing_setup`; one row."""
+
+    token_meters_from = models.DateTimeField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"token meters from {self.token_meters_from.isoformat()}"

@@ -18,9 +18,19 @@ from core.money import token_cost
 
 
 @dataclass(frozen=True)
+class Rates:
+    """The price book's rates an image was priced at, USD per 1M tokens."""
+
+    input_per_million: Decimal
+    text_output_per_million: Decimal
+    image_output_per_million: Decimal
+
+
+@dataclass(frozen=True)
 class Cost:
     provider_cost: Decimal
     markup: Decimal
+    rates: Rates | None = None
 
     @property
     def billed(self) -> Decimal:
@@ -83,7 +93,12 @@ def cost_of(*, usage: TokenUsage, price: Price, markup: Decimal) -> Cost:
         )
         + token_cost(usage.output_image_tokens, price.image_output_per_million)
     )
-    return Cost(provider_cost=provider, markup=markup)
+    rates = Rates(
+        input_per_million=Decimal(price.input_per_million),
+        text_output_per_million=Decimal(price.text_output_per_million),
+        image_output_per_million=Decimal(price.image_output_per_million),
+    )
+    return Cost(provider_cost=provider, markup=markup, rates=rates)
 
 
 def estimate_tokens(*, prompt: str, input_images: int) -> int:

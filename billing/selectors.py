@@ -12,13 +12,15 @@ from django.db.models.functions import TruncDate
 
 from billing.rollups import TOKEN_FIELDS, usage_totals
 from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
-from core.money import to_cents
+from billing.tokens import TokenLine, plain, switch_time, token_lines
+from core.catalog import MODELS
+from core.money import show_cents, to_cents
 from tenants.models import Tenant
 from tenants.services import period_end, period_start
 
-from .models import UsageEvent
+from .models import MeterLine, UsageEvent
 
-GROUPS = ("day", "model", "mode", "served_model")
+GROUPS = ("day", "model", "mode", "served_model", "line")
 # The model that served (and bills) the image: after a fallback, not the one asked for.
 MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
 
@@ -44,7 +46,10 @@ def usage_summary(
     the model that served the images (`served_model`: after a fallback, not the one asked for).
 
     From the daily rollups plus the ledger rows not yet folded (billing.rollups): exact.
+    `line` groups by invoice line instead (`usage_by_line`).
     """
+    if group_by == "line":
+        return usage_by_line(tenant, start=start, end=end)
     key = "tier" if group_by == "served_model" else group_by
     rows = usage_totals(tenant, start=start, end=end, keys=[key])
     total: dict[str, Any] = {"images": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
@@ -78,21 +83,126 @@ def fallbacks_by_day(events: QuerySet[UsageEvent]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-# -- the current invoice --------------------------------------------------------------------
+# -- invoice lines --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class InvoiceLineEstimate:
+    """One line of the invoice from the ledger: a token or markup line (`kind`, `quantity`
+    at `unit_cents`), or, for usage from before the switch-over to token meters, a legacy
+    line of a tier × mode (`kind` "legacy", the images' exact amounts)."""
+
     line: str
     tier: str
     mode: str
     images: int
-    billed: Decimal
+    billed: Decimal  # exact USD: quantity × unit price, or the legacy images' amounts
+    kind: str = "legacy"
+    quantity: int = 0
+    unit_cents: Decimal | None = None
+    unit: str = "images"
+    description: str = ""
+    tokens: dict[str, int] | None = None
 
     @property
     def amount_cents(self) -> int:
-        """Exact per-image amounts, summed, then rounded half-up to the cent once per line."""
+        """The exact amount rounded half-up to the cent once per line (what Stripe does)."""
         return int(to_cents(self.billed) * 100)
+
+    @property
+    def unit_price(self) -> Decimal | None:
+        return self.unit_cents / 100 if self.unit_cents is not None else None
+
+
+def _token_line(line: TokenLine) -> InvoiceLineEstimate:
+    key = line.key
+    return InvoiceLineEstimate(
+        line=f"{key.tier}_{key.mode}" if key.tier else "markup",
+        tier=key.tier,
+        mode=key.mode,
+        images=line.images,
+        billed=line.exact_usd,
+        kind=key.kind,
+        quantity=line.quantity,
+        unit_cents=key.unit_cents,
+        unit=key.unit_label,
+        description=line.description,
+        tokens=line.tokens,
+    )
+
+
+def _legacy_line(row: dict[str, Any]) -> InvoiceLineEstimate:
+    billed, batch = row["billed"], " (batch)" if row["mode"] == "batch" else ""
+    name = MODELS[row["tier"]].display_name if row["tier"] in MODELS else row["tier"]
+    return InvoiceLineEstimate(
+        line=f"{row['tier']}_{row['mode']}",
+        tier=row["tier"],
+        mode=row["mode"],
+        images=row["images"],
+        billed=billed,
+        quantity=row["images"],
+        description=f"{name}{batch}: images before token billing, {row['images']:,} images "
+        f"= {show_cents(int(to_cents(billed) * 100))}",
+    )
+
+
+def invoice_lines(
+    tenant: Tenant, *, start: dt.datetime, end: dt.datetime
+) -> list[InvoiceLineEstimate]:
+    """The invoice's usage lines for [start, end), as Stripe bills them: token lines for
+    usage from the switch-over on (one per meter: line, kind of token and rate, and the
+    markup), legacy lines for usage before it. Token lines sum the period's ledger rows
+    in the database per line and rates (the rollups carry no rates)."""
+    switch = switch_time()
+    if switch is None:  # before billing_setup: legacy only if the legacy meters exist
+        switch = dt.datetime.max.replace(tzinfo=dt.UTC) if MeterLine.objects.exists() else start
+    cut = min(max(switch, start), end)
+    legacy = []
+    if start < cut:
+        rows = usage_totals(tenant, start=start, end=cut, keys=["tier", "mode"])
+        legacy = [_legacy_line(row) for row in rows]
+    if cut >= end:
+        return legacy
+    return legacy + [
+        _token_line(line) for line in token_lines(usage_in(tenant, start=cut, end=end))
+    ]
+
+
+def usage_by_line(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """`usage_summary` by invoice line: each group is a line of the invoice
+    (`invoice_lines`), with its description, quantity, unit price and amount."""
+    groups = []
+    for line in invoice_lines(tenant, start=start, end=end):
+        tokens = {name.removesuffix("_tokens"): 0 for name in TOKEN_FIELDS}
+        tokens.update(line.tokens or {})
+        key = f"{line.line}.{line.kind}" + (
+            f"@{plain(line.unit_price)}" if line.unit_price is not None else ""
+        )
+        provider = Decimal(0) if line.kind in ("markup", "legacy") else line.billed
+        groups.append(
+            {
+                "key": key,
+                "images": line.images,
+                "tokens": tokens,
+                "provider_cost": provider,
+                "billed": line.billed,
+                "line": line,
+            }
+        )
+    rows = usage_totals(tenant, start=start, end=end, keys=["mode"])
+    total: dict[str, Any] = {"images": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
+    total.update(provider_cost=Decimal(0), billed=Decimal(0))
+    for row in rows:
+        for name in total:
+            total[name] += row[name]
+    return {
+        "groups": groups,
+        "total": _clean(total),
+        "fallbacks": fallbacks_by_day(usage_in(tenant, start=start, end=end)),
+    }
+
+
+# -- the current invoice --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -136,17 +246,7 @@ def invoice_estimate(
         first = period_start(now)
         start = dt.datetime.combine(first, dt.time(), dt.UTC)
         end = dt.datetime.combine(period_end(first), dt.time(), dt.UTC)
-    rows = usage_totals(tenant, start=start, end=end, keys=["tier", "mode"])
-    lines = [
-        InvoiceLineEstimate(
-            line=f"{row['tier']}_{row['mode']}",
-            tier=row["tier"],
-            mode=row["mode"],
-            images=row["images"],
-            billed=row["billed"],
-        )
-        for row in rows
-    ]
+    lines = invoice_lines(tenant, start=start, end=end)
     # Only rows not yet sent: the Stripe state index finds them without reading the month.
     unsent = [UsageEvent.StripeState.PENDING, UsageEvent.StripeState.FAILED]
     unreported = usage_in(tenant, start=start, end=end).filter(stripe_state__in=unsent).count()

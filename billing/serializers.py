@@ -63,12 +63,47 @@ class UsageRowOut(serializers.Serializer):
         return usd(row["billed"], 9)
 
 
+class InvoiceLineOut(serializers.Serializer):
+    line = serializers.CharField(help_text="tier_mode (`lite_standard`), or `markup`.")
+    tier = serializers.CharField()
+    mode = serializers.CharField()
+    kind = serializers.CharField(
+        help_text="input, text_output, image_output, markup; legacy for usage billed "
+        "before the switch to token meters."
+    )
+    description = serializers.CharField(
+        help_text="As on the invoice: `Nano Banana 2 Lite: image output, 1,120,000 tokens "
+        "× $0.00003 = $33.60`."
+    )
+    quantity = serializers.IntegerField(help_text="Tokens, or images.")
+    unit = serializers.CharField(help_text="tokens or images")
+    unit_price = serializers.SerializerMethodField(help_text="USD per unit, exact.")
+    images = serializers.IntegerField()
+    amount_cents = serializers.IntegerField(help_text="quantity × unit price, half-up, once.")
+
+    def get_unit_price(self, line: Any) -> str | None:
+        price = line.unit_price
+        return None if price is None else format(price.normalize(), "f")
+
+
 class UsageGroupOut(UsageRowOut):
-    key = serializers.SerializerMethodField(help_text="The day, model id or mode.")
+    key = serializers.SerializerMethodField(
+        help_text="The day, model id or mode; with group_by=line, the invoice line "
+        "(`lite_standard.image_output@0.00003`)."
+    )
+    line = InvoiceLineOut(
+        required=False, allow_null=True, help_text="With group_by=line: the invoice line."
+    )
 
     def get_key(self, row: dict[str, Any]) -> str:
         key = row["key"]
         return key.isoformat() if isinstance(key, dt.date) else str(key)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if "line" not in instance:
+            data.pop("line", None)
+        return data
 
 
 class FallbackDayOut(serializers.Serializer):
@@ -101,14 +136,6 @@ class UrlOut(serializers.Serializer):
     url = serializers.URLField()
 
 
-class InvoiceLineOut(serializers.Serializer):
-    line = serializers.CharField()
-    tier = serializers.CharField()
-    mode = serializers.CharField()
-    images = serializers.IntegerField()
-    amount_cents = serializers.IntegerField()
-
-
 class InvoiceAdjustmentOut(serializers.Serializer):
     description = serializers.CharField()
     amount_cents = serializers.IntegerField()
@@ -132,7 +159,11 @@ class InvoiceOut(serializers.Serializer):
     adjustments = InvoiceAdjustmentOut(
         many=True, help_text="Stripe's prorations of a plan change in this period."
     )
-    lines = InvoiceLineOut(many=True, help_text="Usage, per model and mode.")
+    lines = InvoiceLineOut(
+        many=True,
+        help_text="Usage, per line of Stripe's invoice: tokens of each kind per model, mode "
+        "and rate, and the markup per image.",
+    )
     total_cents = serializers.IntegerField(
         help_text="Plan fee + adjustments + usage lines: Stripe's next invoice once every "
         "image is reported."

@@ -39,7 +39,11 @@ def usage_record(
     when the caller moves the image from the period's reservation to its usage after the
     transaction (`usage_quota_settle`).
     """
+    rates = cost.rates
     return UsageEvent.objects.create(
+        input_per_million=rates.input_per_million if rates else None,
+        text_output_per_million=rates.text_output_per_million if rates else None,
+        image_output_per_million=rates.image_output_per_million if rates else None,
         quota_settled=quota_settled,
         tenant_id=tenant_id,
         job_id=job_id,

@@ -1,10 +1,12 @@
 """The Stripe side of billing, set up idempotently: meters, products, prices, subscriptions.
 
-Per billable line (tier × mode) there are two meters, each summing `value`:
+Usage is metered in tokens (`billing.tokens`, `billing.token_setup`): per line (tier ×
+mode) input, text output and image output tokens, priced in cents per token, and the
+plan's markup per image. Usage from before the switch-over (`MeterSwitch`) stays on the
+legacy meters, two per line, each summing `value`:
 
 - ``bunch_images_<line>``: 1 per image, priced at 0 — the invoice shows the image count;
-- ``bunch_amount_<line>``: the image's billed amount in cents, priced at 1 cent per unit —
-  the invoice line is the exact sum, rounded half-up to the cent once, as the ledger is.
+- ``bunch_amount_<line>``: the image's billed amount in cents, priced at 1 cent per unit.
 
 The plan's monthly fee is a licensed price (``bunch_plan_<slug>``, the plan's
 `monthly_price` × quantity 1) on the same subscription, so Stripe's invoice holds the fee
@@ -33,6 +35,15 @@ from billing.stripe_gateway import (
     Subscription,
     SubscriptionItem,
 )
+from billing.token_setup import (
+    current_price_ids,
+    plan_markup_key,
+    switch_ensure,
+    tenant_needs_legacy_prices,
+    token_catalog_ensure,
+    token_meter_ensure,
+)
+from billing.tokens import switch_time
 from config.errors import BunchError
 from core.catalog import MODELS, Mode
 from core.money import to_cents
@@ -52,6 +63,7 @@ class SetupReport:
     lines: list[str] = field(default_factory=list)
     customers_created: int = 0
     subscriptions_created: int = 0
+    prices_added: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -65,7 +77,8 @@ def event_name(kind: str, line: str) -> str:
 
 
 def lines_ensure(*, gateway: StripeGateway) -> list[MeterLine]:
-    """Meters, products and metered prices for every line; their ids recorded in MeterLine."""
+    """Legacy: the image and amount meters of every line (what `billing_setup` made before
+    token meters); their ids recorded in MeterLine."""
     return [_line_ensure(gateway=gateway, tier=t, mode=m) for t, m in billable_lines()]
 
 
@@ -143,13 +156,48 @@ def plan_fee_ensure(
 
 def plan_change(*, tenant: Tenant, plan: Plan, gateway: StripeGateway) -> None:
     """Switch a subscribed tenant to `plan` at once: Stripe swaps the fee with proration,
-    then the plan applies (its quota, models, rates)."""
+    the subscription gains the plan's markup price (the old one stays for the images
+    billed at the old markup), then the plan applies (its quota, models, rates)."""
     plan_fee_ensure(tenant=tenant, gateway=gateway, plan=plan, prorate=True)
+    markup = token_meter_ensure(key=plan_markup_key(plan), gateway=gateway)
+    subscription_prices_ensure(tenant=tenant, gateway=gateway, price_ids=[markup.price_id])
     tenant_set_plan(tenant=tenant, plan=plan)
 
 
-def all_price_ids() -> list[str]:
+def legacy_price_ids() -> list[str]:
     return [price for line in MeterLine.objects.order_by("line") for price in line.price_ids]
+
+
+def subscription_price_ids(*, tenant: Tenant, plan: Plan, gateway: StripeGateway) -> list[str]:
+    """The metered prices a new subscription holds: the token prices at today's rates,
+    the plan's markup, and the legacy prices if usage from before the switch-over is
+    still to be billed on them."""
+    legacy = legacy_price_ids() if tenant_needs_legacy_prices(tenant, switch_time()) else []
+    return [*current_price_ids(plan=plan, gateway=gateway), *legacy]
+
+
+def subscription_prices_ensure(
+    *, tenant: Tenant, gateway: StripeGateway, price_ids: list[str] | None = None
+) -> list[str]:
+    """Add to the tenant's subscription the metered prices it lacks (by default those of
+    today's rates and its plan's markup); nothing is removed, so usage billed at an older
+    price stays on that price's line until the period ends. The prices added."""
+    if not tenant.stripe_subscription_id:
+        return []
+    wanted = (
+        price_ids if price_ids is not None else current_price_ids(plan=tenant.plan, gateway=gateway)
+    )
+    subscription = gateway.retrieve_subscription(subscription_id=tenant.stripe_subscription_id)
+    held = {item.price_id for item in subscription.items}
+    missing = [p for p in dict.fromkeys(wanted) if p not in held]
+    if missing:
+        digest = hashlib.sha256(",".join(missing).encode()).hexdigest()[:16]
+        gateway.add_subscription_prices(
+            subscription_id=subscription.id,
+            price_ids=missing,
+            idempotency_key=f"bunch-subscription-prices:{subscription.id}:{digest}",
+        )
+    return missing
 
 
 def tenant_customer_ensure(*, tenant: Tenant, gateway: StripeGateway) -> str:
@@ -175,9 +223,9 @@ def tenant_subscription_ensure(*, tenant: Tenant, gateway: StripeGateway) -> str
     """The tenant's subscription to every line's prices; None until `billing_setup` ran."""
     if tenant.stripe_subscription_id:
         return tenant.stripe_subscription_id
-    price_ids = all_price_ids()
-    if not price_ids:
+    if switch_time() is None:
         return None
+    price_ids = subscription_price_ids(tenant=tenant, plan=tenant.plan, gateway=gateway)
     customer_id = tenant_customer_ensure(tenant=tenant, gateway=gateway)
     fee_price_id = plan_price_ensure(plan=tenant.plan, gateway=gateway)
     digest = hashlib.sha256(",".join([fee_price_id or "", *price_ids]).encode()).hexdigest()[:16]
@@ -197,7 +245,8 @@ def setup_run(*, gateway: StripeGateway, tenants: bool = True) -> SetupReport:
     if not settings.BILLING_ENABLED:
         report.problems.append("billing is disabled (BUNCH_BILLING_ENABLED=false)")
         return report
-    report.lines = [line.line for line in lines_ensure(gateway=gateway)]
+    report.lines = [meter.event_name for meter in token_catalog_ensure(gateway=gateway)]
+    switch_ensure()
     if not tenants:
         return report
     for tenant in Tenant.objects.exclude(status=Tenant.Status.CANCELED).order_by("pk"):
@@ -208,6 +257,9 @@ def setup_run(*, gateway: StripeGateway, tenants: bool = True) -> SetupReport:
         try:
             if had_subscription:
                 plan_fee_ensure(tenant=tenant, gateway=gateway)
+                report.prices_added += len(
+                    subscription_prices_ensure(tenant=tenant, gateway=gateway)
+                )
             tenant_subscription_ensure(tenant=tenant, gateway=gateway)
         except StripeGatewayError as exc:
             report.problems.append(f"{tenant.slug}: {exc}")
@@ -254,11 +306,10 @@ def checkout_session_create(
     """
 
     def create() -> str:
-        if not all_price_ids():
-            lines_ensure(gateway=gateway)
+        switch_ensure()
         return gateway.create_checkout_session(
             customer_id=tenant_customer_ensure(tenant=tenant, gateway=gateway),
-            price_ids=all_price_ids(),
+            price_ids=subscription_price_ids(tenant=tenant, plan=plan, gateway=gateway),
             success_url=success_url,
             cancel_url=cancel_url,
             client_reference_id=checkout_reference(tenant=tenant, plan=plan),

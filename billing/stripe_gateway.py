@@ -145,40 +145,62 @@ class StripeGateway:
         with _translated():
             meter = self._find_meter(event_name)
             if meter is None:
-                meter = self._client.v1.billing.meters.create(
-                    {
-                        "display_name": display_name,
-                        "event_name": event_name,
-                        "default_aggregation": {"formula": "sum"},
-                        "customer_mapping": {
-                            "type": "by_id",
-                            "event_payload_key": "stripe_customer_id",
-                        },
-                        "value_settings": {"event_payload_key": "value"},
-                    }
-                )
+                meter = self._create_meter(event_name=event_name, display_name=display_name)
             elif meter.status != "active":
                 meter = self._client.v1.billing.meters.reactivate(meter.id)
             if meter.display_name != display_name:
                 self._client.v1.billing.meters.update(meter.id, {"display_name": display_name})
             return meter.id
 
+    def _create_meter(self, *, event_name: str, display_name: str) -> Any:
+        try:
+            return self._client.v1.billing.meters.create(
+                {
+                    "display_name": display_name,
+                    "event_name": event_name,
+                    "default_aggregation": {"formula": "sum"},
+                    "customer_mapping": {
+                        "type": "by_id",
+                        "event_payload_key": "stripe_customer_id",
+                    },
+                    "value_settings": {"event_payload_key": "value"},
+                }
+            )
+        except stripe.InvalidRequestError:
+            # Another worker created it between our look and our create: take that one.
+            meter = self._find_meter(event_name)
+            if meter is None:
+                raise
+            return meter
+
     def _find_meter(self, event_name: str) -> Any:
         meters = self._client.v1.billing.meters.list({"limit": 100})
         return next((m for m in meters.auto_paging_iter() if m.event_name == event_name), None)
 
-    def ensure_product(self, *, name: str, lookup: str) -> str:
-        """Products have no lookup key, so ``lookup`` is used as the product's own id."""
+    def ensure_product(self, *, name: str, lookup: str, unit_label: str | None = None) -> str:
+        """Products have no lookup key, so ``lookup`` is used as the product's own id.
+        ``unit_label`` ("tokens") is what the invoice calls a unit of its prices."""
         with _translated():
             try:
                 product = self._client.v1.products.retrieve(lookup)
             except stripe.InvalidRequestError as exc:
                 if exc.http_status != 404:
                     raise
-                return self._client.v1.products.create({"id": lookup, "name": name}).id
+                params: Any = {"id": lookup, "name": name}
+                if unit_label:
+                    params["unit_label"] = unit_label
+                try:
+                    return str(self._client.v1.products.create(params).id)
+                except stripe.InvalidRequestError:  # created meanwhile by another worker
+                    product = self._client.v1.products.retrieve(lookup)
+            changes: Any = {}
             if product.name != name:
-                self._client.v1.products.update(lookup, {"name": name})
-            return product.id
+                changes["name"] = name
+            if unit_label and getattr(product, "unit_label", None) != unit_label:
+                changes["unit_label"] = unit_label
+            if changes:
+                self._client.v1.products.update(lookup, changes)
+            return str(product.id)
 
     def ensure_metered_price(
         self,
@@ -197,18 +219,29 @@ class StripeGateway:
         with _translated():
             found = self._client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1}).data
             if found and _price_matches(found[0], product_id, meter_id, unit_amount_decimal):
-                return found[0].id
-            price = self._client.v1.prices.create(
-                {
-                    "product": product_id,
-                    "currency": currency,
-                    "unit_amount_decimal": unit_amount_decimal,
-                    "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
-                    "lookup_key": lookup_key,
-                    "transfer_lookup_key": bool(found),
-                }
-            )
-            return price.id
+                return str(found[0].id)
+            try:
+                price = self._client.v1.prices.create(
+                    {
+                        "product": product_id,
+                        "currency": currency,
+                        "unit_amount_decimal": unit_amount_decimal,
+                        "recurring": {
+                            "interval": "month",
+                            "usage_type": "metered",
+                            "meter": meter_id,
+                        },
+                        "lookup_key": lookup_key,
+                        "transfer_lookup_key": bool(found),
+                    }
+                )
+            except stripe.InvalidRequestError:
+                # Another worker made it meanwhile (the lookup key is taken): take that one.
+                again = self._client.v1.prices.list({"lookup_keys": [lookup_key]}).data
+                if again and _price_matches(again[0], product_id, meter_id, unit_amount_decimal):
+                    return str(again[0].id)
+                raise
+            return str(price.id)
 
     def ensure_licensed_price(
         self, *, product_id: str, unit_amount_cents: int, lookup_key: str, currency: str = "usd"
@@ -295,6 +328,21 @@ class StripeGateway:
             params: Any = {
                 "items": [spec],
                 "proration_behavior": "create_prorations" if prorate else "none",
+            }
+            sub = self._client.v1.subscriptions.update(
+                subscription_id, params, _options(idempotency_key)
+            )
+            return _subscription(sub.to_dict())
+
+    def add_subscription_prices(
+        self, *, subscription_id: str, price_ids: list[str], idempotency_key: str | None = None
+    ) -> Subscription:
+        """Add metered prices to a subscription (no proration: they bill what is used);
+        its other items stay."""
+        with _translated():
+            params: Any = {
+                "items": [{"price": p} for p in price_ids],
+                "proration_behavior": "none",
             }
             sub = self._client.v1.subscriptions.update(
                 subscription_id, params, _options(idempotency_key)

@@ -145,7 +145,6 @@ def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
     end = dt.date.fromisoformat(snapshot["period_end"])  # type: ignore[arg-type]
     per_model = _spend_per_model(tenant, start, end)
     estimate = invoice_estimate(tenant, gateway=stripe_gateway(), now=timezone.now())
-    names = {tier: spec.display_name for tier, spec in MODELS.items()}
     context = {
         "period_start": start,
         "period_last_day": end - dt.timedelta(days=1),
@@ -153,9 +152,6 @@ def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
         "chart": _day_bars(_images_per_day(tenant, start, end)),
         "per_model": _spend_bars(per_model),
         "invoice": estimate,
-        "invoice_lines": [
-            {"name": names.get(line.tier, line.tier), "line": line} for line in estimate.lines
-        ],
         "checkout": request.GET.get("checkout", ""),
         "plan_changed": request.GET.get("plan") == "changed",
         # Spend per model above is per served model; these are the images it differs for.

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .server import Emulator
 
 routes = Routes()
+MAX_DECIMAL_PLACES = 12  # Stripe's limit for `unit_amount_decimal`
 
 
 def merge_metadata(current: dict[str, str], update: Any) -> dict[str, str]:
@@ -95,6 +96,7 @@ def _product(product_id: str, params: dict[str, Any]) -> dict[str, Any]:
         "metadata": merge_metadata({}, params.get("metadata")),
         "default_price": None,
         "livemode": False,
+        "unit_label": params.get("unit_label") or None,
     }
 
 
@@ -106,9 +108,9 @@ def product_retrieve(em: Emulator, params: dict[str, Any], id: str) -> dict[str,
 @routes.post("/v1/products/{id}")
 def product_update(em: Emulator, params: dict[str, Any], id: str) -> dict[str, Any]:
     product = em.store.get("products", id, "product")
-    for field in ("name", "description"):
+    for field in ("name", "description", "unit_label"):
         if field in params:
-            product[field] = params[field]
+            product[field] = params[field] or None
     if "active" in params:
         product["active"] = as_bool(params["active"])
     product["metadata"] = merge_metadata(product["metadata"], params.get("metadata"))
@@ -182,6 +184,13 @@ def _price_amounts(params: dict[str, Any]) -> tuple[int | None, str]:
         raise invalid(f"Invalid decimal: {raw}", param=param) from None
     if amount < 0 or not amount.is_finite():
         raise invalid(f"Invalid decimal: {raw}", param=param)
+    places = -amount.normalize().as_tuple().exponent
+    if isinstance(places, int) and places > MAX_DECIMAL_PLACES:
+        raise invalid(
+            f"Invalid decimal: {raw}. The `{param}` must have at most "
+            f"{MAX_DECIMAL_PLACES} decimal places.",
+            param=param,
+        )
     whole = amount == amount.to_integral_value()
     return (int(amount) if whole else None), _decimal_str(amount)
 

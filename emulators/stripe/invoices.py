@@ -1,6 +1,8 @@
 """Invoices: previews from meter usage × metered price, finalization on demand (a control call).
 
 Each line's amount is quantity × ``unit_amount_decimal`` cents, rounded half-up to a whole cent.
+A line whose product has a ``unit_label`` reads like a usage bill:
+"Nano Banana 2 Lite: image output, 1,120,000 tokens × $0.00003 = $33.60".
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ def _line(em: Emulator, sub: dict[str, Any], item: dict[str, Any], end: int) -> 
         quantity = Decimal(item["quantity"] or 1)
     unit = Decimal(price["unit_amount_decimal"])
     amount = int((quantity * unit).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    name = product.get("name", price["product"])
+    description = f"{quantity} × {name}"
+    if product.get("unit_label"):
+        description = _usage_description(name, quantity, product["unit_label"], unit, amount)
     return {
         "id": new_id("il"),
         "object": "line_item",
         "amount": amount,
         "currency": price["currency"],
-        "description": f"{quantity} × {product.get('name', price['product'])}",
+        "description": description,
         "livemode": False,
         "metadata": {},
         "period": {"start": start, "end": end},
@@ -55,6 +61,25 @@ def _line(em: Emulator, sub: dict[str, Any], item: dict[str, Any], end: int) -> 
             },
         },
     }
+
+
+def _plain(amount: Decimal) -> str:
+    text = format(amount.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def _dollars(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}${whole:,}.{rest:02d}"
+
+
+def _usage_description(
+    name: str, quantity: Decimal, unit_label: str, unit_cents: Decimal, amount: int
+) -> str:
+    count = f"{int(quantity):,}" if quantity == quantity.to_integral_value() else _plain(quantity)
+    unit_usd = _plain(unit_cents / 100)
+    return f"{name}, {count} {unit_label} × ${unit_usd} = {_dollars(amount)}"
 
 
 def _proration_line(em: Emulator, sub: dict[str, Any], pending: dict[str, Any]) -> dict[str, Any]:

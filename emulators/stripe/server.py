@@ -18,7 +18,7 @@ from .errors import ApiError
 from .faults import PRE_KINDS, Faults, fault_error
 from .forms import decode
 from .routing import Route
-from .store import Store, new_id, now
+from .store import SAVE_INTERVAL_S, Store, new_id, now
 from .webhooks import API_VERSION, Webhooks
 
 log = logging.getLogger("emulators.stripe")
@@ -210,11 +210,19 @@ def create_app(emulator: Emulator) -> web.Application:
     app.router.add_route("*", "/v1/{tail:.*}", _unknown_url)
     app.router.add_route("*", "/v2/{tail:.*}", _unknown_url)
 
-    async def on_startup(_: web.Application) -> None:
-        emulator.webhooks.start()
+    async def flusher() -> None:
+        while True:
+            await asyncio.sleep(SAVE_INTERVAL_S / 2)
+            emulator.store.flush()
 
-    async def on_cleanup(_: web.Application) -> None:
+    async def on_startup(app: web.Application) -> None:
+        emulator.webhooks.start()
+        app["flusher"] = asyncio.create_task(flusher())
+
+    async def on_cleanup(app: web.Application) -> None:
+        app["flusher"].cancel()
         await emulator.webhooks.stop()
+        emulator.store.flush()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

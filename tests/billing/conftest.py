@@ -9,13 +9,16 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from billing.models import MeterLine, UsageEvent
+from billing.models import TokenMeter, UsageEvent
 from billing.pricing import cost_of, price_for
 from billing.services import usage_record
-from billing.setup import lines_ensure, tenant_subscription_ensure
+from billing.setup import tenant_subscription_ensure
 from billing.stripe_gateway import StripeGateway
+from billing.token_setup import switch_ensure, token_catalog_ensure
+from billing.tokens import token_lines
 from core.catalog import MODELS, TokenUsage
 from generation.models import Image, Job
 from tenants.models import Tenant
@@ -45,16 +48,20 @@ _CATALOG: dict[str, list[dict[str, object]]] = {}
 
 
 def catalog_ensure(gateway: StripeGateway, key: str) -> None:
-    """`lines_ensure` once per emulator (``key``); later tests copy its ids: the catalog
-    persists in the emulator while each test's database starts empty."""
+    """The token catalog (`token_catalog_ensure`) once per emulator (``key``); later tests
+    copy its ids: the catalog persists in the emulator while each test's database starts
+    empty. Meters a test's own plans or prices need are made as the app makes them."""
     if key not in _CATALOG:
-        lines = lines_ensure(gateway=gateway)
+        meters = token_catalog_ensure(gateway=gateway)
         _CATALOG[key] = [
-            {f.name: getattr(line, f.name) for f in MeterLine._meta.fields if f.name != "id"}
-            for line in lines
+            {f.name: getattr(m, f.name) for f in TokenMeter._meta.fields if f.name != "id"}
+            for m in meters
         ]
-    elif not MeterLine.objects.exists():
-        MeterLine.objects.bulk_create(MeterLine(**values) for values in _CATALOG[key])
+    known = set(TokenMeter.objects.values_list("event_name", flat=True))
+    TokenMeter.objects.bulk_create(
+        TokenMeter(**values) for values in _CATALOG[key] if values["event_name"] not in known
+    )
+    switch_ensure()
 
 
 @pytest.fixture
@@ -115,3 +122,36 @@ def usage_factory(db: None) -> RecordUsage:
 
 def ledger_cents(events: list[UsageEvent]) -> Decimal:
     return sum((e.billed for e in events), Decimal(0)) * 100
+
+
+def stripe_quantities(
+    gateway: StripeGateway, tenant: Tenant, *, line: str | None = None
+) -> dict[str, Decimal]:
+    """What Stripe's summaries hold for the tenant over the last hour, per token meter
+    (event name), of one line (`lite_standard`, or `markup`) or all; zeros left out."""
+    tenant.refresh_from_db()
+    now = int(timezone.now().timestamp()) // 60 * 60
+    held = {}
+    for meter in TokenMeter.objects.all():
+        name = f"{meter.tier}_{meter.mode}" if meter.tier else "markup"
+        if line is not None and name != line:
+            continue
+        value = gateway.meter_event_summary_total(
+            meter_id=meter.meter_id,
+            customer_id=tenant.stripe_customer_id,
+            start=now - 3600,
+            end=now + 120,
+        )
+        if value:
+            held[meter.event_name] = value
+    return held
+
+
+def ledger_quantities(events: list[UsageEvent], *, line: str | None = None) -> dict[str, Decimal]:
+    """What the token meters should hold for these usage events, per event name."""
+    rows = UsageEvent.objects.filter(pk__in=[e.pk for e in events])
+    return {
+        t.key.event_name: Decimal(t.quantity)
+        for t in token_lines(rows)
+        if line is None or (f"{t.key.tier}_{t.key.mode}" if t.key.tier else "markup") == line
+    }

@@ -16,8 +16,7 @@ from django.test import Client
 from billing.models import UsageEvent
 from billing.stripe_gateway import StripeGateway
 from billing.tasks import sync_usage
-from tests.billing.conftest import ledger_cents
-from tests.billing.test_sync import stripe_totals
+from tests.billing.conftest import ledger_quantities, stripe_quantities
 from tests.plugins.actors import PASSWORD, Actor
 from tests.plugins.gemini import GeminiEmulator
 
@@ -58,8 +57,13 @@ def test_stripe_summaries_per_served_line_equal_the_ledger(
     lite = list(UsageEvent.objects.filter(job_id=served_lite["id"]))
     flash = list(UsageEvent.objects.filter(job_id=served_flash["id"]))
     assert {e.tier for e in flash} == {"flash"}
-    assert stripe_totals(gateway, owner.tenant, "lite_standard") == (2, ledger_cents(lite))
-    assert stripe_totals(gateway, owner.tenant, "flash_standard") == (3, ledger_cents(flash))
+    assert stripe_quantities(gateway, owner.tenant, line="lite_standard") == ledger_quantities(
+        lite, line="lite_standard"
+    )
+    assert stripe_quantities(gateway, owner.tenant, line="flash_standard") == ledger_quantities(
+        flash, line="flash_standard"
+    )
+    assert sum(stripe_quantities(gateway, owner.tenant, line="markup").values()) == 5
     usage = owner.api().get("/api/v1/usage", {"group_by": "served_model"}).json()
     assert {g["key"]: g["images"] for g in usage["groups"]} == {"lite": 2, "flash": 3}
     [day] = usage["fallbacks"]

@@ -89,20 +89,20 @@ def test_invoice_line_rounds_half_up_and_stripes_invoice_agrees_with_the_ledger(
     owner: Actor, gateway: StripeGateway, subscribed: Callable
 ) -> None:
     plan = owner.tenant.plan
-    plan.markup_per_image = Decimal("0.0082")  # 1.68 ¢ batch image + 0.82 ¢ = 2.5 ¢
+    plan.markup_per_image = Decimal("0.005")  # one image: a markup line of exactly 0.5 ¢
     plan.save()
     subscribed(owner.tenant)
-    record_usage(owner.tenant, mode="batch", usage=ONE_1K_IMAGE)
-    record_usage(owner.tenant, n=3, usage=ONE_1K_IMAGE)  # 3 × 4.18 ¢ = 12.54 ¢
-    assert sync_pending().sent == 4
+    record_usage(owner.tenant, mode="batch", usage=ONE_1K_IMAGE)  # 1,120 × 0.0015 ¢ = 1.68 ¢
+    assert sync_pending().sent == 1
 
     estimate = invoice_estimate(owner.tenant, gateway=gateway, now=owner.tenant.created_at)
 
-    cents = {line.line: line.amount_cents for line in estimate.lines}
-    assert cents == {"lite_batch": 3, "lite_standard": 13}
-    assert estimate.total_cents == 16
-    assert gateway.invoice_preview(customer_id=owner.tenant.stripe_customer_id).total_cents == 16
-    assert estimate.stripe_total_cents == 16
+    cents = {(line.line, line.kind): line.amount_cents for line in estimate.lines}
+    # Half up, once per line: 1.68 → 2 and 0.5 → 1 (banker's rounding would say 0).
+    assert cents == {("lite_batch", "image_output"): 2, ("markup", "markup"): 1}
+    assert estimate.total_cents == 3
+    assert gateway.invoice_preview(customer_id=owner.tenant.stripe_customer_id).total_cents == 3
+    assert estimate.stripe_total_cents == 3
 
 
 def test_one_display_rule_unit_prices_round_up_to_4_decimals_totals_to_cents() -> None:

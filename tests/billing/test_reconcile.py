@@ -11,8 +11,7 @@ from django.core.management import call_command
 from billing.models import UsageEvent
 from billing.stripe_gateway import StripeGateway
 from billing.sync import meter_identifier, sync_pending
-from tests.billing.conftest import record_usage
-from tests.billing.test_sync import stripe_totals
+from tests.billing.conftest import ledger_quantities, record_usage, stripe_quantities
 from tests.plugins.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -39,27 +38,33 @@ def test_reconcile_reports_no_differences_when_stripe_matches_the_ledger(synced)
     assert "no differences" in output
 
 
+LITE_IMAGE = "bunch_tokens_lite_standard_image_output_at_30_per_m"
+LITE_INPUT = "bunch_tokens_lite_standard_input_at_0p25_per_m"
+MARKUP = "bunch_markup_at_0p01_usd"
+
+
 def test_reconcile_finds_and_fixes_an_event_stripe_lost(
     owner: Actor, synced: list[UsageEvent], gateway: StripeGateway
 ) -> None:
     lost = synced[0]
     customer = owner.tenant.stripe_customer_id
-    for kind in ("images", "amount"):
+    for kind, name in (("image_output", LITE_IMAGE), ("input", LITE_INPUT), ("markup", MARKUP)):
         gateway.cancel_meter_event(
-            event_name=f"bunch_{kind}_lite_standard",
+            event_name=name,
             identifier=meter_identifier(customer_id=customer, usage_id=lost.pk, kind=kind),
         )
-    assert stripe_totals(gateway, owner.tenant, "lite_standard")[0] == 2
+    assert stripe_quantities(gateway, owner.tenant, line="lite_standard")[LITE_IMAGE] == 2240
 
     found = reconcile()
     fixed = reconcile("--fix")
 
     rows = [line.split() for line in found.splitlines()]
-    assert ["acme", "lite_standard", "images", "3", "2", "1", "0"] in rows
-    assert ["acme", "lite_standard", "amount", "13.0809", "8.7206", "4.3603", "0"] in rows
+    assert ["acme", "lite_standard", "image_output", "3360", "2240", "1120", "0"] in rows
+    assert ["acme", "lite_standard", "input", "36", "24", "12", "0"] in rows
+    assert ["acme", "markup", "markup", "4", "3", "1", "0"] in rows
     assert not any("flash_standard" in row for row in rows)
     assert "fixed: no differences remain" in fixed
-    assert stripe_totals(gateway, owner.tenant, "lite_standard") == (3, lost.billed * 300)
+    assert stripe_quantities(gateway, owner.tenant) == ledger_quantities(synced)
     assert "no differences" in reconcile("--fix")  # a second repair adds nothing
 
 
@@ -67,13 +72,13 @@ def test_reconcile_fix_resends_an_event_the_ledger_marked_sent_but_stripe_never_
     owner: Actor, subscribed: Callable, gateway: StripeGateway
 ) -> None:
     subscribed(owner.tenant)
-    (never_sent,) = record_usage(owner.tenant, mode="batch")
-    UsageEvent.objects.filter(pk=never_sent.pk).update(stripe_state="sent")
+    never_sent = record_usage(owner.tenant, mode="batch")
+    UsageEvent.objects.filter(pk=never_sent[0].pk).update(stripe_state="sent")
 
     fixed = reconcile("--fix")
 
-    assert "resent 2 event(s), sent 0 correction(s)" in fixed
-    assert stripe_totals(gateway, owner.tenant, "lite_batch") == (1, never_sent.billed * 100)
+    assert "resent 3 event(s), sent 0 correction(s)" in fixed  # input, image, markup
+    assert stripe_quantities(gateway, owner.tenant) == ledger_quantities(never_sent)
 
 
 def test_reconcile_since_limits_the_window(synced) -> None:

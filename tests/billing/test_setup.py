@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from pytest_django.fixtures import Settings
 
-from billing.models import MeterLine
+from billing.models import MeterLine, MeterSwitch, TokenMeter
 from core.catalog import MODELS
 from tenants.models import Tenant
 from tests.plugins.actors import Actor
@@ -27,40 +27,50 @@ def test_billing_setup_is_idempotent(
     owner: Actor, outsider: Actor, stripe_app: StripeEmulator
 ) -> None:
     first = billing_setup()
-    ids = ("line", "images_meter_id", "images_price_id", "amount_meter_id", "amount_price_id")
-    lines = list(MeterLine.objects.values(*ids))
+    ids = ("event_name", "meter_id", "price_id", "product_id")
+    meters = list(TokenMeter.objects.order_by("event_name").values(*ids))
     tenants = list(Tenant.objects.values("stripe_customer_id", "stripe_subscription_id"))
     second = billing_setup()
 
     assert "customers created: 2; subscriptions created: 2" in first
     assert "customers created: 0; subscriptions created: 0" in second
-    assert list(MeterLine.objects.values(*ids)) == lines
+    assert "prices added to subscriptions: 0" in second
+    assert list(TokenMeter.objects.order_by("event_name").values(*ids)) == meters
+    assert MeterSwitch.objects.count() == 1
     assert list(Tenant.objects.values("stripe_customer_id", "stripe_subscription_id")) == tenants
     state = stripe_app.state()
     customers = {t["stripe_customer_id"] for t in tenants}
     assert len([c for c in state["customers"] if c["id"] in customers]) == 2
     assert len([s for s in state["subscriptions"] if s["customer"] in customers]) == 2
     names = [m["event_name"] for m in state["meters"]]
-    assert names.count("bunch_images_lite_standard") == 1
+    assert names.count("bunch_tokens_lite_standard_image_output_at_30_per_m") == 1
 
 
-def test_billing_setup_makes_two_meters_and_two_prices_per_line(
+def test_billing_setup_makes_three_token_meters_per_line_priced_per_token_and_a_markup(
     owner: Actor, stripe_app: StripeEmulator
 ) -> None:
     billing_setup()
 
-    assert MeterLine.objects.count() == len(MODELS) * 2
-    line = MeterLine.objects.get(line="flash_batch")
+    tokens = TokenMeter.objects.exclude(kind="markup")
+    assert tokens.count() == len(MODELS) * 2 * 3
+    assert not MeterLine.objects.exists()  # a fresh database has no legacy meters
     prices = {p["id"]: p for p in stripe_app.state()["prices"]}
-    images, amount = prices[line.images_price_id], prices[line.amount_price_id]
-    assert (images["recurring"]["meter"], images["unit_amount_decimal"]) == (
-        line.images_meter_id,
-        "0",
-    )
-    assert (amount["recurring"]["meter"], amount["unit_amount_decimal"]) == (
-        line.amount_meter_id,
-        "1",
-    )
+    expected = {  # cents per token: USD per 1M ÷ 10,000; batch at half
+        "flash_batch": {"input": "0.000025", "text_output": "0.00015", "image_output": "0.003"},
+        "lite_standard": {"input": "0.000025", "text_output": "0.00015", "image_output": "0.003"},
+        "pro_standard": {"input": "0.0002", "text_output": "0.0012", "image_output": "0.012"},
+    }
+    for line, kinds in expected.items():
+        tier, mode = line.split("_")
+        for kind, unit in kinds.items():
+            meter = tokens.get(tier=tier, mode=mode, kind=kind)
+            price = prices[meter.price_id]
+            assert (price["recurring"]["meter"], price["unit_amount_decimal"]) == (
+                meter.meter_id,
+                unit,
+            ), (line, kind)
+    markup = TokenMeter.objects.get(kind="markup")  # the owner's plan: $0.01 per image
+    assert prices[markup.price_id]["unit_amount_decimal"] == "1"
     owner.tenant.refresh_from_db()
     subscription = next(
         s
@@ -68,7 +78,7 @@ def test_billing_setup_makes_two_meters_and_two_prices_per_line(
         if s["id"] == owner.tenant.stripe_subscription_id
     )
     subscribed_prices = {item["price"]["id"] for item in subscription["items"]["data"]}
-    assert subscribed_prices == {p for line in MeterLine.objects.all() for p in line.price_ids}
+    assert subscribed_prices == set(TokenMeter.objects.values_list("price_id", flat=True))
 
 
 def test_billing_setup_does_nothing_when_billing_is_disabled(
@@ -79,4 +89,4 @@ def test_billing_setup_does_nothing_when_billing_is_disabled(
     output = billing_setup()
 
     assert "billing is disabled" in output
-    assert not MeterLine.objects.exists()
+    assert not TokenMeter.objects.exists()

@@ -16,7 +16,7 @@ from billing.models import MeterLine, UsageEvent
 from billing.stripe_gateway import StripeGateway
 from billing.sync import meter_identifier, sync_pending
 from tenants.models import Tenant
-from tests.billing.conftest import ledger_cents, record_usage
+from tests.billing.conftest import ledger_quantities, record_usage, stripe_quantities
 from tests.plugins.actors import Actor
 from tests.plugins.stripe import StripeEmulator
 
@@ -30,7 +30,8 @@ LINES = (("lite", "standard", 9), ("lite", "batch", 5), ("flash", "standard", 6)
 
 
 def stripe_totals(gateway: StripeGateway, tenant: Tenant, line: str) -> tuple[Decimal, Decimal]:
-    """(images, amount in cents) Stripe's summaries hold for the tenant's line this hour."""
+    """Legacy: (images, amount in cents) Stripe's summaries hold for the tenant's legacy
+    line this hour."""
     meter_line = MeterLine.objects.get(line=line)
     now = int(timezone.now().timestamp()) // 60 * 60
     window = {"customer_id": tenant.stripe_customer_id, "start": now - 3600, "end": now + 120}
@@ -60,9 +61,11 @@ def assert_stripe_matches_ledger(
 ) -> None:
     tenant.refresh_from_db()
     for line, events in ledger.items():
-        images, amount = stripe_totals(gateway, tenant, line)
-        assert images == len(events), line
-        assert amount == ledger_cents(events), line
+        assert stripe_quantities(gateway, tenant, line=line) == ledger_quantities(events, line=line)
+    everything = [e for events in ledger.values() for e in events]
+    markup = stripe_quantities(gateway, tenant, line="markup")
+    assert markup == ledger_quantities(everything, line="markup")
+    assert sum(markup.values()) == len(everything)
     assert UsageEvent.objects.exclude(stripe_state="sent").count() == 0
 
 
@@ -142,23 +145,35 @@ def test_answer_dropped_after_commit_is_replayed_by_the_sdk_retry_and_counted_on
 
 
 @pytest.mark.django_db
-def test_sync_sends_an_images_and_an_amount_event_with_deterministic_identifiers(
+def test_sync_sends_token_and_markup_events_with_deterministic_identifiers(
     owner: Actor, stripe_app: StripeEmulator, subscribed: Callable
 ) -> None:
     subscribed(owner.tenant)
-    (event,) = record_usage(owner.tenant)
+    (event,) = record_usage(owner.tenant)  # 12 input tokens, 1,120 image tokens, no text
 
     report = sync_pending()
 
     assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
     customer = owner.tenant.stripe_customer_id
     held = {e["identifier"]: e for e in stripe_app.state()["meter_events"]}
-    images = held[meter_identifier(customer_id=customer, usage_id=event.pk, kind="images")]
-    amount = held[meter_identifier(customer_id=customer, usage_id=event.pk, kind="amount")]
-    assert (images["event_name"], images["value"]) == ("bunch_images_lite_standard", "1")
-    # $0.0336 image + 12 input tokens at $0.25/1M + $0.01 markup = 4.3603 cents, exactly
-    assert (amount["event_name"], amount["value"]) == ("bunch_amount_lite_standard", "4.3603")
-    assert images["timestamp"] == int(event.occurred_at.timestamp())
+    mine = {
+        kind: held.get(meter_identifier(customer_id=customer, usage_id=event.pk, kind=kind))
+        for kind in ("input", "text_output", "image_output", "markup")
+    }
+    assert mine["text_output"] is None  # no text tokens: no event
+    assert (mine["image_output"]["event_name"], mine["image_output"]["value"]) == (
+        "bunch_tokens_lite_standard_image_output_at_30_per_m",
+        "1120",
+    )
+    assert (mine["input"]["event_name"], mine["input"]["value"]) == (
+        "bunch_tokens_lite_standard_input_at_0p25_per_m",
+        "12",
+    )
+    assert (mine["markup"]["event_name"], mine["markup"]["value"]) == (
+        "bunch_markup_at_0p01_usd",
+        "1",
+    )
+    assert mine["input"]["timestamp"] == int(event.occurred_at.timestamp())
     event.refresh_from_db()
     assert (event.stripe_state, event.stripe_last_error) == ("sent", "")
     assert event.stripe_sent_at is not None

@@ -111,17 +111,24 @@ def test_invoice_estimate_sums_exactly_then_rounds_each_line_and_matches_stripe(
     owner: Actor, outsider: Actor, subscribed: Callable
 ) -> None:
     subscribed(owner.tenant)
-    record_usage(owner.tenant, n=3)  # 3 × 4.3603 ¢ = 13.0809 ¢ → 13
-    record_usage(owner.tenant, tier="pro", usage=TokenUsage(output_image_tokens=2000))  # 25 ¢
+    record_usage(owner.tenant, n=3)  # 3 × (12 input + 1,120 image tokens)
+    record_usage(owner.tenant, tier="pro", usage=TokenUsage(output_image_tokens=2000))
     record_usage(outsider.tenant, tier="pro", n=4)
     sync_pending()
 
     body = owner.api().get(INVOICE).json()
 
-    assert [(line["line"], line["images"], line["amount_cents"]) for line in body["lines"]] == [
-        ("lite_standard", 3, 13),
-        ("pro_standard", 1, 25),
+    fields = ("line", "kind", "quantity", "amount_cents")
+    lines = [tuple(line[f] for f in fields) for line in body["lines"]]
+    assert lines == [
+        ("lite_standard", "image_output", 3360, 10),  # × 0.003 ¢ = 10.08 ¢
+        ("lite_standard", "input", 36, 0),  # × 0.000025 ¢ = 0.0009 ¢
+        ("pro_standard", "image_output", 2000, 24),  # × 0.012 ¢
+        ("markup", "markup", 4, 4),  # × 1 ¢
     ]
+    assert body["lines"][0]["description"] == (
+        "Nano Banana 2 Lite: image output, 3,360 tokens × $0.00003 = $0.10"
+    )
     assert body["total_cents"] == 38
     assert body["stripe"] == {"reachable": True, "total_cents": 38}
     assert body["not_yet_reported"] == 0

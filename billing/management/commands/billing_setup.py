@@ -8,12 +8,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from billing.gateway_factory import stripe_gateway
 from billing.setup import setup_run
 from billing.stripe_gateway import StripeGatewayError, StripeRetryableError
+from billing.tokens import switch_time
 
 
 class Command(BaseCommand):
     help = (
-        "Create (idempotently) the Stripe meters, products and metered prices of every "
-        "billable line, and a customer and subscription for each tenant lacking them."
+        "Create (idempotently) the Stripe token meters, products and metered prices of "
+        "every billable line and plan markup, record the switch-over from the legacy "
+        "meters, give existing subscriptions the new prices (keeping the old ones), and "
+        "a customer and subscription for each tenant lacking them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,8 +43,11 @@ class Command(BaseCommand):
                 raise CommandError(f"Stripe refused the setup: {exc}") from None
         for problem in report.problems:
             self.stderr.write(problem)
+        switch = switch_time()
         self.stdout.write(
-            f"billing lines: {', '.join(report.lines) or 'none'}; "
+            f"token meters: {len(report.lines)}; "
+            f"token meters from: {switch.isoformat() if switch else 'not yet'}; "
             f"customers created: {report.customers_created}; "
-            f"subscriptions created: {report.subscriptions_created}"
+            f"subscriptions created: {report.subscriptions_created}; "
+            f"prices added to subscriptions: {report.prices_added}"
         )
