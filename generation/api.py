@@ -70,14 +70,18 @@ def _job_answer(
     if wait and code == status.HTTP_202_ACCEPTED:
         # Answered by the async view around this one (generation/streams.py) when the job
         # finishes or the wait runs out, without holding a thread meanwhile.
-        request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)  # type: ignore[attr-defined]
+        pending = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)
+        request._request.bunch_wait = pending  # type: ignore[attr-defined]
     headers = {"Location": body["links"]["self"]}
     if wait:
         headers["Preference-Applied"] = f"wait={wait}"
         headers["Bunch-Served-Model"] = body["served_model"]
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(body, status=code, headers=headers)
+    response = Response(body, status=code, headers=headers)
+    if wait and code == status.HTTP_202_ACCEPTED:  # the web's front finishes the wait
+        response.bunch_wait = pending  # type: ignore[attr-defined]
+    return response
 
 
 def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:

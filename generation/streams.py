@@ -62,10 +62,13 @@ def _async_around(
     view: Callable[..., HttpResponse],
     then: Callable[[HttpRequest, HttpResponse, float], Awaitable[HttpResponseBase]],
     waits: Callable[[HttpRequest], bool],
+    *,
+    plain_when_not_waiting: bool = False,
 ) -> AsyncView:
     @functools.wraps(view)  # keeps `cls` and `csrf_exempt`, which the schema and CSRF read
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # The deadline of a wait counts from the request's arrival, not from its first slot.
+        # The deadline of a wait counts from the request's arrival in the process (stamped
+        # by config.asgi_front before its body was read), not from its first slot.
         started = getattr(request, "arrived_at", None) or time.monotonic()
         call = functools.partial(view, request, *args, **kwargs)
         if not waits(request):
@@ -76,6 +79,10 @@ def _async_around(
 
     # config.middleware.SyncSlotsMiddleware lets it through without a slot
     wrapped.waits_without_slot = True  # type: ignore[attr-defined]
+    if plain_when_not_waiting:
+        # A request that does not wait runs `view` itself, in one thread, without the
+        # event loop (config.asgi_front.SyncViewsHandler).
+        wrapped.sync_view = view  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -97,7 +104,7 @@ class PendingWait:
 
 def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
     """`Prefer: wait=N` on a submit: 200 with the finished job by N s, else 202 as ever."""
-    return _async_around(view, _answer_when_finished, _asks_to_wait)
+    return _async_around(view, _answer_when_finished, _asks_to_wait, plain_when_not_waiting=True)
 
 
 def _asks_to_wait(request: HttpRequest) -> bool:
@@ -110,18 +117,7 @@ async def _answer_when_finished(
     pending: PendingWait | None = getattr(request, "bunch_wait", None)
     if pending is None or not isinstance(response, Response):
         return response
-    # Stop a moment early: the last read and the answer's way out take time when a
-    # thousand deadlines fall in the same second.
-    deadline = started + pending.seconds - WAIT_GUARD_S
-    key = f"job:{pending.job_id}"
-    async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
-        finished = await _finished(watch, pending.job_id, first=True)
-        while not finished:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await watch.changed(remaining):
-                break
-            finished = await _finished(watch, pending.job_id)
-    body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
+    body = await _wait_for(pending, started, in_thread)
     response.data = body
     response.status_code = 200 if body["status"] in Job.FINISHED else 202
     # Which model made the images (it differs from the one asked for after a fallback).
@@ -129,13 +125,52 @@ async def _answer_when_finished(
     return response
 
 
-async def _finished(watch: live.Watch, job_id: Any, first: bool = False) -> bool:
+Step = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def wait_answer(response: Any, started: float, step: Step) -> tuple[int, bytes, list[Any]]:
+    """`Prefer: wait` for `config.asgi_front`: the submit's `response` (a 202 that carries
+    its `PendingWait`) already ran whole in a thread; wait on the event loop, then read
+    and render the job in one `step` (a pool thread). Returns the status, the body and
+    the headers that change."""
+    pending: PendingWait = response.bunch_wait
+
+    def read_and_render() -> tuple[dict[str, Any], bytes]:
+        body = job_body(pending.tenant, pending.job_id)
+        media = response.accepted_media_type
+        rendered = response.accepted_renderer.render(body, media, response.renderer_context)
+        return body, rendered
+
+    body, rendered = await _wait_for(pending, started, step, read=read_and_render)
+    code = 200 if body["status"] in Job.FINISHED else 202
+    return code, rendered, [(b"bunch-served-model", str(body["served_model"]).encode())]
+
+
+async def _wait_for(
+    pending: PendingWait, started: float, step: Step, read: Callable[[], Any] | None = None
+) -> Any:
+    """Until the job finishes or the deadline; then `read()` (default: the job's body)."""
+    # Stop a moment early: the last read and the answer's way out take time when a
+    # thousand deadlines fall in the same second.
+    deadline = started + pending.seconds - WAIT_GUARD_S
+    key = f"job:{pending.job_id}"
+    async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
+        finished = await _finished(watch, pending.job_id, step, first=True)
+        while not finished:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await watch.changed(remaining):
+                break
+            finished = await _finished(watch, pending.job_id, step)
+    return await step(read or functools.partial(job_body, pending.tenant, pending.job_id))
+
+
+async def _finished(watch: live.Watch, job_id: Any, step: Step, first: bool = False) -> bool:
     """Whether the job is finished: the SQLite poll already read its row (and a first look
     is not needed: the poll compares with the submitted state); news by message is only
     a reason to look."""
     if watch.polled:
         return not first and watch.seen[0] in Job.FINISHED
-    return await in_thread(functools.partial(_is_finished, job_id))
+    return bool(await step(functools.partial(_is_finished, job_id)))
 
 
 def _is_finished(job_id: Any) -> bool:

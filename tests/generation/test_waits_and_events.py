@@ -221,3 +221,37 @@ def test_another_tenants_job_stream_is_404_and_no_key_is_401(
     from rest_framework.test import APIClient
 
     assert APIClient().get(path).status_code == 401
+
+
+async def _timed_events(key: str, path: str, until: str) -> list[tuple[float, dict[str, Any]]]:
+    """Each event of a stream with the (wall clock) time it arrived, until one of type
+    `until`."""
+    response = await AsyncClient().get(path, headers={"Authorization": f"Bearer {key}"})
+    seen: list[tuple[float, dict[str, Any]]] = []
+    async for chunk in response.streaming_content:
+        for event in parse_events(chunk):
+            seen.append((time.time(), event))
+            if event["event"] == until:
+                return seen
+    return seen
+
+
+def test_a_job_stream_shows_running_as_soon_as_a_worker_claims_the_job(
+    queued_worker: GeminiEmulator, owner: Actor, news: str, settings: Any
+) -> None:
+    settings.GEMINI_TIMEOUT_S = 15.0  # the pipeline fixtures' 2 s would fail the call
+    # The model takes 4 s: `running` must come from the claim's news, not from the end.
+    queued_worker.configure(latency=4.0, jitter=0)
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json").json()
+    worker = run_later(delay_s=0.5)  # the worker's path: claim (and tell), call, store
+    path = f"{GENERATIONS}/{job['id']}/events"
+    seen = asyncio.run(asyncio.wait_for(_timed_events(owner.key, path, "done"), 30))
+    worker.join(timeout=20)
+
+    statuses = [(at, e["data"]["status"]) for at, e in seen if e["event"] == "status"]
+    assert [s for _, s in statuses] == ["queued", "running", "succeeded"]
+    claimed = Job.objects.get(pk=job["id"]).started_at  # set by the claim
+    running_after = statuses[1][0] - claimed.timestamp()
+    # Without the claim's news a stream looks again only every LOOK_AGAIN_S (5 s), and
+    # the job's end (4 s after the claim) would wake it first.
+    assert running_after < 2.0, f"`running` shown {running_after:.1f} s after the claim"
