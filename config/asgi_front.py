@@ -63,6 +63,8 @@ class SyncViewsHandler(WSGIHandler):
         return match
 
 
+# (the pending response, its arrival, a step runner) → (status, body, headers that
+# change), or None: the pending response's own answer stands
 AnswerWait = Callable[[Any, float, Callable[[Callable[[], Any]], Awaitable[Any]]], Awaitable[Any]]
 
 
@@ -112,10 +114,11 @@ class FrontApplication:
                 status, headers, chunks, pending = await loop.run_in_executor(
                     self.pool, self._respond, _environ(scope, body)
                 )
+            answer = None
             if pending is not None and self.answer_wait is not None:
-                status, rendered, changed = await self.answer_wait(
-                    pending, scope[ARRIVED_AT], self.step
-                )
+                answer = await self.answer_wait(pending, scope[ARRIVED_AT], self.step)
+            if answer is not None:  # else the submit's own answer stands
+                status, rendered, changed = answer
                 names = {b"content-length", *(name for name, _ in changed)}
                 headers = [(k, v) for k, v in headers if k not in names]
                 headers += [(b"content-length", str(len(rendered)).encode()), *changed]

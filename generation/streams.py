@@ -126,13 +126,17 @@ async def _answer_when_finished(
 
 
 Step = Callable[[Callable[[], Any]], Awaitable[Any]]
+AS_SUBMITTED = object()  # `_wait_for`: the job is still as its submit answered
 
 
-async def wait_answer(response: Any, started: float, step: Step) -> tuple[int, bytes, list[Any]]:
+async def wait_answer(
+    response: Any, started: float, step: Step
+) -> tuple[int, bytes, list[Any]] | None:
     """`Prefer: wait` for `config.asgi_front`: the submit's `response` (a 202 that carries
     its `PendingWait`) already ran whole in a thread; wait on the event loop, then read
     and render the job in one `step` (a pool thread). Returns the status, the body and
-    the headers that change."""
+    the headers that change; None when the job is still queued as submitted, so the
+    submit's own 202 is the answer (no read: a thousand deadlines can fall in a second)."""
     pending: PendingWait = response.bunch_wait
 
     def read_and_render() -> tuple[dict[str, Any], bytes]:
@@ -141,40 +145,55 @@ async def wait_answer(response: Any, started: float, step: Step) -> tuple[int, b
         rendered = response.accepted_renderer.render(body, media, response.renderer_context)
         return body, rendered
 
-    body, rendered = await _wait_for(pending, started, step, read=read_and_render)
+    found = await _wait_for(pending, started, step, read=read_and_render, unchanged=AS_SUBMITTED)
+    if found is AS_SUBMITTED:
+        return None
+    body, rendered = found
     code = 200 if body["status"] in Job.FINISHED else 202
     return code, rendered, [(b"bunch-served-model", str(body["served_model"]).encode())]
 
 
 async def _wait_for(
-    pending: PendingWait, started: float, step: Step, read: Callable[[], Any] | None = None
+    pending: PendingWait,
+    started: float,
+    step: Step,
+    read: Callable[[], Any] | None = None,
+    unchanged: Any = None,
 ) -> Any:
-    """Until the job finishes or the deadline; then `read()` (default: the job's body)."""
+    """Until the job finishes or the deadline; then `read()` (default: the job's body),
+    or `unchanged` if given and the job is still queued, as submitted, with no news."""
     # Stop a moment early: the last read and the answer's way out take time when a
     # thousand deadlines fall in the same second.
     deadline = started + pending.seconds - WAIT_GUARD_S
     key = f"job:{pending.job_id}"
-    async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
-        finished = await _finished(watch, pending.job_id, step, first=True)
-        while not finished:
+    submitted = live.job_version(Job.Status.QUEUED, 0)
+    async with live.watch(key, seen=submitted) as watch:
+        status = await _look(watch, pending.job_id, step, first=True)
+        news = status != Job.Status.QUEUED
+        while status not in Job.FINISHED:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await watch.changed(remaining):
                 break
-            finished = await _finished(watch, pending.job_id, step)
+            news = True
+            status = await _look(watch, pending.job_id, step)
+        if watch.polled:  # the poll read the row: news only if it differs from the submit
+            news = watch.seen != submitted
+    if not news and unchanged is not None:
+        return unchanged
     return await step(read or functools.partial(job_body, pending.tenant, pending.job_id))
 
 
-async def _finished(watch: live.Watch, job_id: Any, step: Step, first: bool = False) -> bool:
-    """Whether the job is finished: the SQLite poll already read its row (and a first look
-    is not needed: the poll compares with the submitted state); news by message is only
-    a reason to look."""
+async def _look(watch: live.Watch, job_id: Any, step: Step, first: bool = False) -> str:
+    """The job's status: the SQLite poll already read its row (and a first look is not
+    needed: the poll compares with the submitted state); news by message is only a
+    reason to look."""
     if watch.polled:
-        return not first and watch.seen[0] in Job.FINISHED
-    return bool(await step(functools.partial(_is_finished, job_id)))
+        return str(Job.Status.QUEUED if first else watch.seen[0])
+    return str(await step(functools.partial(_status_of, job_id)))
 
 
-def _is_finished(job_id: Any) -> bool:
-    return Job.objects.filter(pk=job_id, status__in=Job.FINISHED).exists()
+def _status_of(job_id: Any) -> str:
+    return str(Job.objects.filter(pk=job_id).values_list("status", flat=True).first() or "")
 
 
 # Server-Sent Events ---------------------------------------------------------------------
