@@ -1,8 +1,8 @@
 """The web's entry point: gunicorn with uvicorn workers (Procfile, `make run`, the bench).
 
 ASGI lets a request that waits (`Prefer: wait`, an event stream) await the job's news
-instead of holding one of a fixed number of threads; ordinary views still run in a
-thread each, as Django runs sync views under ASGI.
+instead of holding one of a fixed number of threads; every other request runs whole in
+one thread of a fixed pool, as under a threaded WSGI server (`config/asgi_front.py`).
 """
 
 import os
