@@ -15,12 +15,7 @@ from django.core.asgi import get_asgi_application
 
 from config.asgi_front import FrontApplication, SyncViewsHandler
 from generation.streams import WAIT_GUARD_S, wait_answer
-from tests.generation.test_waits_and_events import (  # noqa: F401  (fixtures)
-    news,
-    queued_worker,
-    run_later,
-    unsigned,
-)
+from tests.generation.test_waits_and_events import run_later, unsigned
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
 
@@ -105,7 +100,7 @@ def test_a_header_spelled_with_underscores_does_not_pass_for_one_with_dashes(
 
 def test_a_submit_without_wait_is_answered_at_once_by_the_plain_view(
     queued_worker: GeminiEmulator,
-    owner: Actor,  # noqa: F811  (the imported fixture)
+    owner: Actor,
 ) -> None:
     status, headers, raw, took = call("POST", GENERATIONS, owner, {"prompt": "x"})
 
@@ -116,7 +111,7 @@ def test_a_submit_without_wait_is_answered_at_once_by_the_plain_view(
 
 def test_a_wait_through_the_front_is_answered_202_with_location_at_its_deadline(
     queued_worker: GeminiEmulator,
-    owner: Actor,  # noqa: F811  (the imported fixture)
+    owner: Actor,
 ) -> None:
     status, headers, raw, took = call("POST", GENERATIONS, owner, {"prompt": "x"}, Prefer="wait=2")
 
@@ -132,7 +127,7 @@ def test_a_wait_through_the_front_is_answered_202_with_location_at_its_deadline(
 def test_a_wait_through_the_front_is_woken_by_the_job_finishing(
     queued_worker: GeminiEmulator,
     owner: Actor,
-    news: str,  # noqa: F811
+    news: str,
 ) -> None:
     worker = run_later(delay_s=0.5)
     status, headers, raw, took = call(
