@@ -6,12 +6,15 @@ waits on the event loop for its job and is answered 200 when it finishes, or 202
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
 import threading
 import time
 from typing import Any
 
 from django.core.asgi import get_asgi_application
+from PIL import Image as PILImage
 
 from config.asgi_front import FrontApplication, SyncViewsHandler
 from generation.streams import WAIT_GUARD_S, wait_answer
@@ -96,6 +99,45 @@ def test_a_header_spelled_with_underscores_does_not_pass_for_one_with_dashes(
 
     assert headers["x-request-id"] != "spoofed-123456"
     assert kept["x-request-id"] == "client-123456"
+
+
+def test_an_upload_is_read_whole_and_its_file_streams_back_unchanged(
+    owner: Actor, transactional_db: None
+) -> None:
+    out = io.BytesIO()
+    PILImage.new("RGB", (300, 200), "teal").save(out, format="PNG")
+    png = out.getvalue()
+    boundary = "bunch-front-test"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, _, raw = asyncio.run(
+        _call(
+            front(),
+            "POST",
+            "/api/v1/images",
+            {
+                "Authorization": f"Bearer {owner.key}",
+                "Host": "testserver",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(form)),
+            },
+            form,
+        )
+    )
+    assert status == 201, raw
+    image_id = json.loads(raw)["id"]
+
+    status, headers, content, _ = call("GET", f"/api/v1/images/{image_id}/content", owner)
+
+    assert status == 200
+    assert headers["content-type"] == "image/png"
+    assert hashlib.sha256(content).hexdigest() == hashlib.sha256(png).hexdigest()
 
 
 def test_a_submit_without_wait_is_answered_at_once_by_the_plain_view(
