@@ -18,6 +18,7 @@ scope), before its body is read or a slot is free: a wait's deadline counts from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -114,9 +115,12 @@ class FrontApplication:
                 status, headers, chunks, pending = await loop.run_in_executor(
                     self.pool, self._respond, _environ(scope, body)
                 )
-            answer = None
+            answer: Any = None
             if pending is not None and self.answer_wait is not None:
-                answer = await self.answer_wait(pending, scope[ARRIVED_AT], self.step)
+                waiting_for = self.answer_wait(pending, scope[ARRIVED_AT], self.step)
+                answer = await _unless_gone(waiting_for, receive)
+                if answer is GONE:
+                    return  # the client left: its wait (and watch) ends now, not at N s
             if answer is not None:  # else the submit's own answer stands
                 status, rendered, changed = answer
                 names = {b"content-length", *(name for name, _ in changed)}
@@ -179,6 +183,28 @@ class FrontApplication:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await loop.run_in_executor(self.pool, response.close)
+
+
+GONE = object()
+
+
+async def _unless_gone(waiting: Awaitable[Any], receive: Receive) -> Any:
+    """`waiting`'s result, or GONE (and `waiting` cancelled) if the client disconnects
+    first."""
+    answer = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            return answer.result()
+        if gone.result().get("type") == "http.disconnect":
+            answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answer
+            return GONE
+        return await answer  # (no other message can come after the body)
+    finally:
+        gone.cancel()
 
 
 def _latin1(text: str) -> str:

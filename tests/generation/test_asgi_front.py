@@ -32,7 +32,12 @@ def front() -> FrontApplication:
 
 
 async def _call(
-    app: FrontApplication, method: str, path: str, headers: dict[str, str], body: bytes
+    app: FrontApplication,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    leave_after_s: float | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     scope = {
         "type": "http",
@@ -54,13 +59,18 @@ async def _call(
 
     async def receive() -> dict[str, Any]:
         if inbox.empty():
-            await asyncio.sleep(3600)  # the client stays connected
+            if leave_after_s is None:
+                await asyncio.sleep(3600)  # the client stays connected
+            await asyncio.sleep(leave_after_s or 0)
+            return {"type": "http.disconnect"}
         return await inbox.get()
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     await app(scope, receive, send)
+    if not sent:
+        return 0, {}, b""  # nothing was sent: the client had left
     start = sent[0]
     got = {k.decode(): v.decode() for k, v in start["headers"]}
     return start["status"], got, b"".join(m.get("body", b"") for m in sent[1:])
@@ -186,3 +196,26 @@ def test_a_wait_through_the_front_is_woken_by_the_job_finishing(
     assert unsigned(body) == unsigned(owner.api().get(f"{GENERATIONS}/{body['id']}").json())
     assert took < 6
     assert threading.active_count() < 50  # no thread per waiting request left behind
+
+
+def test_a_waiter_that_disconnects_is_let_go_at_once_and_its_job_stays(
+    queued_worker: GeminiEmulator, owner: Actor
+) -> None:
+    data = json.dumps({"prompt": "x"}).encode()
+    headers = {
+        "Authorization": f"Bearer {owner.key}",
+        "Host": "testserver",
+        "Prefer": "wait=20",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(data)),
+    }
+    started = time.monotonic()
+    status, _, _ = asyncio.run(
+        asyncio.wait_for(_call(front(), "POST", GENERATIONS, headers, data, leave_after_s=0.5), 30)
+    )
+    took = time.monotonic() - started
+
+    assert status == 0  # nothing sent to a client that has gone
+    assert took < 5, f"the wait went on {took:.1f} s after the client left"
+    jobs = owner.api().get(GENERATIONS).json()["results"]
+    assert [j["status"] for j in jobs] == ["queued"]  # the submit itself stands
