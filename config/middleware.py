@@ -17,6 +17,8 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 from core import logcontext
 
+ARRIVED_AT = "bunch.arrived_at"  # set by config.asgi_front in the scope or environ
+
 logger = logging.getLogger("django.request")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -135,7 +137,9 @@ class SyncSlotsMiddleware(BothModes):
             self.process_view = self._take_slot
 
     def before(self, request: HttpRequest) -> None:
-        request.arrived_at = time.monotonic()  # type: ignore[attr-defined]
+        # When the request reached the process (config.asgi_front), else now.
+        scope = getattr(request, "scope", None) or request.META
+        request.arrived_at = scope.get(ARRIVED_AT) or time.monotonic()  # type: ignore[attr-defined]
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         self.before(request)

@@ -70,7 +70,9 @@ def _job_answer(
     if wait and response.status_code == status.HTTP_202_ACCEPTED:
         # Answered by the async view around this one (generation/streams.py) when the job
         # finishes or the wait runs out, without holding a thread meanwhile.
-        request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)  # type: ignore[attr-defined]
+        pending = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)
+        request._request.bunch_wait = pending  # type: ignore[attr-defined]
+        response.bunch_wait = pending  # type: ignore[attr-defined]  # (config.asgi_front)
     if wait:
         response["Preference-Applied"] = f"wait={wait}"
     if replayed:

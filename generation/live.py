@@ -63,6 +63,22 @@ def jobs_changed(*, job_ids: Iterable[Any], batch_ids: Iterable[Any] = ()) -> No
             cursor.execute("SELECT pg_notify(%s, %s)", [channel(), payload])
 
 
+def jobs_claimed(job_ids: list[Any]) -> None:
+    """Call after the commit of a claim: these jobs are now `running`. One message for the
+    whole claim (and their batches'), so an event stream shows `running` at once instead
+    of at its next look; on SQLite the web's poll finds the change by itself."""
+    if not job_ids or backend() == "poll":
+        return
+    from generation.models import Job
+
+    batch_ids = (
+        Job.objects.filter(pk__in=job_ids, batch__isnull=False)
+        .values_list("batch_id", flat=True)
+        .distinct()
+    )
+    jobs_changed(job_ids=job_ids, batch_ids=list(batch_ids))
+
+
 _redis_clients: dict[str, Any] = {}
 
 

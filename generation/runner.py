@@ -32,7 +32,7 @@ from config.memory import release_free_memory
 from core import logcontext, metrics
 from core.catalog import MODELS, Mode
 from core.money import to_nanos
-from generation import ingest, queue, shutdown
+from generation import ingest, live, queue, shutdown
 from generation.budget import ProviderGate
 from generation.fallback import fallback_maybe
 from generation.gateway import get_provider
@@ -182,6 +182,14 @@ def hand_back(job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     if running:
         logger.info("Handed %d jobs back to the queue on stopping", len(running))
     return running
+
+
+def _claim(*, limit: int, backlog: int) -> list[uuid.UUID]:
+    """Claim, then tell the waiting web processes, once for the whole claim, that these
+    jobs run (`live.jobs_claimed`: after the claim's commit)."""
+    ids = claim_jobs(limit=limit, backlog=backlog)
+    live.jobs_claimed(ids)
+    return ids
 
 
 def _ring_for_queued() -> None:
@@ -431,7 +439,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 and time.monotonic() - started < budget
                 and (room >= max(1, backlog_limit // 2) or not running)
             ):
-                ids = await sync_to_async(claim_jobs)(limit=free, backlog=room - free)
+                ids = await sync_to_async(_claim)(limit=free, backlog=room - free)
                 calls.arriving += len(ids)
                 for job_id in ids:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id

@@ -62,10 +62,13 @@ def _async_around(
     view: Callable[..., HttpResponse],
     then: Callable[[HttpRequest, HttpResponse, float], Awaitable[HttpResponseBase]],
     waits: Callable[[HttpRequest], bool],
+    *,
+    plain_when_not_waiting: bool = False,
 ) -> AsyncView:
     @functools.wraps(view)  # keeps `cls` and `csrf_exempt`, which the schema and CSRF read
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # The deadline of a wait counts from the request's arrival, not from its first slot.
+        # The deadline of a wait counts from the request's arrival in the process (stamped
+        # by config.asgi_front before its body was read), not from its first slot.
         started = getattr(request, "arrived_at", None) or time.monotonic()
         call = functools.partial(view, request, *args, **kwargs)
         if not waits(request):
@@ -76,6 +79,10 @@ def _async_around(
 
     # config.middleware.SyncSlotsMiddleware lets it through without a slot
     wrapped.waits_without_slot = True  # type: ignore[attr-defined]
+    if plain_when_not_waiting:
+        # A request that does not wait runs `view` itself, in one thread, without the
+        # event loop (config.asgi_front.SyncViewsHandler).
+        wrapped.sync_view = view  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -97,7 +104,7 @@ class PendingWait:
 
 def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
     """`Prefer: wait=N` on a submit: 200 with the finished job by N s, else 202 as ever."""
-    return _async_around(view, _answer_when_finished, _asks_to_wait)
+    return _async_around(view, _answer_when_finished, _asks_to_wait, plain_when_not_waiting=True)
 
 
 def _asks_to_wait(request: HttpRequest) -> bool:
@@ -110,18 +117,7 @@ async def _answer_when_finished(
     pending: PendingWait | None = getattr(request, "bunch_wait", None)
     if pending is None or not isinstance(response, Response):
         return response
-    # Stop a moment early: the last read and the answer's way out take time when a
-    # thousand deadlines fall in the same second.
-    deadline = started + pending.seconds - WAIT_GUARD_S
-    key = f"job:{pending.job_id}"
-    async with live.watch(key, seen=live.job_version(Job.Status.QUEUED, 0)) as watch:
-        finished = await _finished(watch, pending.job_id, first=True)
-        while not finished:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await watch.changed(remaining):
-                break
-            finished = await _finished(watch, pending.job_id)
-    body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
+    body = await _wait_for(pending, started, in_thread)
     return job_answer(body, response, waited=True)
 
 
@@ -138,17 +134,75 @@ def job_answer(body: dict[str, Any], response: Response | None = None, *, waited
     return response
 
 
-async def _finished(watch: live.Watch, job_id: Any, first: bool = False) -> bool:
-    """Whether the job is finished: the SQLite poll already read its row (and a first look
-    is not needed: the poll compares with the submitted state); news by message is only
-    a reason to look."""
+Step = Callable[[Callable[[], Any]], Awaitable[Any]]
+AS_SUBMITTED = object()  # `_wait_for`: the job is still as its submit answered
+
+
+async def wait_answer(
+    response: Any, started: float, step: Step
+) -> tuple[int, bytes, list[Any]] | None:
+    """`Prefer: wait` for `config.asgi_front`: the submit's `response` (a 202 that carries
+    its `PendingWait`) already ran whole in a thread; wait on the event loop, then read
+    and render the job in one `step` (a pool thread). Returns the status, the body and
+    the headers that change; None when the job is still queued as submitted, so the
+    submit's own 202 is the answer (no read: a thousand deadlines can fall in a second)."""
+    pending: PendingWait = response.bunch_wait
+
+    def read_and_render() -> tuple[dict[str, Any], bytes]:
+        body = job_body(pending.tenant, pending.job_id)
+        media = response.accepted_media_type
+        rendered = response.accepted_renderer.render(body, media, response.renderer_context)
+        return body, rendered
+
+    found = await _wait_for(pending, started, step, read=read_and_render, unchanged=AS_SUBMITTED)
+    if found is AS_SUBMITTED:
+        return None
+    body, rendered = found
+    code = 200 if body["status"] in Job.FINISHED else 202
+    return code, rendered, [(b"bunch-served-model", str(body["served_model"]).encode())]
+
+
+async def _wait_for(
+    pending: PendingWait,
+    started: float,
+    step: Step,
+    read: Callable[[], Any] | None = None,
+    unchanged: Any = None,
+) -> Any:
+    """Until the job finishes or the deadline; then `read()` (default: the job's body),
+    or `unchanged` if given and the job is still queued, as submitted, with no news."""
+    # Stop a moment early: the last read and the answer's way out take time when a
+    # thousand deadlines fall in the same second.
+    deadline = started + pending.seconds - WAIT_GUARD_S
+    key = f"job:{pending.job_id}"
+    submitted = live.job_version(Job.Status.QUEUED, 0)
+    async with live.watch(key, seen=submitted) as watch:
+        status = await _look(watch, pending.job_id, step, first=True)
+        news = status != Job.Status.QUEUED
+        while status not in Job.FINISHED:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await watch.changed(remaining):
+                break
+            news = True
+            status = await _look(watch, pending.job_id, step)
+        if watch.polled:  # the poll read the row: news only if it differs from the submit
+            news = watch.seen != submitted
+    if not news and unchanged is not None:
+        return unchanged
+    return await step(read or functools.partial(job_body, pending.tenant, pending.job_id))
+
+
+async def _look(watch: live.Watch, job_id: Any, step: Step, first: bool = False) -> str:
+    """The job's status: the SQLite poll already read its row (and a first look is not
+    needed: the poll compares with the submitted state); news by message is only a
+    reason to look."""
     if watch.polled:
-        return not first and watch.seen[0] in Job.FINISHED
-    return await in_thread(functools.partial(_is_finished, job_id))
+        return str(Job.Status.QUEUED if first else watch.seen[0])
+    return str(await step(functools.partial(_status_of, job_id)))
 
 
-def _is_finished(job_id: Any) -> bool:
-    return Job.objects.filter(pk=job_id, status__in=Job.FINISHED).exists()
+def _status_of(job_id: Any) -> str:
+    return str(Job.objects.filter(pk=job_id).values_list("status", flat=True).first() or "")
 
 
 # Server-Sent Events ---------------------------------------------------------------------

@@ -12,8 +12,6 @@ import asyncio
 import json
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,26 +26,6 @@ from tests.plugins.gemini import GeminiEmulator
 
 GENERATIONS = "/api/v1/generations"
 MARGIN_S = 1.0
-
-
-@pytest.fixture(params=["database", "redis"])
-def news(request: pytest.FixtureRequest, settings: Any) -> str:
-    """Which way the job's news travels: the database's own, or Redis pub/sub."""
-    if request.param == "redis":
-        settings.REDIS_URL = "redis://127.0.0.1:6379/14"
-        settings.BUNCH_LIVE_CHANNEL = f"bunch_test_{uuid.uuid4().hex}"
-    return str(request.param)
-
-
-@pytest.fixture
-def queued_worker(
-    inline_worker: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[GeminiEmulator]:
-    """Submitted jobs stay queued (no worker hears the doorbell) until `run_later` runs
-    them from another thread, as a worker process would."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-    inline_worker.configure(latency=0.3, jitter=0)
-    yield inline_worker
 
 
 def unsigned(job: dict[str, Any]) -> dict[str, Any]:
@@ -221,3 +199,37 @@ def test_another_tenants_job_stream_is_404_and_no_key_is_401(
     from rest_framework.test import APIClient
 
     assert APIClient().get(path).status_code == 401
+
+
+async def _timed_events(key: str, path: str, until: str) -> list[tuple[float, dict[str, Any]]]:
+    """Each event of a stream with the (wall clock) time it arrived, until one of type
+    `until`."""
+    response = await AsyncClient().get(path, headers={"Authorization": f"Bearer {key}"})
+    seen: list[tuple[float, dict[str, Any]]] = []
+    async for chunk in response.streaming_content:
+        for event in parse_events(chunk):
+            seen.append((time.time(), event))
+            if event["event"] == until:
+                return seen
+    return seen
+
+
+def test_a_job_stream_shows_running_as_soon_as_a_worker_claims_the_job(
+    queued_worker: GeminiEmulator, owner: Actor, news: str, settings: Any
+) -> None:
+    settings.GEMINI_TIMEOUT_S = 15.0  # the pipeline fixtures' 2 s would fail the call
+    # The model takes 4 s: `running` must come from the claim's news, not from the end.
+    queued_worker.configure(latency=4.0, jitter=0)
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json").json()
+    worker = run_later(delay_s=0.5)  # the worker's path: claim (and tell), call, store
+    path = f"{GENERATIONS}/{job['id']}/events"
+    seen = asyncio.run(asyncio.wait_for(_timed_events(owner.key, path, "done"), 30))
+    worker.join(timeout=20)
+
+    statuses = [(at, e["data"]["status"]) for at, e in seen if e["event"] == "status"]
+    assert [s for _, s in statuses] == ["queued", "running", "succeeded"]
+    claimed = Job.objects.get(pk=job["id"]).started_at  # set by the claim
+    running_after = statuses[1][0] - claimed.timestamp()
+    # Without the claim's news a stream looks again only every LOOK_AGAIN_S (5 s), and
+    # the job's end (4 s after the claim) would wake it first.
+    assert running_after < 2.0, f"`running` shown {running_after:.1f} s after the claim"
