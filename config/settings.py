@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "audit",
     "webhooks",
     "generation",
+    "series",
     "batches",
     "ops",
 ]

@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("generation.urls")),
     path("", include("webhooks.urls")),
     path("", include(billing_api)),
+    path("", include("series.urls")),
     path("", include("batches.urls")),
 ]
 

@@ -8,7 +8,7 @@ import json
 import random
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import core, credentials
+from . import core, credentials, markers
 from .batches import BatchService
 from .catalog import MODELS
 from .faults import FaultInjector, FaultRates
@@ -96,10 +96,13 @@ class Emulator:
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
         self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
+        # The last calls' input images (markers.input_digests), for tests of their order.
+        self.calls: deque[dict[str, Any]] = deque(maxlen=2000)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
             ("GET", re.compile(r"/_emulator/stats"), self.get_stats),
+            ("GET", re.compile(r"/_emulator/requests"), self.get_requests),
             ("POST", re.compile(r"/_emulator/reset"), self.reset),
             ("GET", re.compile(r"/_emulator/faults"), self.get_faults),
             ("POST", re.compile(r"/_emulator/faults"), self.set_faults),
@@ -252,6 +255,7 @@ class Emulator:
         )
         model_ms = int((time.monotonic() - started) * 1000)
         self._log_request(parsed.prompt, started, model_ms)
+        self._log_inputs(model.model_id, parsed)
         headers = {"x-emulator-model-time-ms": str(model_ms)}
         outcome = {"block": "blocked", "safety": "image_safety", "noimage": "no_image"}.get(
             decision.outcome or "", "ok"
@@ -279,6 +283,21 @@ class Emulator:
         self.request_log.write(json.dumps(line) + "\n")
         self.request_log.flush()
 
+    def _log_inputs(self, model_id: str, parsed: core.ParsedRequest) -> None:
+        """Which input images the call received, in order (`GET /_emulator/requests`)."""
+        self.calls.append(
+            {
+                "model": model_id,
+                "prompt_sha256": hashlib.sha256(parsed.prompt.encode()).hexdigest(),
+                "prompt": parsed.prompt[:200],
+                "inputs": markers.input_digests(parsed.input_images),
+                "end": round(time.time(), 4),
+            }
+        )
+
+    async def get_requests(self, _request: web.Request) -> web.Response:
+        return web.json_response({"requests": list(self.calls)})
+
     # --- control endpoints ----------------------------------------------------------------
 
     async def get_stats(self, _request: web.Request) -> web.Response:
@@ -286,6 +305,7 @@ class Emulator:
 
     async def reset(self, _request: web.Request) -> web.Response:
         self.stats.reset()
+        self.calls.clear()
         self.faults.reset()
         return web.json_response({"ok": True})
 
