@@ -32,10 +32,13 @@ def series_body(tenant: Tenant, series_id: Any) -> dict[str, Any]:
     return SeriesOut(selectors.series_get_for_tenant(tenant, series_id)).data  # type: ignore[return-value]
 
 
-def _answer(tenant: Tenant, series_id: Any, *, replayed: bool = False) -> Response:
-    """202 while the series is unfinished, 200 once it has finished."""
+def _answer(
+    tenant: Tenant, series_id: Any, *, replayed: bool = False, created: bool = False
+) -> Response:
+    """A new series is 202 (accepted); otherwise 202 while it is unfinished and 200 once it
+    has finished, like a batch's."""
     body = series_body(tenant, series_id)
-    finished = body["status"] in Series.FINISHED
+    finished = body["status"] in Series.FINISHED and not created
     headers = {"Location": body["links"]["self"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -95,7 +98,7 @@ class SeriesListView(APIView):
             raise
         if record is not None:
             idempotency.idempotency_finish(record=record, status=202, body={"id": str(series.pk)})
-        return _answer(tenant, series.pk)
+        return _answer(tenant, series.pk, created=True)
 
     @extend_schema(
         responses=SeriesOut(many=True),

@@ -81,10 +81,6 @@ def frame_check(
         # Stand-ins of the right number: the previous frame's image does not exist yet.
         input_image_ids=tuple(uuid.uuid4() for _ in range(inputs)),
     )
-    try:
-        job_params_check(tenant, params)
-    except BunchError as error:
-        raise _frame_error(index, error) from None
     model = get_model(spec.tier)
     prompt = model_prompt(spec.kind, frame.prompt)
     if inputs > model.max_input_images:
@@ -99,11 +95,15 @@ def frame_check(
     if tokens > MAX_INPUT_TOKENS:
         raise _limit(
             index,
-            f"its input could reach {tokens:,} tokens ({inputs} images at "
+            f"its input could reach {tokens:,} tokens ({inputs} input image(s) at "
             f"{model.input_image_tokens:,} and the prompt); the model takes at most "
             f"{MAX_INPUT_TOKENS:,}.",
             "input_tokens_exceeded",
         )
+    try:
+        job_params_check(tenant, params)
+    except BunchError as error:
+        raise _frame_error(index, error) from None
     cost = estimate_image_cost(
         tier=spec.tier,
         mode="standard",

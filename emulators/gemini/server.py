@@ -223,6 +223,7 @@ class Emulator:
     ) -> tuple[str, web.StreamResponse]:
         started = time.monotonic()
         parsed = core.parse(model, await self.read_json(request))
+        self._log_inputs(model.model_id, parsed)
         decision = self.faults.decide(parsed.prompt, model=model.model_id)
         latency = self.model_latency() + decision.extra_delay_s
         if decision.error_code == 429:
@@ -255,7 +256,6 @@ class Emulator:
         )
         model_ms = int((time.monotonic() - started) * 1000)
         self._log_request(parsed.prompt, started, model_ms)
-        self._log_inputs(model.model_id, parsed)
         headers = {"x-emulator-model-time-ms": str(model_ms)}
         outcome = {"block": "blocked", "safety": "image_safety", "noimage": "no_image"}.get(
             decision.outcome or "", "ok"
@@ -284,14 +284,15 @@ class Emulator:
         self.request_log.flush()
 
     def _log_inputs(self, model_id: str, parsed: core.ParsedRequest) -> None:
-        """Which input images the call received, in order (`GET /_emulator/requests`)."""
+        """Which input images the call received, in order (`GET /_emulator/requests`); every
+        call that parsed, the ones a fault then failed too."""
         self.calls.append(
             {
                 "model": model_id,
                 "prompt_sha256": hashlib.sha256(parsed.prompt.encode()).hexdigest(),
                 "prompt": parsed.prompt[:200],
                 "inputs": markers.input_digests(parsed.input_images),
-                "end": round(time.time(), 4),
+                "at": round(time.time(), 4),
             }
         )
 
