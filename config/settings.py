@@ -359,6 +359,7 @@ SPECTACULAR_SETTINGS = {
         "WorkStatusEnum": "generation.models.WorkStatus",
         "JobModeEnum": "core.catalog.Mode",
         "BatchModeEnum": [("batch", "batch"), ("realtime", "realtime")],
+        "FrameStatusEnum": "series.serializers.FRAME_STATUSES",
     },
 }
 

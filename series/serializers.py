@@ -71,7 +71,7 @@ def _current(versions: list[FrameVersion]) -> tuple[FrameVersion | None, Any]:
     return None, None
 
 
-class FrameVersionOut(serializers.Serializer):
+class SeriesFrameVersionOut(serializers.Serializer):
     number = serializers.IntegerField()
     cause = serializers.ChoiceField(choices=FrameVersion.Cause.choices)
     job_id = serializers.UUIDField()
@@ -88,18 +88,18 @@ class FrameVersionOut(serializers.Serializer):
         return str(images[0].pk) if images else None
 
 
-class FrameOut(serializers.Serializer):
+class SeriesFrameOut(serializers.Serializer):
     index = serializers.IntegerField()
     prompt = serializers.CharField()
     aspect_ratio = serializers.CharField(allow_null=True)
     status = serializers.ChoiceField(choices=FRAME_STATUSES)
     version = serializers.IntegerField(allow_null=True, help_text="The version shown (its image).")
     image = ImageOut(allow_null=True)
-    versions = FrameVersionOut(many=True)
+    versions = SeriesFrameVersionOut(many=True)
     links = serializers.DictField(child=serializers.CharField())
 
 
-class ProgressOut(serializers.Serializer):
+class SeriesProgressOut(serializers.Serializer):
     total = serializers.IntegerField()
     succeeded = serializers.IntegerField()
     failed = serializers.IntegerField()
@@ -113,7 +113,7 @@ class SeriesErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
-class PriceOut(serializers.Serializer):
+class SeriesPriceOut(serializers.Serializer):
     model = serializers.CharField()
     mode = serializers.CharField()
     provider_per_image = serializers.CharField()
@@ -147,7 +147,7 @@ class SeriesOut(serializers.Serializer):
     def get_aspect_ratio(self, series: Series) -> str | None:
         return series.aspect_ratio or None
 
-    @extend_schema_field(PriceOut)
+    @extend_schema_field(SeriesPriceOut)
     def get_price(self, series: Series) -> dict[str, Any]:
         """The unit price of its dearest frame (the one with the most input images)."""
         frames = list(series.frames.all())
@@ -196,11 +196,11 @@ class SeriesOut(serializers.Serializer):
             "status": frame_status(series, frame, versions),
             "version": shown.number if shown else None,
             "image": ImageOut(image).data if image is not None else None,
-            "versions": FrameVersionOut(versions, many=True).data,
+            "versions": SeriesFrameVersionOut(versions, many=True).data,
             "links": {"regenerate": f"{url}/frames/{frame.index}/regenerate"},
         }
 
-    @extend_schema_field(ProgressOut)
+    @extend_schema_field(SeriesProgressOut)
     def get_progress(self, series: Series) -> dict[str, Any]:
         statuses = [f["status"] for f in self._frames(series)]
         return {
@@ -212,7 +212,7 @@ class SeriesOut(serializers.Serializer):
             "frames": statuses,
         }
 
-    @extend_schema_field(FrameOut(many=True))
+    @extend_schema_field(SeriesFrameOut(many=True))
     def get_frames(self, series: Series) -> list[dict[str, Any]]:
         return self._frames(series)
 
