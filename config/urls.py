@@ -37,6 +37,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),
+    path("", include("series.dashboard_urls")),
     path("", include("batches.dashboard_urls")),
     re_path(r"^api/", views.api_not_found),
 ]
