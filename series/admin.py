@@ -6,8 +6,8 @@ from series.models import Frame, FrameVersion, Series
 class FrameInline(admin.TabularInline):
     model = Frame
     extra = 0
-    fields = ["index", "prompt", "aspect_ratio", "needs_run", "attempts", "run_cause"]
-    readonly_fields = fields
+    fields = ("index", "prompt", "aspect_ratio", "needs_run", "attempts", "run_cause")
+    readonly_fields = ("index", "prompt", "aspect_ratio", "needs_run", "attempts", "run_cause")
     can_delete = False
 
 
