@@ -9,6 +9,7 @@ whose news was lost. Every call locks the series row first, so two frames finish
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -191,15 +192,34 @@ def _finish(series: Series, status: str, *, code: str = "", message: str = "") -
     live.keys_changed(keys=[f"series:{series.pk}"])
 
 
+_advancing = threading.local()
+
+
 def on_job_finished(sender: Any, *, job_id: Any = None, **kwargs: Any) -> None:
-    """`generation.signals.job_finished`: a frame's job ended, so the series may move on."""
+    """`generation.signals.job_finished`: a frame's job ended, so the series may move on.
+
+    When jobs run inline (django-q2's sync mode: tests, `make run` without a cluster), the
+    next frame's job runs inside the advance that created it, and its finish would advance
+    again one level deeper: fifty frames passed Python's recursion limit. So a finish heard
+    while this thread is already advancing is queued, and the outermost call works through
+    the queue in a loop."""
     series_id = (
         FrameVersion.objects.filter(job_id=job_id)
         .values_list("frame__series_id", flat=True)
         .first()
     )
-    if series_id is not None:
-        series_advance(series_id=series_id)
+    if series_id is None:
+        return
+    pending: list[Any] | None = getattr(_advancing, "pending", None)
+    if pending is not None:
+        pending.append(series_id)
+        return
+    _advancing.pending = pending = [series_id]
+    try:
+        while pending:
+            series_advance(series_id=pending.pop(0))
+    finally:
+        _advancing.pending = None
 
 
 def series_advance_open() -> int:

@@ -49,8 +49,9 @@ def frame_status(series: Series, frame: Frame, versions: list[FrameVersion]) -> 
     latest = versions[-1] if versions else None
     if latest is not None and not latest.job.is_finished:
         return str(latest.job.status)
-    failed_run = frame.needs_run and frame.attempts and latest is not None
-    if failed_run and latest is not None and latest.job.status != Job.Status.SUCCEEDED:
+    if frame.needs_run and frame.attempts and latest is not None:
+        if latest.job.status == Job.Status.SUCCEEDED:
+            return "succeeded"  # the series has yet to take note
         # Another attempt is on its way unless the series has ended.
         return str(latest.job.status) if series.is_finished else "queued"
     if frame.needs_run:

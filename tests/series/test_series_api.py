@@ -9,15 +9,20 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django_q.conf import Conf
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
 from billing.pricing import estimate_image_cost
 from core.money import usd
 from emulators.gemini import markers  # the emulator's own reading of its markers
+from generation import tasks as generation_tasks
 from generation.models import Image, Job
 from generation.services import InvalidRequest
+from generation.signals import job_finished
+from series import tasks as series_tasks
 from series.models import Series
+from series.progress import on_job_finished
 from series.services import FrameSpec, SeriesSpec, series_submit
 from tests.generation.test_waits_and_events import parse_events, read_stream
 from tests.plugins.actors import Actor
@@ -299,3 +304,30 @@ def test_the_event_stream_reports_each_frame_then_done(
     assert progress["data"]["frames"] == ["succeeded", "succeeded"]
     again = read_stream(owner, f"{SERIES}/{body['id']}/events", **{"Last-Event-ID": "end"})
     assert again[0] == 204
+
+
+def test_fifty_frames_run_and_each_frame_keeps_its_own_aspect_ratio(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    plan = frames(50)
+    plan[7]["aspect_ratio"] = "16:9"
+    body = get_series(owner, submit(owner, consistency="chain", frames=plan)["id"])
+    assert body["progress"]["succeeded"] == 50
+    sizes = {(f["image"]["width"], f["image"]["height"]) for f in body["frames"]}
+    assert body["frames"][7]["image"]["width"] == 1376 and sizes == {(1024, 1024), (1376, 768)}
+
+
+def test_the_scheduled_pass_moves_on_a_series_whose_frames_news_was_lost(
+    inline_worker: GeminiEmulator, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Conf, "SYNC", False)  # no worker: the test runs the jobs
+    body = submit(owner, consistency="chain", frames=frames(2))
+    job_finished.disconnect(dispatch_uid="series.progress")  # the news is lost
+    try:
+        (first,) = Job.objects.filter(status="queued")
+        generation_tasks.run_job(str(first.pk))
+    finally:
+        job_finished.connect(on_job_finished, dispatch_uid="series.progress")
+    assert get_series(owner, body["id"])["progress"]["frames"] == ["succeeded", "waiting"]
+    series_tasks.advance()
+    assert get_series(owner, body["id"])["progress"]["frames"] == ["succeeded", "queued"]
