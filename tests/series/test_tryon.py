@@ -3,8 +3,13 @@ catalogue batch from a template × rows."""
 
 from __future__ import annotations
 
+import hashlib
+
+from django.test import Client
+
 from generation.models import Job
 from generation.presets import PRESETS
+from tenants.services import api_key_create
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
 from tests.series.conftest import emulator_calls, upload
@@ -59,9 +64,14 @@ def test_a_tryon_batch_puts_one_product_on_five_models(
     assert answer.status_code == 202, answer.content
     batch = owner.api().get(f"/api/v1/batches/{answer.json()['id']}").json()
     assert batch["status"] == "succeeded" and batch["total_items"] == 5
-    calls = sorted(emulator_calls(inline_worker), key=lambda c: c["prompt"])
-    assert [c["inputs"] for c in calls] == [[product["sha256"], m["sha256"]] for m in models]
     jobs = Job.objects.filter(batch_id=batch["id"])
+    # Each item's call got the product, then its row's model (calls matched by prompt).
+    sent = {c["prompt_sha256"]: c["inputs"] for c in emulator_calls(inline_worker)}
+    by_pose = {
+        j.prompt.split(",")[0]: sent[hashlib.sha256(j.model_prompt.encode()).hexdigest()]
+        for j in jobs
+    }
+    assert by_pose == {f"pose {i}": [product["sha256"], m["sha256"]] for i, m in enumerate(models)}
     assert {(j.kind, j.aspect_ratio, j.status) for j in jobs} == {("tryon", "3:4", "succeeded")}
 
 
@@ -80,3 +90,22 @@ def test_a_tryon_batch_row_without_a_model_image_is_refused_naming_the_row(owner
     answer = owner.api().post("/api/v1/batches", body, format="json")
     assert answer.status_code == 400
     assert list(answer.json()["error"]["fields"]) == ["rows[1]"]
+
+
+def test_the_dashboards_generate_page_offers_the_tryon_kind(owner: Actor) -> None:
+    browser = Client()
+    browser.force_login(owner.user)
+    page = browser.get("/generate/").content.decode()
+    assert 'value="tryon"' in page and "Virtual try-on" in page
+
+
+def test_series_routes_follow_the_role_map(member: Actor, owner: Actor) -> None:
+    reader = api_key_create(tenant=owner.tenant, name="reader", scopes=["read"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {reader.plaintext}")
+    assert client.get("/api/v1/series").status_code == 200
+    refused = client.post(
+        "/api/v1/series", {"frames": [{"prompt": "x"}]}, content_type="application/json"
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_scope"
+    made = member.api().post("/api/v1/series", {"frames": [{"prompt": "x"}]}, format="json")
+    assert made.status_code == 202  # members generate, so they run storyboards
