@@ -47,7 +47,7 @@ system-deps:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy config core audit accounts tenants billing webhooks generation batches ops
+	$(VENV)/bin/mypy config core audit accounts tenants billing webhooks generation series batches ops
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -126,6 +126,8 @@ def _specs(tenant: Tenant, v: dict[str, Any]) -> tuple[list[services.ItemSpec], 
         count=v["count"],
         tier=v["model"],
         image_size=v["image_size"],
+        product_image=v.get("product_image"),
+        model_image=v.get("model_image"),
     )
     return specs, template
 

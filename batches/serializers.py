@@ -85,6 +85,10 @@ class BatchIn(StrictSerializer):
     count = serializers.IntegerField(min_value=1, max_value=8, default=1)
     model = serializers.ChoiceField(choices=list(MODELS), default="lite")
     image_size = serializers.ChoiceField(choices=IMAGE_SIZES, default="1K")
+    # kind "tryon": the product and the model image of every row that does not name its own
+    # (`product_image` / `model_image` columns of a row).
+    product_image = serializers.UUIDField(required=False)
+    model_image = serializers.UUIDField(required=False)
     # false: no item falls back; an object: the items' fallback policy instead of the tenant's.
     fallback = serializers.JSONField(required=False)
 

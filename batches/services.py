@@ -27,12 +27,13 @@ from batches.dispatch import provider_batches_cancel
 from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptTemplate
 from batches.settle import batch_settle
 from batches.templates import template_render
+from batches.tryon import tryon_rows
 from config.errors import BunchError
 from core import metrics
 from core.catalog import Mode
 from core.money import from_nanos
 from generation import queue
-from generation.models import Image, Job
+from generation.models import Image, Job, Kind
 from generation.services import (
     InvalidRequest,
     JobParams,
@@ -75,9 +76,16 @@ def items_from_template(
     tier: str = "lite",
     image_size: str = "1K",
     metadata: dict[str, Any] | None = None,
+    product_image: uuid.UUID | None = None,
+    model_image: uuid.UUID | None = None,
 ) -> list[ItemSpec]:
     """One item per row × locale, each labelled with its locale (kind and aspect ratio
-    default to the template's)."""
+    default to the template's). A try-on item's input images are its row's product and
+    model images (`batches.tryon`)."""
+    inputs: list[tuple[uuid.UUID, ...]] = []
+    if (kind or template.kind) == Kind.TRYON:
+        rows, pairs = tryon_rows(rows, product=product_image, model=model_image)
+        inputs = list(pairs)
     return [
         ItemSpec(
             params=JobParams(
@@ -87,6 +95,7 @@ def items_from_template(
                 count=count,
                 tier=tier,
                 image_size=image_size,
+                input_image_ids=inputs[rendered.row] if inputs else (),
                 metadata={
                     **(metadata or {}),
                     **({"locale": rendered.locale} if rendered.locale else {}),

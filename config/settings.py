@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "audit",
     "webhooks",
     "generation",
+    "series",
     "batches",
     "ops",
 ]
@@ -380,6 +381,7 @@ SPECTACULAR_SETTINGS = {
         "WorkStatusEnum": "generation.models.WorkStatus",
         "JobModeEnum": "core.catalog.Mode",
         "BatchModeEnum": [("batch", "batch"), ("realtime", "realtime")],
+        "FrameStatusEnum": "series.serializers.FRAME_STATUSES",
     },
 }
 

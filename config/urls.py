@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("generation.urls")),
     path("", include("webhooks.urls")),
     path("", include(billing_api)),
+    path("", include("series.urls")),
     path("", include("batches.urls")),
 ]
 
@@ -36,6 +37,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("", include("config.dashboard_urls")),
+    path("", include("series.dashboard_urls")),
     path("", include("batches.dashboard_urls")),
     re_path(r"^api/", views.api_not_found),
 ]

@@ -52,6 +52,13 @@ def backend() -> str:
 def jobs_changed(*, job_ids: Iterable[Any], batch_ids: Iterable[Any] = ()) -> None:
     """Call inside the transaction that changed these jobs (status, a stored image)."""
     keys = [f"job:{i}" for i in job_ids] + [f"batch:{i}" for i in set(batch_ids) if i]
+    keys_changed(keys=keys)
+
+
+def keys_changed(*, keys: Iterable[str]) -> None:
+    """News for watchers of these keys (`job:<id>`, `batch:<id>`, `series:<id>`); call inside
+    the transaction that made the change."""
+    keys = list(keys)
     if not keys:
         return
     payload = " ".join(keys)

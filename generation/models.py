@@ -20,6 +20,7 @@ class Kind(models.TextChoices):
     MOCKUP = "mockup"
     BANNER = "banner"
     IMAGE = "image"
+    TRYON = "tryon"  # a product (first input image) on a person (second), product kept exact
 
 
 class WorkStatus(models.TextChoices):

@@ -48,6 +48,22 @@ PRESETS: dict[str, Preset] = {
         ),
         examples=('summer sale with the headline "Up to 50% off"', 'the headline "Hola, Madrid"'),
     ),
+    # Tested against the emulator and the prompt-writing advice for Gemini image editing:
+    # say which input is which, name what must not change, then what may.
+    "tryon": Preset(
+        kind="tryon",
+        label="Virtual try-on",
+        default_ratio="3:4",
+        template=(
+            "Virtual try-on. The first image is the product; the second image is the person. "
+            "Show the person from the second image wearing or holding the exact product from "
+            "the first image. Keep the product exactly as it is: the same shape, colours, "
+            "pattern, logo, text and proportions; do not redesign, recolour or restyle it. "
+            "Keep the person's face, body, skin tone and hair. Realistic fit, natural light, "
+            "a clean e-commerce catalogue photo. {prompt}"
+        ),
+        examples=("full-length, standing, studio backdrop", "three-quarter view, walking"),
+    ),
     "image": Preset(
         kind="image",
         label="Free prompt",
@@ -56,6 +72,10 @@ PRESETS: dict[str, Preset] = {
         examples=("a lighthouse at dawn in watercolour",),
     ),
 }
+
+
+# A try-on job's input images: the product, then the person or model.
+TRYON_INPUTS = 2
 
 
 def model_prompt(kind: str, prompt: str) -> str:

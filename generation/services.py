@@ -22,7 +22,7 @@ from core.money import from_nanos, to_nanos
 from generation import live, queue, signals
 from generation.events import job_event_emit
 from generation.models import Image, Job, Kind
-from generation.presets import PRESETS, model_prompt
+from generation.presets import PRESETS, TRYON_INPUTS, model_prompt
 from generation.providers.types import ProviderError
 from tenants.fallback import policy_parse
 from tenants.models import ApiKey, Tenant
@@ -42,6 +42,8 @@ MAX_PROMPT_CHARS = 8_000
 ECONOMY_DEADLINE = dt.timedelta(hours=24)
 MAX_COUNT = 8
 MAX_INPUT_IMAGES = 14
+# The metadata key a series puts on its frames' jobs: their finish is announced to it.
+SERIES_LABEL = "series"
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,12 @@ def job_params_check(tenant: Tenant, params: JobParams) -> str:
         )
     if len(params.input_image_ids) > MAX_INPUT_IMAGES:
         raise _invalid("input_images", f"At most {MAX_INPUT_IMAGES} input images are allowed.")
+    if params.kind == Kind.TRYON and len(params.input_image_ids) < TRYON_INPUTS:
+        raise _invalid(
+            "input_images",
+            "A try-on needs two input images: the product first, then the person or model.",
+            code="tryon_needs_images",
+        )
     if len(json.dumps(params.metadata)) > 4096:
         raise _invalid("metadata", "metadata must be at most 4 KB of JSON.")
     return ratio
@@ -444,7 +452,9 @@ def job_finish(
         live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
         if job.has_endpoints:  # most tenants poll: spares serialising every finished job
             job_event_emit(job=job)
-        if job.batch_id is not None:
+        # A batch's item, or a series' frame (series/ listens; the key is the series'
+        # own label on its frames' jobs).
+        if job.batch_id is not None or SERIES_LABEL in job.metadata:
             _announce_finished(job)
         if wake:
             tenant_id = job.tenant_id

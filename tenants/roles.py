@@ -12,8 +12,10 @@ from enum import StrEnum
 
 
 class Action(StrEnum):
-    READ = "read"  # jobs, images, batches, templates, the gallery
-    GENERATE = "generate"  # submit, edit, cancel; upload images; start batches
+    READ = "read"  # jobs, images, batches, series (storyboards), templates, the gallery
+    # submit, edit, cancel; upload images; start batches; start, cancel and regenerate
+    # series (their frames are jobs, so whoever may generate may run a storyboard)
+    GENERATE = "generate"
     TEMPLATES_MANAGE = "templates.manage"  # write and delete prompt templates
     USAGE_READ = "usage.read"  # usage figures, the invoice estimate
     BILLING_MANAGE = "billing.manage"  # Stripe Checkout and the customer portal

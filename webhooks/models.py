@@ -12,7 +12,15 @@ from tenants.models import Tenant
 
 
 class WebhookEndpoint(models.Model):
-    EVENT_TYPES = ("job.succeeded", "job.failed", "job.canceled", "batch.completed", "batch.failed")
+    EVENT_TYPES = (
+        "job.succeeded",
+        "job.failed",
+        "job.canceled",
+        "batch.completed",
+        "batch.failed",
+        "series.completed",
+        "series.failed",
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")

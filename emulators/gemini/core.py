@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import credentials
+from . import credentials, markers
 from .catalog import (
     INPUT_IMAGE_TOKENS,
     MAX_INPUT_IMAGES,
@@ -310,6 +310,7 @@ async def image_response(
         input_image=source,
         input_digest=hashlib.sha256(source).hexdigest() if source else "",
         with_thought=model.thought_image,
+        markers=markers.markers_for(req.input_images).encode(),
     )
     render: Callable[[RenderSpec], Any] = cache.render
     loop = asyncio.get_running_loop()

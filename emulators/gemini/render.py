@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps, PngImagePlugin
 
-from . import fonts
+from . import fonts, markers
 
 AVATAR_WORDS = ("avatar", "portrait", "profile")
 MOCKUP_WORDS = ("mockup", "product")
@@ -43,6 +43,8 @@ class RenderSpec:
     input_image: bytes | None = field(default=None, compare=False, hash=False)
     input_digest: str = ""
     with_thought: bool = False
+    # The reference marker and the previous frame's (markers.Markers.encode(); '' for none).
+    markers: str = ""
 
 
 @dataclass(frozen=True)
@@ -263,20 +265,22 @@ def _add_texture(img: Image.Image, seed: int) -> Image.Image:
     return ImageChops.add(img, noise)
 
 
-def _png(img: Image.Image, realistic: bool) -> bytes:
+def _png(img: Image.Image, realistic: bool, info: PngImagePlugin.PngInfo | None = None) -> bytes:
     out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=1 if realistic else 6)
+    img.save(out, format="PNG", compress_level=1 if realistic else 6, pnginfo=info)
     return out.getvalue()
 
 
 def render_uncached(spec: RenderSpec) -> Rendered:
     base = _draw(spec)
+    drawn = markers.Markers.decode(spec.markers)
+    markers.draw_markers(base, drawn)
     thought = None
     if spec.with_thought:
         sketch = base.resize((max(1, spec.width // 8), max(1, spec.height // 8))).convert("L")
         thought = _png(sketch.filter(ImageFilter.BLUR), realistic=False)
     final = _add_texture(base, spec.seed) if spec.realistic else base
-    return Rendered(_png(final, spec.realistic), thought)
+    return Rendered(_png(final, spec.realistic, markers.png_info(drawn)), thought)
 
 
 def _footprint(rendered: Rendered) -> int:

@@ -8,7 +8,7 @@ import json
 import random
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import core, credentials
+from . import core, credentials, markers
 from .batches import BatchService
 from .catalog import MODELS
 from .faults import FaultInjector, FaultRates
@@ -96,10 +96,13 @@ class Emulator:
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
         self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
+        # The last calls' input images (markers.input_digests), for tests of their order.
+        self.calls: deque[dict[str, Any]] = deque(maxlen=2000)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
             ("GET", re.compile(r"/_emulator/stats"), self.get_stats),
+            ("GET", re.compile(r"/_emulator/requests"), self.get_requests),
             ("POST", re.compile(r"/_emulator/reset"), self.reset),
             ("GET", re.compile(r"/_emulator/faults"), self.get_faults),
             ("POST", re.compile(r"/_emulator/faults"), self.set_faults),
@@ -220,6 +223,7 @@ class Emulator:
     ) -> tuple[str, web.StreamResponse]:
         started = time.monotonic()
         parsed = core.parse(model, await self.read_json(request))
+        self._log_inputs(model.model_id, parsed)
         decision = self.faults.decide(parsed.prompt, model=model.model_id)
         latency = self.model_latency() + decision.extra_delay_s
         if decision.error_code == 429:
@@ -279,6 +283,22 @@ class Emulator:
         self.request_log.write(json.dumps(line) + "\n")
         self.request_log.flush()
 
+    def _log_inputs(self, model_id: str, parsed: core.ParsedRequest) -> None:
+        """Which input images the call received, in order (`GET /_emulator/requests`); every
+        call that parsed, the ones a fault then failed too."""
+        self.calls.append(
+            {
+                "model": model_id,
+                "prompt_sha256": hashlib.sha256(parsed.prompt.encode()).hexdigest(),
+                "prompt": parsed.prompt[:200],
+                "inputs": markers.input_digests(parsed.input_images),
+                "at": round(time.time(), 4),
+            }
+        )
+
+    async def get_requests(self, _request: web.Request) -> web.Response:
+        return web.json_response({"requests": list(self.calls)})
+
     # --- control endpoints ----------------------------------------------------------------
 
     async def get_stats(self, _request: web.Request) -> web.Response:
@@ -286,6 +306,7 @@ class Emulator:
 
     async def reset(self, _request: web.Request) -> web.Response:
         self.stats.reset()
+        self.calls.clear()
         self.faults.reset()
         return web.json_response({"ok": True})
 

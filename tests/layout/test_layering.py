@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Bottom to top. A module may import its own layer and the layers below it, never above.
 LAYERS = [
     "core", "config.base", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
-    "batches", "ops",
+    "series", "batches", "ops",
     "site",
 ]  # fmt: skip
 # The Django project's own wiring sits on top: it mounts every app's URLs.
@@ -28,7 +28,7 @@ SITE_MODULES = {
 }
 PACKAGES = [
     "core", "config", "audit", "accounts", "tenants", "billing", "webhooks", "generation",
-    "batches", "ops",
+    "series", "batches", "ops",
 ]  # fmt: skip
 OUTSIDE = {"emulators", "tests", "bench"}  # the app never imports these
 # Roles that translate (HTTP, forms, admin): nothing in the domain imports them. `events`

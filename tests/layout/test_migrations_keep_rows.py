@@ -22,6 +22,7 @@ BEFORE_THE_MOVE: dict[str, str | None] = {
     "billing": "0006_usage_quota_settled",
     "batches": None,
     "webhooks": None,
+    "series": None,  # came later still
 }
 
 

@@ -48,7 +48,7 @@ def test_every_api_route_answers_json_for_every_method_and_credential(owner: Act
 def test_an_unknown_api_path_is_a_json_404_with_a_valid_key(owner: Actor, method: str) -> None:
     client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {owner.key}")
     response = getattr(client, method)(
-        "/api/v1/series", {"name": "x"}, content_type="application/json"
+        "/api/v1/no-such-collection", {"name": "x"}, content_type="application/json"
     )
     assert_error(response, 404, "not_found")
 
@@ -59,7 +59,9 @@ def test_an_unknown_api_path_from_a_signed_in_browser_is_a_json_404_not_a_csrf_p
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(owner.user)
 
-    response = browser.post("/api/v1/series", {"name": "x"}, content_type="application/json")
+    response = browser.post(
+        "/api/v1/no-such-collection", {"name": "x"}, content_type="application/json"
+    )
 
     assert_error(response, 404, "not_found")
 

@@ -19,6 +19,7 @@ from batches.drafts import draft_create
 from batches.models import Batch, BatchDraft, PromptTemplate
 from generation.links import signed_image_url
 from generation.models import Image, Job
+from series.models import Frame, Series
 from tenants.models import ApiKey, Membership
 from tenants.permissions import view_action
 from tenants.roles import scopes_allow
@@ -57,6 +58,8 @@ class World:
             "templates": list(PromptTemplate.objects.values_list("id", "name", "text")),
             "keys": list(ApiKey.objects.values_list("id", "revoked_at", "tenant_id")),
             "members": list(Membership.objects.values_list("id", "role", "tenant_id", "user_id")),
+            "series": list(Series.objects.values_list("id", "status", "cancel_requested")),
+            "frames": list(Frame.objects.values_list("id", "prompt", "needs_run", "attempts")),
         }
 
 
@@ -72,6 +75,7 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
     template = api.post(
         "/api/v1/templates", {"name": "T", "text": "A {thing}"}, format="json"
     ).json()
+    series = api.post("/api/v1/series", {"frames": [{"prompt": "a"}]}, format="json").json()
     membership = Membership.objects.get(tenant=owner.tenant, user=member.user)
     draft = draft_create(
         tenant=owner.tenant, user=owner.user, source=BatchDraft.Source.PROMPTS, text="a\nb"
@@ -87,6 +91,8 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
             "key_id": str(owner.api_key.pk),
             "membership_id": str(membership.pk),
             "draft_id": str(draft.pk),
+            "series_id": series["id"],
+            "index": "0",
         }
     )
 
