@@ -21,8 +21,14 @@ def _terminate_our_backend() -> None:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
     s = connection.settings_dict
-    dsn = f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} user={s['USER']} dbname={s['NAME']}"
-    with psycopg.connect(dsn, password=s["PASSWORD"] or None, autocommit=True) as other:
+    with psycopg.connect(
+        host=s["HOST"] or "127.0.0.1",
+        port=s["PORT"] or 5432,
+        user=s["USER"] or "postgres",
+        dbname=s["NAME"],
+        password=s["PASSWORD"] or None,
+        autocommit=True,
+    ) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
