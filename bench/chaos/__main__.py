@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=0.0, help="submits/s (default 12)")
     p.add_argument("--settle", type=float, default=600.0, help="s after the faults: stuck")
     p.add_argument("--port-base", type=int, default=18700)
+    p.add_argument("--redis-db", type=int, default=7, help="flushed at start")
     p.add_argument("--seed", type=int, default=17)
     p.add_argument("--out", type=Path, default=ROOT / "var" / "chaos")
     args = p.parse_args(argv)
@@ -60,7 +61,7 @@ def _stack(args: argparse.Namespace, run_dir: Path) -> ChaosStack:
             "DJANGO_LOG_LEVEL": "ERROR",
         },
     )  # fmt: skip
-    return ChaosStack(config=config, port_base=args.port_base)
+    return ChaosStack(config=config, port_base=args.port_base, redis_db=args.redis_db)
 
 
 def _start(stack: ChaosStack, capped_jobs: int) -> dict[str, str]:

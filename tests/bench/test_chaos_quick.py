@@ -59,7 +59,8 @@ def test_quick_chaos_database_trouble_on_postgres_and_redis_loses_nothing(
     tmp_path: Path,
 ) -> None:
     [scenario] = _quick(
-        tmp_path, "--broker", "redis", "--scenarios", "database", "--port-base", "18775"
-    )
+        tmp_path, "--broker", "redis", "--scenarios", "database",
+        "--port-base", "18775", "--redis-db", "8",
+    )  # fmt: skip
     _assert_invariants(scenario)
     assert scenario["notes"]["connections_reset"]["postgres"] > 0  # type: ignore[index]
