@@ -38,8 +38,12 @@ def _quick(tmp_path: Path, *args: str) -> list[dict[str, object]]:
 
 def _assert_invariants(scenario: dict[str, object]) -> None:
     assert {name: scenario[name] for name in ZERO} == dict.fromkeys(ZERO, 0), scenario
-    assert scenario["accepted"] == scenario["images"]  # one image per accepted job
-    assert scenario["statuses"] == {"succeeded": scenario["accepted"]}
+    statuses: dict[str, int] = scenario["statuses"]  # type: ignore[assignment]
+    # Every accepted job finished; one that ran out of provider retries (the storm) failed
+    # with its reservation released, and every succeeded one stored its one image.
+    assert set(statuses) <= {"succeeded", "failed"}, statuses
+    assert sum(statuses.values()) == scenario["accepted"]
+    assert scenario["images"] == statuses.get("succeeded", 0)
 
 
 def test_quick_chaos_on_sqlite_loses_doubles_and_overcharges_nothing(tmp_path: Path) -> None:
