@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench bench-reads seed venv clean-var system-deps
+.PHONY: run test lint format bench bench-reads chaos seed venv clean-var system-deps
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -69,6 +69,13 @@ bench-reads: venv
 	@psql "$(READS_DATABASE_URL)" -c "SELECT 1" >/dev/null 2>&1 || \
 	  psql "$(dir $(READS_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(READS_DATABASE_URL))"
 	DATABASE_URL=$(READS_DATABASE_URL) $(PY) -m bench.reads $(BENCH_ARGS)
+
+# Faults over the whole stack (docs/reliability.md): six scenarios of 1,000 jobs each on
+# PostgreSQL + Redis + S3 (moto), about 15 minutes; prints the invariants and writes JSON
+# under var/chaos/. The test suite runs CHAOS_ARGS=--quick (tests/bench/test_chaos_quick.py).
+CHAOS_ARGS ?=
+chaos: venv
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean-var:
 	rm -rf var

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import replace
 from typing import Any
 
+from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -146,10 +147,11 @@ class BatchListView(APIView):
         data = BatchIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        record = _idempotency_begin(request, tenant, v)
-        if idempotency.is_replay(record):
-            return _batch_answer(tenant, idempotency.resource_id(record), replayed=True)
-        try:
+        # Record, batch and answer commit together (generation/api.py `_submit` says why).
+        with transaction.atomic():
+            record = _idempotency_begin(request, tenant, v)
+            if idempotency.is_replay(record):
+                return _batch_answer(tenant, idempotency.resource_id(record), replayed=True)
             items, template = _items(tenant, v)
             batch = services.batch_submit(
                 tenant=tenant,
@@ -160,14 +162,13 @@ class BatchListView(APIView):
                 metadata=v["metadata"],
                 **request_actor(request),
             )
-        except Exception:
             if record is not None:
-                idempotency.idempotency_abandon(record=record)
-            raise
-        answer = _batch_answer(tenant, batch.pk)
-        if record is not None:
-            idempotency.idempotency_finish(record=record, status=202, body=answer.data)  # type: ignore[arg-type]
-        return answer
+                # A replay reads only the id back; the answer is rendered after the commit,
+                # once the batch has been sent on (its status is then `running`).
+                idempotency.idempotency_finish(
+                    record=record, status=202, body={"id": str(batch.pk)}
+                )
+        return _batch_answer(tenant, batch.pk)
 
     @extend_schema(
         responses=BatchOut(many=True),

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -127,6 +128,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             request, status=exc.status_code, code=code, message=message, fields=fields
         )
         return Response(body, status=exc.status_code, headers=headers)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (a reset connection, a failover, a restart): nothing the
+        # request did is wrong, and retrying it, with the same Idempotency-Key, is safe.
+        logger.warning("API request failed on the database: %s", exc)
+        body = error_body(
+            request,
+            status=503,
+            code="database_unavailable",
+            message="The database did not answer. Retry shortly.",
+        )
+        return Response(body, status=503, headers={"Retry-After": "1"})
     logger.exception("Unhandled API error", exc_info=exc)
     body = error_body(
         request,

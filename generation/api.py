@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -88,23 +89,27 @@ def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Jo
     """
     tenant = request_tenant(request)
     key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
-    record = None
-    if key:
-        fingerprint = idempotency.request_fingerprint(
-            operation=f"{request.method} {request.path}", validated=validated
-        )
+    if not key:
+        job = submit()
+        return _job_answer(request, job.pk, accepted=_accepted_body(job))
+    fingerprint = idempotency.request_fingerprint(
+        operation=f"{request.method} {request.path}", validated=validated
+    )
+    # The key's record, the job and the remembered answer commit together: a web process
+    # that dies anywhere in between leaves none of them, so the client's retry with the
+    # same key makes the job once (a record left half-done answered 409 for 24 hours while
+    # its job ran unseen: `make chaos`, scenario web_kills). A concurrent duplicate waits
+    # on the key's unique index until this commits, then replays.
+    with transaction.atomic():
         record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
         if idempotency.is_replay(record):
-            return _job_answer(request, idempotency.resource_id(record), replayed=True)
-    try:
-        job = submit()
-    except Exception:
-        if record is not None:
-            idempotency.idempotency_abandon(record=record)
-        raise
-    body = _accepted_body(job)
-    if record is not None:
-        idempotency.idempotency_finish(record=record, status=202, body=body)
+            first = idempotency.resource_id(record)
+        else:
+            job = submit()
+            body = _accepted_body(job)
+            idempotency.idempotency_finish(record=record, status=202, body=body)
+    if idempotency.is_replay(record):
+        return _job_answer(request, first, replayed=True)
     return _job_answer(request, job.pk, accepted=body)
 
 

@@ -48,9 +48,10 @@ def idempotency_begin(
 ) -> IdempotencyRecord:
     """Claim `key` for this request, or return the record of its first request.
 
-    A returned record with `response_status` 0 is ours to complete with
-    `idempotency_finish` (or `idempotency_abandon` on failure, so the client can retry);
-    any other is a replay: `resource_id` names what the first request created.
+    Called inside the transaction that creates the resource: a returned record with
+    `response_status` 0 is ours to complete with `idempotency_finish` in it (a failure rolls
+    both back, so the client can retry); any other is a replay: `resource_id` names what
+    the first request created.
     """
     since = (now or timezone.now()) - IDEMPOTENCY_TTL
     IdempotencyRecord.objects.filter(tenant=tenant, key=key, created_at__lt=since).delete()
@@ -92,7 +93,3 @@ def idempotency_finish(*, record: IdempotencyRecord, status: int, body: dict[str
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         response_status=status, response_body=body
     )
-
-
-def idempotency_abandon(*, record: IdempotencyRecord) -> None:
-    IdempotencyRecord.objects.filter(pk=record.pk, response_status=0).delete()

@@ -37,6 +37,7 @@ class FaultRates:
     rate_503: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 30.0
+    drop_rate: float = 0.0  # close the connection without an answer, as [[drop]] does
     retry_delay_s: float = 2.0
 
     def update(self, values: dict[str, Any]) -> None:
@@ -115,4 +116,6 @@ class FaultInjector:
                 return Decision(error_code=500, extra_delay_s=extra)
             if roll < r.rate_429 + r.rate_500 + r.rate_503:
                 return Decision(error_code=503, extra_delay_s=extra)
+            if roll < r.rate_429 + r.rate_500 + r.rate_503 + r.drop_rate:
+                return Decision(outcome="drop", extra_delay_s=extra)
         return Decision(extra_delay_s=extra)

@@ -236,3 +236,12 @@ def test_unknown_tier_is_invalid_argument(gemini: Any) -> None:
     with pytest.raises(PermanentProviderError) as caught:
         provider(gemini).generate(req(tier="ultra"))
     assert caught.value.code == "invalid_argument"
+
+
+def test_drop_rate_from_control_endpoint_is_a_retryable_connection_error(gemini: Any) -> None:
+    gemini.set_faults(drop_rate=1.0)
+    with pytest.raises(RetryableProviderError) as caught:
+        provider(gemini).generate(req())
+    assert caught.value.code == "provider_connection_error"
+    gemini.set_faults(drop_rate=0.0)
+    assert provider(gemini).generate(req()).images[0].data.startswith(b"\x89PNG")

@@ -1,0 +1,1 @@
+"""Fault injection over the whole stack (`make chaos`, docs/reliability.md)."""
