@@ -6,6 +6,7 @@ import tempfile
 import uuid
 from typing import Any
 
+from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -82,22 +83,27 @@ class SeriesListView(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
-        record = None
-        if key:
-            fingerprint = idempotency.request_fingerprint(
-                operation=f"{request.method} {request.path}", validated=v
-            )
+        if not key:
+            series = services.series_submit(tenant=tenant, spec=_spec(v), **request_actor(request))
+            return _answer(tenant, series.pk, created=True)
+        fingerprint = idempotency.request_fingerprint(
+            operation=f"{request.method} {request.path}", validated=v
+        )
+        # The key's record, the series and the remembered answer commit together, as a job
+        # submit's do (generation.api._submit): a web process dying in between leaves none.
+        with transaction.atomic():
             record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
             if idempotency.is_replay(record):
-                return _answer(tenant, idempotency.resource_id(record), replayed=True)
-        try:
-            series = services.series_submit(tenant=tenant, spec=_spec(v), **request_actor(request))
-        except Exception:
-            if record is not None:
-                idempotency.idempotency_abandon(record=record)
-            raise
-        if record is not None:
-            idempotency.idempotency_finish(record=record, status=202, body={"id": str(series.pk)})
+                first = idempotency.resource_id(record)
+            else:
+                series = services.series_submit(
+                    tenant=tenant, spec=_spec(v), **request_actor(request)
+                )
+                idempotency.idempotency_finish(
+                    record=record, status=202, body={"id": str(series.pk)}
+                )
+        if idempotency.is_replay(record):
+            return _answer(tenant, first, replayed=True)
         return _answer(tenant, series.pk, created=True)
 
     @extend_schema(
