@@ -93,6 +93,9 @@ class PendingWait:
     tenant: Tenant
     job_id: Any
     seconds: int
+    # The answer's body once the job has finished or the wait ran out (default: the job;
+    # a conversation's turn renders itself, generation/conversations/api.py).
+    render: Callable[[], dict[str, Any]] | None = None
 
 
 def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
@@ -121,7 +124,9 @@ async def _answer_when_finished(
             if remaining <= 0 or not await watch.changed(remaining):
                 break
             finished = await _finished(watch, pending.job_id)
-    body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
+    body = await in_thread(
+        pending.render or functools.partial(job_body, pending.tenant, pending.job_id)
+    )
     response.data = body
     response.status_code = 200 if body["status"] in Job.FINISHED else 202
     # Which model made the images (it differs from the one asked for after a fallback).

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from . import core, credentials
 from .batches import BatchService
+from .calls import CallLog
 from .catalog import MODELS
 from .faults import FaultInjector, FaultRates
 from .render import RenderCache
@@ -95,11 +96,13 @@ class Emulator:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="render")
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
+        self.calls = CallLog()
         self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
             ("GET", re.compile(r"/_emulator/stats"), self.get_stats),
+            ("GET", re.compile(r"/_emulator/requests"), self.get_requests),
             ("POST", re.compile(r"/_emulator/reset"), self.reset),
             ("GET", re.compile(r"/_emulator/faults"), self.get_faults),
             ("POST", re.compile(r"/_emulator/faults"), self.set_faults),
@@ -219,7 +222,9 @@ class Emulator:
         self, request: web.Request, model: core.EmulatedModel
     ) -> tuple[str, web.StreamResponse]:
         started = time.monotonic()
-        parsed = core.parse(model, await self.read_json(request))
+        body = await self.read_json(request)
+        call = self.calls.received(model.model_id, body)
+        parsed = core.parse(model, body)
         decision = self.faults.decide(parsed.prompt, model=model.model_id)
         latency = self.model_latency() + decision.extra_delay_s
         if decision.error_code == 429:
@@ -247,9 +252,10 @@ class Emulator:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing more to say on a dropped connection
-        body = (
+        answer = (
             await render if render else core.special_response(model, parsed, decision.outcome or "")
         )
+        self.calls.answered(call, answer)
         model_ms = int((time.monotonic() - started) * 1000)
         self._log_request(parsed.prompt, started, model_ms)
         headers = {"x-emulator-model-time-ms": str(model_ms)}
@@ -259,11 +265,11 @@ class Emulator:
         if request.path.endswith(":streamGenerateContent"):
             resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            await resp.write(b"data: " + core.response_bytes(body) + b"\r\n\r\n")
+            await resp.write(b"data: " + core.response_bytes(answer) + b"\r\n\r\n")
             await resp.write_eof()
             return outcome, resp
         return outcome, web.Response(
-            body=core.response_bytes(body), content_type="application/json", headers=headers
+            body=core.response_bytes(answer), content_type="application/json", headers=headers
         )
 
     def _log_request(self, prompt: str, started: float, model_ms: int) -> None:
@@ -284,8 +290,13 @@ class Emulator:
     async def get_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(self.stats.as_dict(self.cache))
 
+    async def get_requests(self, _request: web.Request) -> web.Response:
+        """The last calls' contents as received and the model turns answered (calls.py)."""
+        return web.json_response({"requests": self.calls.as_list()})
+
     async def reset(self, _request: web.Request) -> web.Response:
         self.stats.reset()
+        self.calls.clear()
         self.faults.reset()
         return web.json_response({"ok": True})
 

@@ -69,6 +69,11 @@ class GeminiEmulator:
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_emulator/stats")
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The calls since the last reset: model, `contents` as received, the answer
+        (inline data as `dataSha256` and `size`; emulators/gemini/calls.py)."""
+        return list(self._call("GET", "/_emulator/requests")["requests"])
+
     def expire_batch(self, name: str) -> dict[str, Any]:
         return self._post(f"/_emulator/batches/{name.removeprefix('batches/')}:expire")
 
