@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from config.errors import NotFound
 from generation import selectors as job_selectors
-from generation.models import Conversation, ConversationTurn, Job
+from generation.models import Conversation, ConversationTurn, Image, Job
 from tenants.models import Tenant
 
 
@@ -57,3 +57,17 @@ def jobs_of(tenant: Tenant, turns: list[ConversationTurn]) -> dict[Any, Job]:
 
 def conversations_of_image(tenant: Tenant, image_id: Any) -> QuerySet[Conversation]:
     return conversations_for_tenant(tenant).filter(source_image_id=image_id)
+
+
+def conversation_for_image(tenant: Tenant, image: Image) -> Conversation | None:
+    """The conversation an image belongs to: the one a turn of which made it, else the
+    latest started from it."""
+    if image.job_id is not None:
+        turn = (
+            ConversationTurn.objects.select_related("conversation__tenant__plan")
+            .filter(job_id=image.job_id, conversation__tenant=tenant)
+            .first()
+        )
+        if turn is not None:
+            return turn.conversation
+    return conversations_of_image(tenant, image.pk).order_by("-created_at").first()

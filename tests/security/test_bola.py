@@ -18,7 +18,7 @@ from django.test import Client
 from batches.drafts import draft_create
 from batches.models import Batch, BatchDraft, PromptTemplate
 from generation.links import signed_image_url
-from generation.models import Image, Job
+from generation.models import Conversation, ConversationTurn, Image, Job
 from tenants.models import ApiKey, Membership
 from tenants.permissions import view_action
 from tenants.roles import scopes_allow
@@ -57,6 +57,10 @@ class World:
             "templates": list(PromptTemplate.objects.values_list("id", "name", "text")),
             "keys": list(ApiKey.objects.values_list("id", "revoked_at", "tenant_id")),
             "members": list(Membership.objects.values_list("id", "role", "tenant_id", "user_id")),
+            "conversations": list(
+                Conversation.objects.values_list("id", "tenant_id", "history", "updated_at")
+            ),
+            "turns": list(ConversationTurn.objects.values_list("id", "conversation_id", "prompt")),
         }
 
 
@@ -73,6 +77,9 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
         "/api/v1/templates", {"name": "T", "text": "A {thing}"}, format="json"
     ).json()
     membership = Membership.objects.get(tenant=owner.tenant, user=member.user)
+    conversation = api.post(f"/api/v1/images/{image['id']}/conversations", {}, format="json")
+    conversation_id = conversation.json()["id"]
+    turn = api.post(f"/api/v1/conversations/{conversation_id}/turns", {"prompt": "dusk"})
     draft = draft_create(
         tenant=owner.tenant, user=owner.user, source=BatchDraft.Source.PROMPTS, text="a\nb"
     )
@@ -87,6 +94,8 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
             "key_id": str(owner.api_key.pk),
             "membership_id": str(membership.pk),
             "draft_id": str(draft.pk),
+            "conversation_id": conversation_id,
+            "turn_id": turn.json()["id"],
         }
     )
 
