@@ -122,7 +122,8 @@ class ConversationListView(APIView):
         page = paginator.paginate_queryset(
             selectors.conversations_for_tenant(tenant), request, view=self
         )
-        return paginator.get_paginated_response([conversation_body(tenant, c) for c in page])
+        rows = [conversation_body(tenant, c) for c in page or []]
+        return paginator.get_paginated_response(rows)
 
 
 class ConversationDetailView(APIView):
@@ -200,7 +201,9 @@ class ConversationTurnListView(APIView):
         tenant = request_tenant(request)
         conversation = selectors.conversation_get_for_tenant(tenant, conversation_id)
         paginator = TurnPagination()
-        page = paginator.paginate_queryset(selectors.turns_of(conversation), request, view=self)
+        page = (
+            paginator.paginate_queryset(selectors.turns_of(conversation), request, view=self) or []
+        )
         jobs = selectors.jobs_of(tenant, page)
         return paginator.get_paginated_response([turn_data(t, jobs[t.job_id]) for t in page])
 

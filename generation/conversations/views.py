@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -34,7 +35,7 @@ def conversation_panel(tenant: Tenant, image: Image) -> dict[str, Any] | None:
         return None
     turns = list(selectors.turns_of(conversation))
     jobs = selectors.jobs_of(tenant, turns)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for turn in turns:
         job = jobs[turn.job_id]
         made = list(job.images.all())
@@ -49,7 +50,7 @@ def conversation_panel(tenant: Tenant, image: Image) -> dict[str, Any] | None:
             }
         )
     estimate = services.turn_estimate(conversation=conversation)
-    running = next((row["job"] for row in rows if not row["job"].is_finished), None)
+    running = any(not jobs[turn.job_id].is_finished for turn in turns)
     return {
         "conversation": conversation,
         "model": MODELS[conversation.tier].display_name,
@@ -63,6 +64,10 @@ def conversation_panel(tenant: Tenant, image: Image) -> dict[str, Any] | None:
     }
 
 
+def _user(request: HttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
+
+
 def _back(image_id: Any) -> HttpResponse:
     return redirect(reverse("dashboard:image", kwargs={"image_id": image_id}) + "#conversation")
 
@@ -74,8 +79,8 @@ def conversation_start(request: HttpRequest, membership: Membership, image_id: s
     tier = request.POST.get("model", "lite")
     try:
         services.conversation_start(
-            tenant=membership.tenant, image=image, tier=tier, user=request.user
-        )  # type: ignore[arg-type]
+            tenant=membership.tenant, image=image, tier=tier, user=_user(request)
+        )
     except BunchError as error:
         messages.error(request, error.message)
     return _back(image.pk)
@@ -87,15 +92,16 @@ def conversation_turn(
     request: HttpRequest, membership: Membership, conversation_id: str
 ) -> HttpResponse:
     conversation = selectors.conversation_get_for_tenant(membership.tenant, conversation_id)
-    back = request.POST.get("image") or conversation.source_image_id
-    if not Image.objects.filter(tenant=membership.tenant, pk=_uuid_or_none(back)).exists():
+    # Back to the page the turn was sent from (one of the tenant's images), else the source.
+    back: Any = _uuid_or_none(request.POST.get("image"))
+    if back is None or not Image.objects.filter(tenant=membership.tenant, pk=back).exists():
         back = conversation.source_image_id
     try:
         services.conversation_turn_submit(
             tenant=membership.tenant,
             conversation=conversation,
             prompt=request.POST.get("prompt", ""),
-            user=request.user,  # type: ignore[arg-type]
+            user=_user(request),
             interactive=True,
         )
     except BunchError as error:
