@@ -80,11 +80,19 @@ def _job_answer(
     return Response(body, status=code, headers=headers)
 
 
-def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
-    """Run `submit()` under the request's Idempotency-Key, if any, and answer.
+def idempotent_create(
+    request: Request,
+    validated: dict[str, Any],
+    *,
+    create: Callable[[], Any],
+    answer: Callable[[Any], tuple[dict[str, Any], Response]],
+    replay: Callable[[str], Response],
+) -> Response:
+    """Run `create()` under the request's Idempotency-Key, if any, and answer.
 
-    A replay (same key, same validated input) answers with the job the first request
-    created, as it is now, by the same rules as the first answer.
+    `answer(created)` gives the body to remember (its `id` names what was created) and the
+    response; a replay (same key, same validated input) is answered by `replay(id)`: what
+    the first request created, as it is now, by the same rules as the first answer.
     """
     tenant = request_tenant(request)
     key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
@@ -95,17 +103,33 @@ def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Jo
         )
         record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
         if idempotency.is_replay(record):
-            return _job_answer(request, idempotency.resource_id(record), replayed=True)
+            return replay(idempotency.resource_id(record))
     try:
-        job = submit()
+        created = create()
     except Exception:
         if record is not None:
             idempotency.idempotency_abandon(record=record)
         raise
-    body = _accepted_body(job)
+    body, response = answer(created)
     if record is not None:
-        idempotency.idempotency_finish(record=record, status=202, body=body)
-    return _job_answer(request, job.pk, accepted=body)
+        idempotency.idempotency_finish(record=record, status=response.status_code, body=body)
+    return response
+
+
+def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
+    """Submit a job under the request's Idempotency-Key, if any (`idempotent_create`)."""
+
+    def answer(job: Job) -> tuple[dict[str, Any], Response]:
+        body = _accepted_body(job)
+        return body, _job_answer(request, job.pk, accepted=body)
+
+    return idempotent_create(
+        request,
+        validated,
+        create=submit,
+        answer=answer,
+        replay=lambda job_id: _job_answer(request, job_id, replayed=True),
+    )
 
 
 class JobPagination(StrictCursorPagination):

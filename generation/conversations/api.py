@@ -14,9 +14,8 @@ from rest_framework.views import APIView
 
 from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
-from generation import idempotency
 from generation import selectors as job_selectors
-from generation.api import _prefer_wait
+from generation.api import _prefer_wait, idempotent_create
 from generation.conversations import selectors, services
 from generation.conversations.serializers import (
     ConversationOut,
@@ -51,27 +50,15 @@ def _idempotent(
     create: Callable[[], Any],
     answer: Callable[[Any, bool], Response],
 ) -> Response:
-    """`create()` under the request's Idempotency-Key, if any; a replay answers with what
-    the first request created, as it is now (as the jobs API does)."""
-    tenant = request_tenant(request)
-    key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
-    record = None
-    if key:
-        fingerprint = idempotency.request_fingerprint(
-            operation=f"{request.method} {request.path}", validated=validated
-        )
-        record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
-        if idempotency.is_replay(record):
-            return answer(idempotency.resource_id(record), True)
-    try:
-        created = create()
-    except Exception:
-        if record is not None:
-            idempotency.idempotency_abandon(record=record)
-        raise
-    if record is not None:
-        idempotency.idempotency_finish(record=record, status=201, body={"id": str(created.pk)})
-    return answer(created.pk, False)
+    """`create()` under the request's Idempotency-Key, as the jobs API does; the first
+    answer and a replay are both `answer(id, replayed)`: the resource as it is now."""
+    return idempotent_create(
+        request,
+        validated,
+        create=create,
+        answer=lambda created: ({"id": str(created.pk)}, answer(created.pk, False)),
+        replay=lambda resource_id: answer(resource_id, True),
+    )
 
 
 class ConversationStartView(APIView):
