@@ -77,3 +77,23 @@ def test_a_full_history_says_so_instead_of_offering_a_prompt_box(member: Actor) 
     )
     assert "65,536" in refused.content.decode()
     assert not ConversationTurn.objects.exists()
+
+
+def test_operators_read_a_conversation_and_its_turns_in_the_admin(
+    member: Actor, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    source = uploaded(member.tenant)
+    client = signed_in(member)
+    client.post(f"/images/{source.pk}/conversation/", {})
+    conversation = Conversation.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(f"/conversations/{conversation.pk}/turns/", {"prompt": "now make it dusk"})
+    operator = Client()
+    operator.force_login(User.objects.create_superuser("op", "op@bunch.test", "pw-op-123456"))
+    page = operator.get(f"/admin/generation/conversation/{conversation.pk}/change/")
+    assert page.status_code == 200
+    assert "now make it dusk" in page.content.decode()
+    assert operator.get("/admin/generation/conversation/add/").status_code == 403
