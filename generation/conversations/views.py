@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from config.errors import BunchError
 from core.catalog import MODELS
-from core.money import show_up_to
+from core.money import show_unit
 from generation import selectors as job_selectors
 from generation.conversations import history as hist
 from generation.conversations import selectors, services
@@ -46,7 +46,7 @@ def conversation_panel(tenant: Tenant, image: Image) -> dict[str, Any] | None:
                 "image": made[0] if made else None,
                 "thumb": signed_image_url(made[0].pk, "thumbnail") if made else None,
                 "input_tokens": turn.input_tokens,
-                "cost": show_up_to(job.estimated_cost),
+                "cost": show_unit(job.estimated_cost),
             }
         )
     estimate = services.turn_estimate(conversation=conversation)
@@ -57,8 +57,9 @@ def conversation_panel(tenant: Tenant, image: Image) -> dict[str, Any] | None:
         "rows": rows,
         "running": running,
         "next_tokens": estimate.input_tokens,
-        "next_history_images": estimate.history.images,
-        "next_cost": show_up_to(estimate.cost.billed),
+        # The source image on the first turn, the history's images after.
+        "next_images": estimate.history.images + estimate.input_images,
+        "next_cost": show_unit(estimate.cost.billed),
         "max_tokens": hist.MAX_INPUT_TOKENS,
         "full": not estimate.within_limit,
     }

@@ -35,7 +35,7 @@ def test_a_member_starts_a_conversation_and_sends_turns_from_the_image_page(
     assert "now make it dusk" in page and "badge-succeeded" in page
     assert "data-live-job" not in page  # nothing left to follow
     # The estimate shows the history the next turn sends: the source and two images.
-    assert "3 images in the history" in page
+    assert "sends 3 images and" in page
     last = Image.objects.get(job__conversation_turn__index=2)
     # The last turn's image shows the same conversation.
     assert 'data-testid="turns"' in client.get(f"/images/{last.pk}/").content.decode()
