@@ -100,3 +100,17 @@ def test_reset_empties_the_request_log(gemini: Any) -> None:
     assert len(gemini.requests()) == 1
     gemini.reset()
     assert gemini.requests() == []
+
+
+def test_calls_are_recorded_only_when_asked(gemini: Any) -> None:
+    import urllib.error
+
+    gemini.configure(record_calls=False)
+    try:
+        sdk(gemini).models.generate_content(model=LITE, contents="a kite", config=_config())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            gemini.requests()
+        assert refused.value.code == 404
+    finally:
+        gemini.configure(record_calls=True)
+    assert gemini.requests() == []  # the unrecorded call left nothing behind
