@@ -344,7 +344,8 @@ async def image_response(
     }
     parts.append(image_part)
     if model.thinking:
-        signatures.sign(model.model_id, parts, {len(parts) - 1: png})
+        digest = rendered.png_sha256 if png is rendered.png else hashlib.sha256(png).digest()
+        signatures.sign(model.model_id, parts, {len(parts) - 1: digest})
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
     return _envelope(model, _usage(model, req, True, text_out, thoughts), candidates=[candidate])
 

@@ -31,8 +31,10 @@ def _get(obj: Any, camel: str) -> Any:
     return obj.get("".join(f"_{c.lower()}" if c.isupper() else c for c in camel))
 
 
-def image_signature(model: str, image: bytes) -> bytes:
-    return hmac.new(_KEY, model.encode() + hashlib.sha256(image).digest(), "sha256").digest()
+def image_signature(model: str, image: bytes, *, digest: bytes | None = None) -> bytes:
+    """`digest`: the image's SHA-256 when the caller has it (a cached render does)."""
+    digest = digest or hashlib.sha256(image).digest()
+    return hmac.new(_KEY, model.encode() + digest, "sha256").digest()
 
 
 def text_signature(model: str, text: str) -> bytes:
@@ -55,12 +57,13 @@ def _expected(model: str, part: dict[str, Any], decode: Callable[[str], bytes]) 
     return None
 
 
-def sign(model: str, parts: list[dict[str, Any]], image_bytes: dict[int, bytes]) -> None:
-    """Add signatures to an answer's parts in place (`image_bytes`: part index → bytes)."""
+def sign(model: str, parts: list[dict[str, Any]], image_digests: dict[int, bytes]) -> None:
+    """Add signatures to an answer's parts in place (`image_digests`: part index → the
+    image's SHA-256)."""
     for i in _signed_indexes(parts):
         part = parts[i]
-        if i in image_bytes:
-            signature = image_signature(model, image_bytes[i])
+        if i in image_digests:
+            signature = image_signature(model, b"", digest=image_digests[i])
         elif isinstance(part.get("text"), str):
             signature = text_signature(model, part["text"])
         else:
