@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 from billing.models import UsageEvent
+from generation.conversations import history as hist
 from generation.models import Conversation, ConversationTurn, Image, Job
 from tests.plugins.actors import Actor, assert_error, make_actor
 from tests.plugins.cluster import Cluster
@@ -301,3 +303,35 @@ def test_members_converse_and_a_read_only_key_only_reads(
         "insufficient_scope",
     )
     assert ConversationTurn.objects.count() == 1
+
+
+def test_a_failed_turn_adds_nothing_and_the_next_turn_goes_on_from_the_last_image(
+    inline_worker: GeminiEmulator, owner: Actor
+) -> None:
+    source = _upload(owner)
+    conversation = _start(owner, source["id"])
+    first = _turn(owner, conversation["id"], "make it a poster").json()
+    refused = _turn(owner, conversation["id"], "now add [[safety]] flames").json()
+    assert refused["status"] == "failed" and refused["job"]["error"]["code"] == "image_refused"
+    assert refused["images"] == []
+    third = _turn(owner, conversation["id"], "now make it dusk").json()
+    assert third["status"] == "succeeded"
+
+    # The refused turn is not in what the third sent: its history is turn 1 alone.
+    calls = inline_worker.requests()
+    assert [len(c["contents"]) for c in calls] == [1, 3, 3]
+    assert calls[2]["contents"][:2] == calls[1]["contents"][:2]
+    assert third["estimate"]["history_images"] == 2
+    assert str(Image.objects.get(pk=third["images"][0]["id"]).parent_id) == first["images"][0]["id"]
+    # Billed: the two images made, not the refusal.
+    assert UsageEvent.objects.filter(tenant=owner.tenant).count() == 2
+
+    # Stored once: the history names the stored images instead of copying their bytes.
+    stored = Conversation.objects.get(pk=conversation["id"]).history
+    assert [c["role"] for c in stored] == ["user", "model", "user", "model"]
+    assert hist.image_ids(stored) == [
+        source["id"],
+        first["images"][0]["id"],
+        third["images"][0]["id"],
+    ]
+    assert len(json.dumps(stored)) < 4000
