@@ -26,8 +26,7 @@ from generation.conversations.serializers import (
     turn_body,
     turn_data,
 )
-from generation.models import Job
-from generation.streams import PendingWait
+from generation.streams import PendingWait, job_answer
 from tenants.authentication import request_actor, request_tenant
 from tenants.roles import Action
 
@@ -130,21 +129,21 @@ def _turn_answer(request: Request, turn_id: Any, replayed: bool) -> Response:
     tenant = request_tenant(request)
     turn = selectors.turn_get_for_tenant(tenant, turn_id)
     body = turn_body(tenant, turn)
-    code = status.HTTP_200_OK if body["status"] in Job.FINISHED else status.HTTP_202_ACCEPTED
     wait = _prefer_wait(request)
-    if wait and code == status.HTTP_202_ACCEPTED:
+    # A turn answers as its job does (status, Location, the served model after a wait).
+    response = job_answer(body, waited=bool(wait))
+    if wait and response.status_code == status.HTTP_202_ACCEPTED:
         request._request.bunch_wait = PendingWait(  # type: ignore[attr-defined]
             tenant=tenant,
             job_id=turn.job_id,
             seconds=wait,
             render=functools.partial(turn_body, tenant, turn),
         )
-    headers = {"Location": body["links"]["self"]}
     if wait:
-        headers["Preference-Applied"] = f"wait={wait}"
+        response["Preference-Applied"] = f"wait={wait}"
     if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(body, status=code, headers=headers)
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 class ConversationTurnListView(APIView):
