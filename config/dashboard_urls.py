@@ -13,6 +13,7 @@ from django.urls import URLPattern, include, path
 from accounts import views as account_views
 from billing import views as billing_views
 from generation import views as generation_views
+from generation.conversations import views as conversation_views
 from tenants import lockout
 from tenants import views as tenant_views
 from webhooks import views as webhook_views
@@ -24,6 +25,16 @@ pages: list[URLPattern] = [
     path("gallery/", generation_views.gallery, name="gallery"),
     path("gallery/download/", generation_views.gallery_download, name="gallery-download"),
     path("images/<str:image_id>/", generation_views.image_detail, name="image"),
+    path(
+        "images/<str:image_id>/conversation/",
+        conversation_views.conversation_start,
+        name="conversation-start",
+    ),
+    path(
+        "conversations/<str:conversation_id>/turns/",
+        conversation_views.conversation_turn,
+        name="conversation-turn",
+    ),
     path("jobs/", generation_views.jobs, name="jobs"),
     path("jobs/<str:job_id>/retry/", generation_views.job_retry, name="job-retry"),
     path("usage/", billing_views.usage, name="usage"),

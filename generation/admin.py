@@ -12,7 +12,16 @@ from django.utils import timezone
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
 from generation import budget, services
-from generation.models import BudgetLease, Image, Job, Provenance, ProviderModel, TenantShare
+from generation.models import (
+    BudgetLease,
+    Conversation,
+    ConversationTurn,
+    Image,
+    Job,
+    Provenance,
+    ProviderModel,
+    TenantShare,
+)
 from tenants.capacity import reservations_total
 
 
@@ -150,6 +159,31 @@ class ImageAdmin(admin.ModelAdmin):
         return search_by_id_or_text(
             queryset, search_term, id_of=uuid.UUID, text_field="job__prompt"
         ), False
+
+
+# Edit conversations: read-only (their history is the model's, never edited) -------------
+
+
+class ConversationTurnInline(admin.TabularInline):
+    model = ConversationTurn
+    extra = 0
+    can_delete = False
+    fields = ("index", "prompt", "job", "input_tokens", "history_images", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["id", "tenant", "source_image", "tier", "created_at", "updated_at"]
+    list_filter = ["tier", "tenant"]
+    list_select_related = ["tenant", "source_image"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Conversation._meta.fields]
+    inlines = [ConversationTurnInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 # The scheduler: each tenant's share, and the provider budget in use ----------------------

@@ -81,21 +81,28 @@ def _job_answer(
     return response
 
 
-def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
-    """Run `submit()` under the request's Idempotency-Key, if any, and answer.
+def idempotent_create(
+    request: Request,
+    validated: dict[str, Any],
+    *,
+    create: Callable[[], Any],
+    answer: Callable[[Any], tuple[dict[str, Any], Response]],
+    replay: Callable[[str], Response],
+) -> Response:
+    """Run `create()` under the request's Idempotency-Key, if any, and answer.
 
-    A replay (same key, same validated input) answers with the job the first request
-    created, as it is now, by the same rules as the first answer.
+    `answer(created)` gives the body to remember (its `id` names what was created) and the
+    response; a replay (same key, same validated input) is answered by `replay(id)`: what
+    the first request created, as it is now, by the same rules as the first answer.
     """
     tenant = request_tenant(request)
     key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
     if not key:
-        job = submit()
-        return _job_answer(request, job.pk, accepted=_accepted_body(job))
+        return answer(create())[1]
     fingerprint = idempotency.request_fingerprint(
         operation=f"{request.method} {request.path}", validated=validated
     )
-    # The key's record, the job and the remembered answer commit together: a web process
+    # The key's record, what it creates and the remembered answer commit together: a web process
     # that dies anywhere in between leaves none of them, so the client's retry with the
     # same key makes the job once (a record left half-done answered 409 for 24 hours while
     # its job ran unseen: `make chaos`, scenario web_kills). A concurrent duplicate waits
@@ -105,12 +112,27 @@ def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Jo
         if idempotency.is_replay(record):
             first = idempotency.resource_id(record)
         else:
-            job = submit()
-            body = _accepted_body(job)
-            idempotency.idempotency_finish(record=record, status=202, body=body)
+            body, response = answer(create())
+            idempotency.idempotency_finish(record=record, status=response.status_code, body=body)
     if idempotency.is_replay(record):
-        return _job_answer(request, first, replayed=True)
-    return _job_answer(request, job.pk, accepted=body)
+        return replay(first)
+    return response
+
+
+def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
+    """Submit a job under the request's Idempotency-Key, if any (`idempotent_create`)."""
+
+    def answer(job: Job) -> tuple[dict[str, Any], Response]:
+        body = _accepted_body(job)
+        return body, _job_answer(request, job.pk, accepted=body)
+
+    return idempotent_create(
+        request,
+        validated,
+        create=submit,
+        answer=answer,
+        replay=lambda job_id: _job_answer(request, job_id, replayed=True),
+    )
 
 
 class JobPagination(StrictCursorPagination):

@@ -24,6 +24,7 @@ from core import metrics
 from core.catalog import get_model
 from core.money import to_nanos
 from generation import live
+from generation.conversations import services as conversations
 from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
@@ -46,6 +47,7 @@ def job_request(job: Job) -> ImageRequest:
         aspect_ratio=job.aspect_ratio,
         image_size=job.image_size,
         input_images=tuple(inputs),
+        history=conversations.request_history(job),
     )
 
 
@@ -105,6 +107,7 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
             provenance_save(image)
+            conversations.turn_store(job=job, image=image, result=result)
             usage = usage_record(
                 tenant_id=job.tenant_id,
                 job_id=job.pk,

@@ -308,3 +308,57 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"worker {self.host}:{self.pid}"
+
+
+class Conversation(models.Model):
+    """A multi-turn edit of one image (generation/conversations/): the model's history,
+    kept as the model sent it (thought signatures verbatim) and sent back whole with each
+    turn, as Google's chats do. Image bytes in the history are stored once, as `Image`
+    rows, and named here by id (`conversations.history`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="conversations")
+    source_image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="conversations")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    tier = models.CharField(max_length=8, default="lite")
+    aspect_ratio = models.CharField(max_length=8)
+    # Gemini `Content` dicts of the succeeded turns, user and model, in order.
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="convo_tenant_created_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"conversation {self.id} on image {self.source_image_id}"
+
+
+class ConversationTurn(models.Model):
+    """One prompt of a conversation and the job that answers it (billed as its own)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    prompt = models.TextField()
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="conversation_turn")
+    # What the estimate counted as the turn's input: the history before it and the prompt.
+    history_text_tokens = models.PositiveIntegerField(default=0)
+    history_images = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "index"], name="turn_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"turn {self.index} of {self.conversation_id}"

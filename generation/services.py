@@ -304,7 +304,7 @@ def image_edit_submit(
 ) -> Job:
     """A new job whose first input is `image`: the next version in its chain."""
     parent_job = image.job
-    ratio = parent_job.aspect_ratio if parent_job else _nearest_ratio(image.width, image.height)
+    ratio = parent_job.aspect_ratio if parent_job else nearest_ratio(image.width, image.height)
     params = JobParams(
         prompt=instruction,
         kind=parent_job.kind if parent_job else Kind.IMAGE,
@@ -317,11 +317,9 @@ def image_edit_submit(
     return job_submit(tenant=tenant, params=params, api_key=api_key, user=user)
 
 
-def _nearest_ratio(width: int, height: int) -> str:
+def nearest_ratio(width: int, height: int, ratios: tuple[str, ...] = tuple(RATIO_PIXELS_1K)) -> str:
     target = width / height
-    return min(
-        RATIO_PIXELS_1K, key=lambda r: abs(RATIO_PIXELS_1K[r][0] / RATIO_PIXELS_1K[r][1] - target)
-    )
+    return min(ratios, key=lambda r: abs(RATIO_PIXELS_1K[r][0] / RATIO_PIXELS_1K[r][1] - target))
 
 
 # Cancel --------------------------------------------------------------------------------

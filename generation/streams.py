@@ -100,6 +100,9 @@ class PendingWait:
     tenant: Tenant
     job_id: Any
     seconds: int
+    # The answer's body once the job has finished or the wait ran out (default: the job;
+    # a conversation's turn renders itself, generation/conversations/api.py).
+    render: Callable[[], dict[str, Any]] | None = None
 
 
 def with_wait(view: Callable[..., HttpResponse]) -> AsyncView:
@@ -117,7 +120,7 @@ async def _answer_when_finished(
     pending: PendingWait | None = getattr(request, "bunch_wait", None)
     if pending is None or not isinstance(response, Response):
         return response
-    body = await _wait_for(pending, started, in_thread)
+    body = await _wait_for(pending, started, in_thread, read=pending.render)
     return job_answer(body, response, waited=True)
 
 
@@ -149,7 +152,8 @@ async def wait_answer(
     pending: PendingWait = response.bunch_wait
 
     def read_and_render() -> tuple[dict[str, Any], bytes]:
-        body = job_body(pending.tenant, pending.job_id)
+        read = pending.render or functools.partial(job_body, pending.tenant, pending.job_id)
+        body = read()
         media = response.accepted_media_type
         rendered = response.accepted_renderer.render(body, media, response.renderer_context)
         return body, rendered

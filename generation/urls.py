@@ -1,6 +1,7 @@
 from django.urls import path
 
 from generation import api
+from generation.conversations import api as conversations
 from generation.streams import event_stream, with_wait
 
 urlpatterns = [
@@ -33,5 +34,26 @@ urlpatterns = [
         "images/<str:image_id>/edits",
         with_wait(api.ImageEditView.as_view()),
         name="image-edits",
+    ),
+    path(
+        "images/<str:image_id>/conversations",
+        conversations.ConversationStartView.as_view(),
+        name="image-conversations",
+    ),
+    path("conversations", conversations.ConversationListView.as_view(), name="conversation-list"),
+    path(
+        "conversations/<str:conversation_id>",
+        conversations.ConversationDetailView.as_view(),
+        name="conversation-detail",
+    ),
+    path(
+        "conversations/<str:conversation_id>/turns",
+        with_wait(conversations.ConversationTurnListView.as_view()),
+        name="conversation-turns",
+    ),
+    path(
+        "conversations/<str:conversation_id>/turns/<str:turn_id>",
+        conversations.ConversationTurnDetailView.as_view(),
+        name="conversation-turn",
     ),
 ]

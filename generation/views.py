@@ -23,6 +23,7 @@ from config.paging import EstimatedCountPaginator
 from core.catalog import MODELS, RATIO_PIXELS_1K, Mode
 from core.money import show_up_to
 from generation import selectors, services
+from generation.conversations.views import conversation_panel
 from generation.forms import GalleryFilterForm
 from generation.images import MAX_ZIP_IMAGES, images_zip
 from generation.links import signed_image_url
@@ -197,6 +198,7 @@ def image_detail(request: HttpRequest, membership: Membership, image_id: str) ->
         if membership.tenant.plan.allows_tier(original_tier or "")
         else "lite",
         "price_sheet": _price_sheet(membership.tenant.plan),
+        "conversation": conversation_panel(membership.tenant, image),
         "allowed_models": [
             (tier, spec.display_name)
             for tier, spec in MODELS.items()

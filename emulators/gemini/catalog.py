@@ -34,14 +34,14 @@ class EmulatedModel:
     model_id: str
     ratios: tuple[str, ...]
     image_tokens: dict[str, int]  # image size -> output tokens per image
-    thinking: bool
+    thinking: bool  # signs its answers' parts (thought signatures) and checks them
     thought_image: bool  # 3 Pro may send an interim "thought" image first
 
 
 MODELS: dict[str, EmulatedModel] = {
     m.model_id: m
     for m in (
-        EmulatedModel("gemini-3.1-flash-lite-image", ALL_RATIOS, {"1K": 1120}, False, False),
+        EmulatedModel("gemini-3.1-flash-lite-image", ALL_RATIOS, {"1K": 1120}, True, False),
         EmulatedModel(
             "gemini-3.1-flash-image",
             ALL_RATIOS,

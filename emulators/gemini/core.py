@@ -9,7 +9,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -21,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import credentials, markers
+from . import credentials, markers, signatures
 from .catalog import (
     INPUT_IMAGE_TOKENS,
     MAX_INPUT_IMAGES,
@@ -53,7 +52,6 @@ MESSAGE_BY_CODE = {
     503: "The model is overloaded. Please try again later.",
     504: "The service is currently unavailable.",
 }
-_SIGNATURE_KEY = b"bunch-gemini-emulator"
 PRO_THOUGHT_TOKENS = 258
 
 
@@ -101,9 +99,7 @@ def b64decode(data: str) -> bytes:
 
 
 def thought_signature(model: str, image: bytes) -> bytes:
-    return hmac.new(
-        _SIGNATURE_KEY, model.encode() + hashlib.sha256(image).digest(), "sha256"
-    ).digest()
+    return signatures.image_signature(model, image)
 
 
 def text_tokens(text: str) -> int:
@@ -134,25 +130,24 @@ def _image_parts(content: dict[str, Any]) -> list[tuple[bytes, dict[str, Any]]]:
 
 
 def _check_signatures(model: EmulatedModel, contents: list[dict[str, Any]]) -> bytes | None:
-    """Thinking models need their earlier image parts back with the signature they sent."""
+    """Thinking models need their earlier model parts back with the signatures they sent
+    (`signatures.check`). Returns the last image the model made in the history."""
     last_image = None
     for content in contents[:-1]:
         if pick(content, "role") != "model":
             continue
         for data, part in _image_parts(content):
-            if pick(part, "thought"):
-                continue
-            last_image = data
-            if not model.thinking:
-                continue
-            sent = pick(part, "thoughtSignature")
-            if not sent or b64decode(sent) != thought_signature(model.model_id, data):
-                raise ApiError(
-                    400,
-                    "Image part in a model turn is missing its thought signature or it does "
-                    "not match. Send earlier model turns back exactly as they were returned.",
-                )
+            if not pick(part, "thought"):
+                last_image = data
+    if model.thinking:
+        ok, why = signatures.check(model.model_id, contents, b64decode)
+        if not ok:
+            raise ApiError(400, why)
     return last_image
+
+
+def _history_images(contents: list[dict[str, Any]]) -> int:
+    return sum(len(_image_parts(c)) for c in contents[:-1] if pick(c, "role") == "model")
 
 
 def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
@@ -173,7 +168,10 @@ def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
         raise ApiError(
             400, f"Too many input images: {image_count}. At most {MAX_INPUT_IMAGES} are supported."
         )
-    tokens = text_tokens(all_text) + image_count * INPUT_IMAGE_TOKENS
+    # Images the model made earlier in the conversation are input too (the limit on input
+    # images is on the user's).
+    image_count_all = image_count + _history_images(contents)
+    tokens = text_tokens(all_text) + image_count_all * INPUT_IMAGE_TOKENS
     if tokens > MAX_INPUT_TOKENS:
         raise ApiError(
             400,
@@ -217,7 +215,7 @@ def parse(model: EmulatedModel, body: dict[str, Any]) -> ParsedRequest:
         prompt=" ".join(texts),
         input_images=inputs,
         prompt_text_tokens=text_tokens(all_text),
-        prompt_image_count=image_count,
+        prompt_image_count=image_count_all,
         modalities=modalities,
         aspect_ratio=ratio,
         image_size=size,
@@ -345,9 +343,10 @@ async def image_response(
     image_part: dict[str, Any] = {
         "inlineData": {"mimeType": "image/png", "data": png_b64 or rendered.png_b64}
     }
-    if model.thinking:
-        image_part["thoughtSignature"] = _b64(thought_signature(model.model_id, png))
     parts.append(image_part)
+    if model.thinking:
+        digest = rendered.png_sha256 if png is rendered.png else hashlib.sha256(png).digest()
+        signatures.sign(model.model_id, parts, {len(parts) - 1: digest})
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
     return _envelope(model, _usage(model, req, True, text_out, thoughts), candidates=[candidate])
 

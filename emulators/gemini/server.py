@@ -18,6 +18,7 @@ from aiohttp import web
 
 from . import core, credentials, markers
 from .batches import BatchService
+from .calls import CallLog
 from .catalog import MODELS
 from .faults import FaultInjector, FaultRates
 from .render import RenderCache
@@ -43,6 +44,9 @@ class Settings:
     # One JSON line per generateContent call (prompt hash, wall-clock start/end, model
     # time), for benchmarks that need the model time of each image.
     request_log: str | None = None
+    # Keep each call's contents and answer for GET /_emulator/requests (calls.py): tests
+    # turn it on; hashing the inline data costs ~8 ms of CPU per 1.5 MB image.
+    record_calls: bool = False
     # Sign every image with a C2PA manifest shaped like Google's: with a test chain made at
     # start-up, or the one in these files (certificates leaf first, root last; the key).
     c2pa: bool = True
@@ -95,14 +99,16 @@ class Emulator:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="render")
         self.jitter_rng = random.Random(settings.seed)
         self.batches = BatchService(self)
+        self.calls = CallLog()
         self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
         # The last calls' input images (markers.input_digests), for tests of their order.
-        self.calls: deque[dict[str, Any]] = deque(maxlen=2000)
+        self.inputs: deque[dict[str, Any]] = deque(maxlen=2000)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
             ("GET", re.compile(r"/_emulator/stats"), self.get_stats),
             ("GET", re.compile(r"/_emulator/requests"), self.get_requests),
+            ("GET", re.compile(r"/_emulator/inputs"), self.get_inputs),
             ("POST", re.compile(r"/_emulator/reset"), self.reset),
             ("GET", re.compile(r"/_emulator/faults"), self.get_faults),
             ("POST", re.compile(r"/_emulator/faults"), self.set_faults),
@@ -222,7 +228,9 @@ class Emulator:
         self, request: web.Request, model: core.EmulatedModel
     ) -> tuple[str, web.StreamResponse]:
         started = time.monotonic()
-        parsed = core.parse(model, await self.read_json(request))
+        body = await self.read_json(request)
+        call = self.calls.received(model.model_id, body) if self.settings.record_calls else None
+        parsed = core.parse(model, body)
         self._log_inputs(model.model_id, parsed)
         decision = self.faults.decide(parsed.prompt, model=model.model_id)
         latency = self.model_latency() + decision.extra_delay_s
@@ -251,9 +259,11 @@ class Emulator:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing more to say on a dropped connection
-        body = (
+        answer = (
             await render if render else core.special_response(model, parsed, decision.outcome or "")
         )
+        if call is not None:
+            self.calls.answered(call, answer)
         model_ms = int((time.monotonic() - started) * 1000)
         self._log_request(parsed.prompt, started, model_ms)
         headers = {"x-emulator-model-time-ms": str(model_ms)}
@@ -263,11 +273,11 @@ class Emulator:
         if request.path.endswith(":streamGenerateContent"):
             resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            await resp.write(b"data: " + core.response_bytes(body) + b"\r\n\r\n")
+            await resp.write(b"data: " + core.response_bytes(answer) + b"\r\n\r\n")
             await resp.write_eof()
             return outcome, resp
         return outcome, web.Response(
-            body=core.response_bytes(body), content_type="application/json", headers=headers
+            body=core.response_bytes(answer), content_type="application/json", headers=headers
         )
 
     def _log_request(self, prompt: str, started: float, model_ms: int) -> None:
@@ -284,9 +294,9 @@ class Emulator:
         self.request_log.flush()
 
     def _log_inputs(self, model_id: str, parsed: core.ParsedRequest) -> None:
-        """Which input images the call received, in order (`GET /_emulator/requests`); every
+        """Which input images the call received, in order (`GET /_emulator/inputs`); every
         call that parsed, the ones a fault then failed too."""
-        self.calls.append(
+        self.inputs.append(
             {
                 "model": model_id,
                 "prompt_sha256": hashlib.sha256(parsed.prompt.encode()).hexdigest(),
@@ -296,17 +306,28 @@ class Emulator:
             }
         )
 
-    async def get_requests(self, _request: web.Request) -> web.Response:
-        return web.json_response({"requests": list(self.calls)})
+    async def get_inputs(self, _request: web.Request) -> web.Response:
+        return web.json_response({"requests": list(self.inputs)})
 
     # --- control endpoints ----------------------------------------------------------------
 
     async def get_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(self.stats.as_dict(self.cache))
 
+    async def get_requests(self, _request: web.Request) -> web.Response:
+        """The last calls' contents as received and the model turns answered (calls.py)."""
+        if not self.settings.record_calls:
+            raise core.ApiError(
+                404,
+                "Calls are not recorded: start with --record-calls or POST "
+                '/_emulator/config {"record_calls": true}.',
+            )
+        return web.json_response({"requests": self.calls.as_list()})
+
     async def reset(self, _request: web.Request) -> web.Response:
         self.stats.reset()
         self.calls.clear()
+        self.inputs.clear()
         self.faults.reset()
         return web.json_response({"ok": True})
 
@@ -344,6 +365,7 @@ class Emulator:
             "image_bytes": s.image_bytes,
             "seed": s.seed,
             "max_concurrency": s.max_concurrency,
+            "record_calls": s.record_calls,
             "c2pa": self.chain is not None,
         }
 
@@ -357,6 +379,8 @@ class Emulator:
                 setattr(self.settings, key, float(body[key]))
         if "max_concurrency" in body:
             self.settings.max_concurrency = int(body["max_concurrency"])
+        if "record_calls" in body:
+            self.settings.record_calls = bool(body["record_calls"])
         if body.get("image_bytes") in ("realistic", "small"):
             self.settings.image_bytes = body["image_bytes"]
         return web.json_response(self.config())

@@ -357,6 +357,18 @@
   }
 
 
+  // Edit conversation: a turn still running is followed live (its job's event stream, as
+  // an edit is); the page, server-rendered, is read again once it has finished.
+  function setupConversation(panel) {
+    $$("[data-live-job]", panel).forEach((row) => {
+      const badge = $("[data-testid=turn-status]", row);
+      followJob({ links: { self: row.dataset.liveJob } }, (job) => {
+        badge.textContent = job.status;
+        badge.className = `badge badge-${job.status}`;
+      }).then(() => window.location.reload());
+    });
+  }
+
   // Templates: live preview ------------------------------------------------------------------
   // Mirrors batches/prompts.py: {name} is a variable, {{ and }} are literal braces.
   function templateVariables(text) {
@@ -644,6 +656,8 @@
     if (gen) setupGenerate(gen);
     const edit = $("#edit-form");
     if (edit) setupEdit(edit);
+    const conversation = $("#conversation");
+    if (conversation) setupConversation(conversation);
     setupBilling();
     const template = $("#template-form");
     if (template) setupTemplateForm(template);

@@ -62,12 +62,17 @@ class GeminiEmulator:
     def clear_faults(self) -> dict[str, Any]:
         return self._call("DELETE", "/_emulator/faults")
 
-    def configure(self, **settings: float | str) -> dict[str, Any]:
+    def configure(self, **settings: float | str | bool) -> dict[str, Any]:
         """latency=, jitter=, batch_step_seconds=, image_bytes="small"|"realistic"."""
         return self._post("/_emulator/config", dict(settings))
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_emulator/stats")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The calls since the last reset: model, `contents` as received, the answer
+        (inline data as `dataSha256` and `size`; emulators/gemini/calls.py)."""
+        return list(self._call("GET", "/_emulator/requests")["requests"])
 
     def expire_batch(self, name: str) -> dict[str, Any]:
         return self._post(f"/_emulator/batches/{name.removeprefix('batches/')}:expire")
@@ -100,7 +105,7 @@ def gemini_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gemini
     cmd = [
         sys.executable, "-m", "emulators.gemini", "--host", "127.0.0.1", "--port", str(port),
         "--latency", "0", "--jitter", "0", "--image-bytes", "small", "--api-key", api_key,
-        "--batch-step-seconds", "0.05", "--c2pa-root-out", str(c2pa_root),
+        "--batch-step-seconds", "0.05", "--c2pa-root-out", str(c2pa_root), "--record-calls",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_EMULATOR_")}
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)

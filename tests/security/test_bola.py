@@ -18,7 +18,7 @@ from django.test import Client
 from batches.drafts import draft_create
 from batches.models import Batch, BatchDraft, PromptTemplate
 from generation.links import signed_image_url
-from generation.models import Image, Job
+from generation.models import Conversation, ConversationTurn, Image, Job
 from series.models import Frame, Series
 from tenants.models import ApiKey, Membership
 from tenants.permissions import view_action
@@ -60,6 +60,10 @@ class World:
             "members": list(Membership.objects.values_list("id", "role", "tenant_id", "user_id")),
             "series": list(Series.objects.values_list("id", "status", "cancel_requested")),
             "frames": list(Frame.objects.values_list("id", "prompt", "needs_run", "attempts")),
+            "conversations": list(
+                Conversation.objects.values_list("id", "tenant_id", "history", "updated_at")
+            ),
+            "turns": list(ConversationTurn.objects.values_list("id", "conversation_id", "prompt")),
         }
 
 
@@ -77,6 +81,9 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
     ).json()
     series = api.post("/api/v1/series", {"frames": [{"prompt": "a"}]}, format="json").json()
     membership = Membership.objects.get(tenant=owner.tenant, user=member.user)
+    conversation = api.post(f"/api/v1/images/{image['id']}/conversations", {}, format="json")
+    conversation_id = conversation.json()["id"]
+    turn = api.post(f"/api/v1/conversations/{conversation_id}/turns", {"prompt": "dusk"})
     draft = draft_create(
         tenant=owner.tenant, user=owner.user, source=BatchDraft.Source.PROMPTS, text="a\nb"
     )
@@ -93,6 +100,8 @@ def world(owner: Actor, member: Actor, outsider: Actor) -> World:
             "draft_id": str(draft.pk),
             "series_id": series["id"],
             "index": "0",
+            "conversation_id": conversation_id,
+            "turn_id": turn.json()["id"],
         }
     )
 

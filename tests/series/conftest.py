@@ -48,7 +48,7 @@ def frames(n: int, text: str = "the fox in scene") -> list[dict[str, str]]:
 
 def emulator_calls(gemini: GeminiEmulator) -> list[dict[str, Any]]:
     """Every generateContent call since the test began, oldest first, with its inputs."""
-    with urllib.request.urlopen(gemini.base_url + "/_emulator/requests", timeout=10) as answer:
+    with urllib.request.urlopen(gemini.base_url + "/_emulator/inputs", timeout=10) as answer:
         return list(json.loads(answer.read())["requests"])
 
 
