@@ -247,7 +247,14 @@ def plan_claim(limit: int) -> tuple[list[TenantTurn], float]:
 def _commit(
     turns: list[TenantTurn], *, now: dt.datetime, lease_until: dt.datetime, now_v: float
 ) -> list[uuid.UUID]:
-    """Move the picked jobs to running, never past a tenant's cap; advance the tags."""
+    """Move the picked jobs to running, never past a tenant's cap; advance the tags.
+
+    PostgreSQL: one call of `generation_claim` (migration generation/0012), which takes
+    the picked tenants' advisory locks in id order (row locks on the tenant rows would
+    hold up their submits), moves the jobs under the cap (read after the locks are held)
+    and advances the tags, with an asynchronous commit: a claim lost in a database crash
+    only leaves its jobs queued. SQLite (one writer at a time): the same in three
+    statements."""
     pk_field = Job._meta.pk
     assert pk_field is not None
     picks = [
@@ -255,41 +262,34 @@ def _commit(
         for turn in turns
         for rank, (job_id, _) in enumerate(turn.picks, start=1)
     ]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT claimed_id FROM generation_claim("
+                "%s::uuid[], %s::bigint[], %s::int[], %s, %s, %s)",
+                [*(list(column) for column in zip(*picks, strict=True)), lease_until, now, now_v],
+            )
+            taken = {_as_uuid(row[0]) for row in cursor.fetchall()}
+        return [job_id for turn in turns for job_id, _ in turn.picks if job_id in taken]
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            _lock_tenants(cursor, sorted(turn.tenant_id for turn in turns))
         running, queued = Job.Status.RUNNING.value, Job.Status.QUEUED.value
         cursor.execute(
             _sql(_TAKE, values=", ".join(["(%s, %s, %s)"] * len(picks))),
             [*(v for pick in picks for v in pick), running, lease_until, now, queued],
         )
         claimed = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-        claimed = {
-            uuid.UUID(str(k)) if not isinstance(k, uuid.UUID) else k: v for k, v in claimed.items()
-        }
+        claimed = {_as_uuid(k): v for k, v in claimed.items()}
         _advance(cursor, turns, claimed, now_v)
     return [job_id for turn in turns for job_id, _ in turn.picks if job_id in claimed]
 
 
-# The claim's own advisory-lock namespace ("Bunc"): one lock per tenant, held to the commit.
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# The claim's own advisory-lock namespace ("Bunc"): one lock per tenant, held to the commit
+# (taken by the `generation_claim` function, migration generation/0012).
 CLAIM_LOCK_CLASS = 0x42756E63
-
-
-def _lock_tenants(cursor: Any, tenant_ids: list[int]) -> None:
-    """Serialise claims per tenant until this transaction ends (PostgreSQL).
-
-    Advisory locks, in id order so that two claims never wait for each other crosswise:
-    row locks on the tenant rows would write each row (and hold up submits, whose job
-    inserts lock the tenant row FOR KEY SHARE). The commit need not wait for the disk: a
-    claim lost in a database crash only leaves its jobs queued, to be claimed again (the
-    runner stores and bills each image once whatever runs it).
-    """
-    cursor.execute(
-        "SELECT set_config('synchronous_commit', 'off', true), "
-        "pg_advisory_xact_lock(%s, k::int) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(k, i) "
-        "ORDER BY i",
-        [CLAIM_LOCK_CLASS, tenant_ids],
-    )
 
 
 def _advance(
