@@ -379,20 +379,31 @@ def queue_position(job: Job) -> int:
     return ahead.count()
 
 
-def queue_estimate(
-    job: Job, *, pace: TenantPace | None = None, now: dt.datetime | None = None
-) -> dict[str, Any] | None:
-    """`{"position": n, "estimated_start_at": …}` for a queued standard-mode job, else None.
+def start_estimate(
+    job: Job, *, pace: TenantPace, position: int, now: dt.datetime, running_self: bool = False
+) -> dt.datetime:
+    """When a job with `position` of its tenant's queued jobs ahead of it may start.
 
     The tenant's jobs start as its running ones end: n jobs ahead at its current share
     (its running jobs, at least one) take n ÷ share job times; those that fit under its
-    cap start at the next claim. A guess, not a promise: other tenants' work changes it.
+    cap start at the next claim. `running_self`: the job is running now and about to go
+    back to the queue (a 429), so it does not count in the share. A guess, not a promise:
+    other tenants' work changes it.
     """
+    running = max(0, pace.running - (1 if running_self else 0))
+    waiting = position - max(0, pace.cap - running)
+    seconds = 0.0 if waiting < 0 else (waiting // max(running, 1) + 1) * pace.job_s
+    return now + dt.timedelta(seconds=seconds)
+
+
+def queue_estimate(
+    job: Job, *, pace: TenantPace | None = None, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """`{"position": n, "estimated_start_at": …}` for a queued standard-mode job, else None
+    (see `start_estimate`)."""
     if job.status != Job.Status.QUEUED or job.mode != Mode.STANDARD:
         return None
     pace = pace or tenant_pace(job.tenant)
     position = queue_position(job)
-    waiting = position - max(0, pace.cap - pace.running)
-    seconds = 0.0 if waiting < 0 else (waiting // max(pace.running, 1) + 1) * pace.job_s
-    start = (now or timezone.now()) + dt.timedelta(seconds=seconds)
+    start = start_estimate(job, pace=pace, position=position, now=now or timezone.now())
     return {"position": position, "estimated_start_at": start}
