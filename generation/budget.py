@@ -314,7 +314,9 @@ def budget_in_use(*, now: dt.datetime | None = None) -> dict[str, int]:
     return dict(rows)  # type: ignore[arg-type]
 
 
-def leases_in_flight(*, model: str, now: dt.datetime | None = None) -> list[tuple[int, int, bool]]:
+def leases_in_flight(
+    *, model: str, now: dt.datetime | None = None
+) -> list[tuple[int, int | None, bool]]:
     """(lease id, tenant id, taken from its reservation) of each call in flight."""
     now = now or timezone.now()
     if backend() == "redis":

@@ -242,10 +242,10 @@ def in_use(*, now: dt.datetime) -> dict[str, int]:
     return {m: n for m, n in counts.items() if n}
 
 
-def leases_in_flight(*, model: str, now: dt.datetime) -> list[tuple[int, int, bool]]:
+def leases_in_flight(*, model: str, now: dt.datetime) -> list[tuple[int, int | None, bool]]:
     client = _client()[0]
     members = client.zrangebyscore(_key("inflight", model), f"({now.timestamp()}", "+inf")
-    rows = []
+    rows: list[tuple[int, int | None, bool]] = []
     for member in members:
         lease_id, tenant_id, reserved = member.decode().split("|")
         rows.append((int(lease_id), int(tenant_id), reserved == "1"))
