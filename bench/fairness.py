@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--claims", type=int, default=300)
     p.add_argument("--budget-jobs", type=int, default=500)
     p.add_argument("--budget-latency", type=float, default=0.5, help="model seconds (budget)")
+    p.add_argument(
+        "--budget-backend",
+        default="database",
+        choices=["database", "redis"],
+        help="where the budget lives (redis: 127.0.0.1:6379/0, a key prefix of the run's own)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     args = p.parse_args(argv)
     for part in args.only.split(","):
@@ -348,6 +354,10 @@ def part_claim(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
     env = {"GEMINI_MAX_IN_FLIGHT": str(in_flight)} if in_flight else {}
+    env["BUNCH_BUDGET_BACKEND"] = args.budget_backend
+    if args.budget_backend == "redis":
+        env["BUNCH_BUDGET_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        env["BUNCH_BUDGET_REDIS_PREFIX"] = f"bunch-bench-budget:{os.getpid()}:{time.time():.0f}:"
     stack = _stack(
         args, f"budget-{in_flight}", provider_concurrency=8, latency=args.budget_latency, **env
     )
@@ -372,6 +382,7 @@ def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
         statuses = dict(Job.objects.order_by().values_list("status").annotate(n=Count("pk")))
         return {
             "GEMINI_MAX_IN_FLIGHT": in_flight or "unset",
+            "budget_backend": args.budget_backend,
             "emulator_max_concurrency": 8,
             "latency_s": args.budget_latency,
             "jobs": args.budget_jobs,
@@ -384,6 +395,10 @@ def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
             "wall_s": wall,
         }
     finally:
+        if args.budget_backend == "redis":
+            from generation import budget_redis
+
+            budget_redis.forget_all()
         _stop(stack)
 
 
