@@ -8,7 +8,7 @@ Four parts, each in a fresh database (`--only` picks some):
 - `weights`: two backlogged tenants with plan weights 2 and 1, caps out of the way: who
   got the first 300 starts.
 - `claim`: one claim's time with 1,000,000 jobs queued over 1,000 tenants (half of them
-  at their cap) on PostgreSQL, and the `EXPLAIN ANALYZE` of its queries.
+  at their cap) on PostgreSQL, and the `EXPLAIN ANALYZE` of its queries (printed).
 - `budget`: the emulator answers 429 beyond 8 calls in flight; 500 jobs through two
   worker processes with `GEMINI_MAX_IN_FLIGHT=8`, and without it.
 """
@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--claims", type=int, default=300)
     p.add_argument("--budget-jobs", type=int, default=500)
     p.add_argument("--budget-latency", type=float, default=0.5, help="model seconds (budget)")
+    p.add_argument(
+        "--budget-backend",
+        default="database",
+        choices=["database", "redis"],
+        help="where the budget lives (redis: 127.0.0.1:6379/0, a key prefix of the run's own)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     args = p.parse_args(argv)
     for part in args.only.split(","):
@@ -252,7 +258,7 @@ def _fill(tenants: list[int], queued: int) -> None:
     hour of ORM saves)."""
     from django.db import connection
 
-    from generation.models import Job
+    from generation.models import Job, TenantShare
     from generation.services import JobParams, job_build
     from tenants.models import Tenant
 
@@ -287,6 +293,7 @@ def _fill(tenants: list[int], queued: int) -> None:
         # As autovacuum leaves a table in steady state: the visibility map set, so that
         # the skip scan's index-only probes need not visit the heap.
         cursor.execute(f"VACUUM ANALYZE {table}")
+        cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(TenantShare._meta.db_table)}")
 
 
 def _explain(sql: str, params: list[Any]) -> list[str]:
@@ -303,7 +310,6 @@ def part_claim(args: argparse.Namespace) -> dict[str, Any]:
     stack = _stack(args, "claim")
     try:
         _django(stack)
-        from django.db import connection
         from django.db.models import OuterRef, Subquery
 
         from generation import scheduler
@@ -328,8 +334,6 @@ def part_claim(args: argparse.Namespace) -> dict[str, Any]:
             times.append((time.perf_counter() - started) * 1000)
             assert len(claimed) == 8
         load = os.getloadavg()
-        table = connection.ops.quote_name(Job._meta.db_table)
-        tenant_id = free[len(free) // 2]
         return {
             "queued": Job.objects.filter(status="queued").count(),
             "tenants": args.tenants,
@@ -337,16 +341,8 @@ def part_claim(args: argparse.Namespace) -> dict[str, Any]:
             "fill_s": filled_s,
             "claim_ms_limit_8": _spread(times),
             "loadavg_during": load,
-            "explain_tenants_with_work": _explain(
-                scheduler.with_work_sql(), ["queued", "standard", "queued", "standard"]
-            ),
-            "explain_state": _explain(
-                scheduler.state_sql(), ["queued", "standard", "queued", "standard", "running"]
-            ),
-            "explain_heads": _explain(
-                f"SELECT id, count FROM {table} WHERE tenant_id = %s AND status = 'queued' "
-                "AND mode = 'standard' ORDER BY priority, created_at LIMIT 8",
-                [tenant_id],
+            "explain_state_and_heads": _explain(
+                scheduler.state_and_heads_sql(), [8, "queued", "standard", 8]
             ),
         }
     finally:
@@ -358,6 +354,10 @@ def part_claim(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
     env = {"GEMINI_MAX_IN_FLIGHT": str(in_flight)} if in_flight else {}
+    env["BUNCH_BUDGET_BACKEND"] = args.budget_backend
+    if args.budget_backend == "redis":
+        env["BUNCH_BUDGET_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        env["BUNCH_BUDGET_REDIS_PREFIX"] = f"bunch-bench-budget:{os.getpid()}:{time.time():.0f}:"
     stack = _stack(
         args, f"budget-{in_flight}", provider_concurrency=8, latency=args.budget_latency, **env
     )
@@ -382,6 +382,7 @@ def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
         statuses = dict(Job.objects.order_by().values_list("status").annotate(n=Count("pk")))
         return {
             "GEMINI_MAX_IN_FLIGHT": in_flight or "unset",
+            "budget_backend": args.budget_backend,
             "emulator_max_concurrency": 8,
             "latency_s": args.budget_latency,
             "jobs": args.budget_jobs,
@@ -394,6 +395,10 @@ def part_budget(args: argparse.Namespace, in_flight: int) -> dict[str, Any]:
             "wall_s": wall,
         }
     finally:
+        if args.budget_backend == "redis":
+            from generation import budget_redis
+
+            budget_redis.forget_all()
         _stop(stack)
 
 

@@ -25,10 +25,25 @@ REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
 BENCH_SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 
 
+_given: set[int] = set()  # ports of BENCH_PORTS already handed out by this process
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port: from `BENCH_PORTS` ("18100-18199") when set, so that engineers
+    sharing a machine keep to their own ranges; else any the system gives."""
+    first, _, last = os.environ.get("BENCH_PORTS", "").partition("-")
+    candidates = range(int(first), int(last or first) + 1) if first else [0]
+    for port in candidates:
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _given.add(port)
+            return int(s.getsockname()[1])
+    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 
 
 def procfile_web_args() -> tuple[int, int]:
@@ -132,7 +147,8 @@ class Stack:
             return
         import psycopg
 
-        self.database_name = f"bunch_bench_{int(time.time())}_{os.getpid()}"
+        prefix = os.environ.get("BENCH_DB_PREFIX", "bunch_bench")  # one's own on a shared host
+        self.database_name = f"{prefix}_{int(time.time())}_{os.getpid()}"
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.database_name}"')
         if self.config.broker == "redis":

@@ -235,6 +235,20 @@ GEMINI_RPM = env.int("GEMINI_RPM", 0)
 GEMINI_SPEND_PER_10_MIN_USD = env.float("GEMINI_SPEND_PER_10_MIN_USD", 0.0)
 # A budget slot whose worker died comes back after this long (longer than any call).
 BUNCH_BUDGET_LEASE_S = env.float("BUNCH_BUDGET_LEASE_S", GEMINI_TIMEOUT_S + 15)
+# Where the budget lives: "redis" (BUNCH_BUDGET_REDIS_URL, by default REDIS_URL) when a
+# Redis is set, else "database" (generation/budget.py, generation/budget_redis.py).
+BUNCH_BUDGET_REDIS_URL = env.str("BUNCH_BUDGET_REDIS_URL", REDIS_URL)
+BUNCH_BUDGET_BACKEND = env.str(
+    "BUNCH_BUDGET_BACKEND", "redis" if BUNCH_BUDGET_REDIS_URL else "database"
+)
+BUNCH_BUDGET_REDIS_PREFIX = env.str("BUNCH_BUDGET_REDIS_PREFIX", "bunch:budget:")
+if BUNCH_BUDGET_BACKEND not in ("database", "redis") or (
+    BUNCH_BUDGET_BACKEND == "redis" and not BUNCH_BUDGET_REDIS_URL
+):
+    raise ImproperlyConfigured(
+        'BUNCH_BUDGET_BACKEND must be "database" or "redis" (with REDIS_URL or '
+        "BUNCH_BUDGET_REDIS_URL set)."
+    )
 if min(GEMINI_MAX_IN_FLIGHT, GEMINI_RPM, GEMINI_SPEND_PER_10_MIN_USD) < 0:
     raise ImproperlyConfigured(
         "GEMINI_MAX_IN_FLIGHT, GEMINI_RPM and GEMINI_SPEND_PER_10_MIN_USD must be 0 (no limit) "

@@ -19,6 +19,12 @@ when its work arrives, the next slots that free up are its (calls are never canc
 
 A 429 puts the model into a cooldown (`ProviderModel.cooldown_until`, from RetryInfo or
 Retry-After) that every worker honours: no slot is given out until it ends.
+
+Two backends, one interface (`budget_take`, `budget_release`, `budget_in_use`,
+`cooldown_start`, `cooldown_until`, `calls_by_holder`; lease ids are ints in both):
+the database (above) or, with `BUNCH_BUDGET_BACKEND=redis` (the default when `REDIS_URL`
+is set), Redis (generation/budget_redis.py: the same rules, each take one Lua script).
+Which tenants hold a reservation and have work is read from the database in both.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
+from generation import budget_redis
 from generation.models import BudgetLease, Job, ProviderModel
 from tenants.models import Tenant
 
@@ -157,12 +164,35 @@ def _window_room(model: str, lim: Limits, now: dt.datetime) -> tuple[int | None,
     return calls, spend, retry_in
 
 
-@transaction.atomic
+def backend() -> str:
+    """ "database" or "redis": where the budget lives (settings.BUNCH_BUDGET_BACKEND)."""
+    return str(settings.BUNCH_BUDGET_BACKEND)
+
+
 def budget_take(
     *, model: str, holder: str, asks: list[Ask], now: dt.datetime | None = None
 ) -> Taken:
     """Leases for as many of `asks` as the budget allows; asks on a reservation go first."""
     now = now or timezone.now()
+    if backend() == "redis":
+        lim = limits()
+        leases, retry_in = budget_redis.take(
+            model=model,
+            holder=holder,
+            asks=[(ask.tenant_id, ask.cost_nanos) for ask in asks],
+            reserving=reserved_tenants_with_work(),
+            in_flight=lim.in_flight,
+            rpm=lim.rpm,
+            spend_nanos=lim.spend_nanos,
+            lease_s=lim.lease_s,
+            now=now,
+        )
+        return Taken(leases, retry_in)
+    return _db_take(model=model, holder=holder, asks=asks, now=now)
+
+
+@transaction.atomic
+def _db_take(*, model: str, holder: str, asks: list[Ask], now: dt.datetime) -> Taken:
     lim = limits()
     row = _model_row(model)
     if row.cooldown_until and row.cooldown_until > now:
@@ -223,8 +253,16 @@ def _prune(now: dt.datetime) -> None:
     BudgetLease.objects.filter(started_at__lt=now - WINDOW_SPEND - dt.timedelta(minutes=1)).delete()
 
 
-@transaction.atomic
 def budget_release(*, lease_ids: list[int], now: dt.datetime | None = None) -> None:
+    """Give slots back (a lease already expired or released is left alone)."""
+    if backend() == "redis":
+        budget_redis.release(lease_ids=lease_ids)
+    else:
+        _db_release(lease_ids=lease_ids, now=now)
+
+
+@transaction.atomic
+def _db_release(*, lease_ids: list[int], now: dt.datetime | None) -> None:
     if lease_ids:
         _no_disk_wait()
         BudgetLease.objects.filter(pk__in=lease_ids, released_at__isnull=True).update(
@@ -232,13 +270,20 @@ def budget_release(*, lease_ids: list[int], now: dt.datetime | None = None) -> N
         )
 
 
-@transaction.atomic
 def cooldown_start(
     *, model: str, seconds: float | None, now: dt.datetime | None = None
 ) -> dt.datetime:
-    """The model cools down for `seconds` (or the default), never shortening a cooldown."""
+    """The model cools down for `seconds` (or the default), never shortening a cooldown;
+    returns the end of the cooldown now in force."""
     now = now or timezone.now()
     until = now + dt.timedelta(seconds=seconds if seconds is not None else DEFAULT_COOLDOWN_S)
+    if backend() == "redis":
+        return budget_redis.cooldown_start(model=model, until=until, now=now)
+    return _db_cooldown_start(model=model, until=until)
+
+
+@transaction.atomic
+def _db_cooldown_start(*, model: str, until: dt.datetime) -> dt.datetime:
     row = _model_row(model)
     if row.cooldown_until is None or row.cooldown_until < until:
         row.cooldown_until = until
@@ -247,6 +292,9 @@ def cooldown_start(
 
 
 def cooldown_until(model: str) -> dt.datetime | None:
+    """The end of the model's latest cooldown (maybe past), None if it never had one."""
+    if backend() == "redis":
+        return budget_redis.cooldown_until(model)
     return (
         ProviderModel.objects.filter(model=model).values_list("cooldown_until", flat=True).first()
     )
@@ -255,10 +303,39 @@ def cooldown_until(model: str) -> dt.datetime | None:
 def budget_in_use(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Calls in flight per model (for operators)."""
     now = now or timezone.now()
+    if backend() == "redis":
+        return budget_redis.in_use(now=now)
     rows = (
         BudgetLease.objects.filter(released_at__isnull=True, expires_at__gt=now)
         .order_by()
         .values_list("model")
+        .annotate(n=Count("pk"))
+    )
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def leases_in_flight(
+    *, model: str, now: dt.datetime | None = None
+) -> list[tuple[int, int | None, bool]]:
+    """(lease id, tenant id, taken from its reservation) of each call in flight."""
+    now = now or timezone.now()
+    if backend() == "redis":
+        return budget_redis.leases_in_flight(model=model, now=now)
+    rows = BudgetLease.objects.filter(
+        model=model, released_at__isnull=True, expires_at__gt=now
+    ).values_list("pk", "tenant_id", "reserved")
+    return [(pk, tenant_id, reserved) for pk, tenant_id, reserved in rows]
+
+
+def calls_by_holder(model: str) -> dict[str, int]:
+    """Calls started per worker process (holder) for the model, as far back as the budget
+    keeps them (the database: the spend window and a minute; Redis: a day)."""
+    if backend() == "redis":
+        return budget_redis.calls_by_holder(model)
+    rows = (
+        BudgetLease.objects.filter(model=model)
+        .order_by()
+        .values_list("holder")
         .annotate(n=Count("pk"))
     )
     return dict(rows)  # type: ignore[arg-type]

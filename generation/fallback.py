@@ -7,8 +7,12 @@ Decided when a worker has claimed the job and is about to call (`runner._plan`):
 - `primary_throttled`: the requested model is in the shared 429 cooldown
   (`budget.cooldown_until`) and waiting it out would pass the job's deadline
   (created + `after_s`);
-- `deadline`: the job has waited `after_s` and its model has throttled it (a cooldown now,
-  or a 429 sent it back to the queue before).
+- `deadline`: the job's estimated start passes its deadline and its model has throttled
+  it (a cooldown now, or a 429 sent it back to the queue). At a claim the estimated start
+  is now (so: it has waited `after_s`); when a 429 sends it back to the queue
+  (`fallback_on_deferral`) it is the scheduler's estimate of its next start (its place in
+  its tenant's queue at the tenant's share, and the cooldown's end): a job that would start
+  too late moves at once, not only once it has waited `after_s`.
 
 The first model of the policy that the plan still allows, that makes the job's ratio and
 size, is not cooling down itself and whose estimated billed price per image (provider
@@ -32,6 +36,7 @@ from django.utils import timezone
 from billing.pricing import Cost, estimate_image_cost
 from core.catalog import MODELS
 from core.money import from_nanos, to_nanos
+from generation import scheduler
 from generation.budget import cooldown_until
 from generation.models import Job
 from tenants.fallback import FallbackPolicy, policy_from_json
@@ -86,14 +91,22 @@ def candidates(*, job: Job, policy: FallbackPolicy) -> list[tuple[str, Cost]]:
 
 
 def reason_for(
-    *, job: Job, policy: FallbackPolicy, cooling_until: dt.datetime | None, now: dt.datetime
+    *,
+    job: Job,
+    policy: FallbackPolicy,
+    cooling_until: dt.datetime | None,
+    now: dt.datetime,
+    estimated_start: dt.datetime | None = None,
+    throttled: bool = False,
 ) -> str | None:
-    """Why the job should leave its model now, or None to stay."""
+    """Why the job should leave its model now, or None to stay. `estimated_start`: when it
+    would start on its model (default now); `throttled`: a 429 just sent it back."""
     deadline = job.created_at + dt.timedelta(seconds=policy.after_s)
     cooling = cooling_until is not None and cooling_until > now
     if cooling and cooling_until is not None and cooling_until >= deadline:
         return PRIMARY_THROTTLED
-    if now >= deadline and (cooling or job.deferrals > 0):
+    start = max(now, estimated_start or now)
+    if start >= deadline and (cooling or throttled or job.deferrals > 0):
         return DEADLINE
     return None
 
@@ -103,21 +116,34 @@ def _cooling(tier: str, now: dt.datetime) -> bool:
     return until is not None and until > now
 
 
-def fallback_maybe(*, job: Job, now: dt.datetime | None = None) -> Job:
+def fallback_maybe(*, job: Job, now: dt.datetime | None = None, on_deferral: bool = False) -> Job:
     """`job` moved (in place, and returned) to a fallback model if its policy says so and
     the money is there; else `job` unchanged. Only for a running standard-mode job that
-    has not moved already."""
+    has not moved already. `on_deferral`: a 429 is sending it back to its queue, so its
+    start is the scheduler's estimate of its next one."""
     if job.requested_tier or job.mode != "standard":
         return job
     policy = job_policy(job)
     if policy is None:
         return job
     now = now or timezone.now()
+    cooling_until = cooldown_until(MODELS[job.tier].model_id)
+    estimated = None
+    if on_deferral:
+        pace = scheduler.tenant_pace(job.tenant)
+        position = scheduler.queue_position(job)
+        estimated = scheduler.start_estimate(
+            job, pace=pace, position=position, now=now, running_self=True
+        )
+        if cooling_until is not None:
+            estimated = max(estimated, cooling_until)
     reason = reason_for(
         job=job,
         policy=policy,
-        cooling_until=cooldown_until(MODELS[job.tier].model_id),
+        cooling_until=cooling_until,
         now=now,
+        estimated_start=estimated,
+        throttled=on_deferral,
     )
     if reason is None:
         return job

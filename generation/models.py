@@ -239,13 +239,34 @@ class IdempotencyRecord(models.Model):
 
 class TenantShare(models.Model):
     """The scheduler's state for one tenant (generation/scheduler.py): start-time fair
-    queueing tags in virtual time, advanced by a job's images divided by the plan weight."""
+    queueing tags in virtual time, advanced by a job's images divided by the plan weight,
+    and the tenant's queued and running jobs (its "runnable" state)."""
 
     tenant = models.OneToOneField(
         Tenant, primary_key=True, on_delete=models.CASCADE, related_name="share"
     )
-    start = models.FloatField(default=0.0, db_index=True, help_text="Tag of its last claim.")
-    finish = models.FloatField(default=0.0, help_text="Where its next claim starts from.")
+    start = models.FloatField(
+        default=0.0, db_default=0.0, db_index=True, help_text="Tag of its last claim."
+    )
+    finish = models.FloatField(
+        default=0.0, db_default=0.0, help_text="Where its next claim starts from."
+    )
+    # Kept by database triggers on the job table, in the transaction that changes a job
+    # (migration 0011): so the claim reads only tenants that can run something, here, and
+    # never the job table to find them.
+    queued = models.IntegerField(
+        default=0, db_default=0, help_text="Standard-mode jobs queued (kept by triggers)."
+    )
+    running = models.IntegerField(
+        default=0, db_default=0, help_text="Jobs running, any mode (kept by triggers)."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant"], name="share_with_work", condition=models.Q(queued__gt=0)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"share of tenant {self.tenant_id}: {self.start:g}–{self.finish:g}"

@@ -148,6 +148,10 @@ def _defer(*, job_id: uuid.UUID, attempts: int) -> None:
     """Back to the queue after a 429: at the head of its tenant's queue (its priority and
     age are unchanged), its images so far kept; failed once deferred too often."""
     limit = int(_setting("BUNCH_PROVIDER_MAX_DEFERRALS"))
+    job = Job.objects.select_related("tenant__plan").filter(pk=job_id).first()
+    if job is not None and job.status == Job.Status.RUNNING:
+        # Another model now if the start it would get back in the queue passes its deadline.
+        fallback_maybe(job=job, on_deferral=True)
     requeued = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, deferrals__lt=limit).update(
         status=Job.Status.QUEUED,
         lease_expires_at=None,

@@ -9,17 +9,21 @@ Start-time fair queueing (Goyal, Vin & Cheng 1996) over a tenant's images:
   any stretch where two tenants both have work, their images started are in the ratio of
   their weights (± one job). A tenant back from idle starts at V: it has no banked credit.
 - Eligible: the tenant has standard-mode work queued and is below `max_concurrent_jobs`.
-  The tenants with work are found by a skip scan over the `job_queued_head` partial index
-  (one index probe per such tenant), and each picked tenant's head jobs by the same
-  index: no query reads past the heads of any tenant's queue, however long it is.
+  Each tenant's scheduler row (`TenantShare`) carries its queued and running jobs, kept
+  by triggers on the job table in the transaction that changes a job (submit, claim,
+  finish, cancel, requeue, delete: whatever writes the row). The claim reads the rows of
+  tenants with work that are below their cap, and then each picked tenant's head jobs
+  through the `job_queued_head` index (tenant, priority, created_at): no query reads past
+  the heads of any tenant's queue, however long it is, and a saturated tenant costs one
+  small row, not an index probe into the job table.
 - Within a tenant, jobs go by `Job.priority` (interactive, then API, then batch items),
   then oldest first.
 - A tenant below its plan's `reserved_concurrency` running jobs is picked before any
   other; the calls it makes draw on its reservation in the provider budget
   (generation/budget.py).
 
-The cap is exact under any concurrency: the tenant row is locked while its running jobs
-are counted and its jobs move to running. The fair order is best-effort across workers
+The cap is exact under any concurrency: a per-tenant advisory lock is held while its
+running count is read and its jobs move to running. The fair order is best-effort across workers
 that claim at the same moment (each orders its own picks).
 """
 
@@ -72,75 +76,52 @@ def _names() -> dict[str, str]:
     }
 
 
-# Tenants with standard-mode work queued, one index probe each (a skip scan over tenant_id):
-# the cost grows with the number of such tenants, never with their backlogs or history.
-# ORDER BY the `job_queued_head` index's own order, so that the planner takes that index
-# (only queued rows) and not one that walks the tenant's finished jobs too.
-_NEXT = """
-    SELECT j.tenant_id FROM {job} j WHERE j.status = %s AND j.mode = %s {after}
-    ORDER BY j.tenant_id, j.priority, j.created_at LIMIT 1
-"""
-_WITH_WORK = (
-    """
-    WITH RECURSIVE t(tenant_id) AS (
-        SELECT ("""
-    + _NEXT.replace("{after}", "")
-    + """)
-        UNION ALL
-        SELECT ("""
-    + _NEXT.replace("{after}", "AND j.tenant_id > t.tenant_id")
-    + """)
-        FROM t WHERE t.tenant_id IS NOT NULL
-    )
-"""
-)
-
-# Each such tenant's plan, running jobs and finish tag, and the virtual time, in one go.
-# Running jobs are counted once for all (there are at most as many as calls in flight).
-_STATE = (
-    _WITH_WORK
-    + """
-    , r(tenant_id, n) AS (
-        SELECT tenant_id, COUNT(*) FROM {job} WHERE status = %s GROUP BY tenant_id
-    )
-    SELECT tn.id, pl.max_concurrent_jobs, pl.weight, pl.reserved_concurrency,
-           COALESCE(s.finish, 0.0), COALESCE(r.n, 0),
-           (SELECT COALESCE(MAX(v.start), 0.0) FROM {share} v)
-    FROM t
-    JOIN {tenant} tn ON tn.id = t.tenant_id
+# The tenants that can run something now and their state, in one go, from their scheduler
+# rows alone: `queued` and `running` are kept by triggers on the job table (migration
+# generation/0011), so neither a backlog nor a saturated tenant's queue is ever read. Only
+# the `limit` first in the fair order come back (keys only grow as a tenant is picked, so
+# no other tenant can be picked in this claim): the cost is one small row per tenant
+# with work, whatever the number of jobs queued.
+_STATE = """
+    WITH v(now_v) AS (SELECT COALESCE(MAX(start), 0.0) FROM {share})
+    SELECT s.tenant_id, pl.max_concurrent_jobs, pl.weight, pl.reserved_concurrency,
+           s.finish, s.running, v.now_v
+    FROM {share} s
+    JOIN {tenant} tn ON tn.id = s.tenant_id
     JOIN {plan} pl ON pl.id = tn.plan_id
-    LEFT JOIN {share} s ON s.tenant_id = tn.id
-    LEFT JOIN r ON r.tenant_id = tn.id
+    CROSS JOIN v
+    WHERE s.queued > 0 AND s.running < pl.max_concurrent_jobs
+    ORDER BY CASE WHEN s.running < pl.reserved_concurrency THEN 0 ELSE 1 END,
+             {greatest}(s.finish, v.now_v), s.tenant_id
+    LIMIT %s
 """
-)
 
-# The head jobs of several tenants at once (PostgreSQL: one index range per tenant).
-_HEADS_PG = """
-    SELECT h.id, h.tenant_id, h.count FROM unnest(%s::bigint[], %s::int[]) AS c(tenant_id, k)
-    CROSS JOIN LATERAL (
-        SELECT j.id, j.tenant_id, j.count, j.priority, j.created_at FROM {job} j
-        WHERE j.tenant_id = c.tenant_id AND j.status = %s AND j.mode = %s
-        ORDER BY j.priority, j.created_at LIMIT c.k
-    ) h
-    ORDER BY h.tenant_id, h.priority, h.created_at
+# PostgreSQL: the same and, in the same statement, each such tenant's head jobs (as many
+# as it has room for, up to the limit) through the `job_queued_head` index.
+_STATE_AND_HEADS_PG = """
+    WITH t AS ({state})
+    SELECT t.*, h.id, h.count FROM t
+    LEFT JOIN LATERAL (
+        SELECT j.id, j.count, j.priority, j.created_at FROM {job} j
+        WHERE j.tenant_id = t.tenant_id AND j.status = %s AND j.mode = %s
+        ORDER BY j.priority, j.created_at
+        LIMIT LEAST(t.max_concurrent_jobs - t.running, %s)
+    ) h ON true
+    ORDER BY t.tenant_id, h.priority, h.created_at
 """
 
 # Picked jobs to running, the cap checked in the statement that moves them (its snapshot
-# is taken once the tenant rows are locked): the n-th pick of a tenant is taken only if
-# n ≤ cap − running.
+# is taken once the tenants' claim locks are held, and `running` is the committed count):
+# the n-th pick of a tenant is taken only if n ≤ cap − running.
 _TAKE = """
-    WITH p(job_id, tenant_id, rn) AS (VALUES {values}),
-    r(tenant_id, n) AS (
-        SELECT tenant_id, COUNT(*) FROM {job}
-        WHERE status = %s AND tenant_id IN (SELECT tenant_id FROM p) GROUP BY tenant_id
-    )
+    WITH p(job_id, tenant_id, rn) AS (VALUES {values})
     UPDATE {job} SET status = %s, lease_expires_at = %s, started_at = %s
     WHERE status = %s AND id IN (
         SELECT p.job_id FROM p
         JOIN {tenant} tn ON tn.id = p.tenant_id
         JOIN {plan} pl ON pl.id = tn.plan_id
-        LEFT JOIN r ON r.tenant_id = p.tenant_id
-        WHERE p.rn <= pl.max_concurrent_jobs - COALESCE(r.n, 0)
+        LEFT JOIN {share} s ON s.tenant_id = p.tenant_id
+        WHERE p.rn <= pl.max_concurrent_jobs - COALESCE(s.running, 0)
     )
     RETURNING id, tenant_id, count
 """
@@ -160,76 +141,81 @@ def _sql(template: str, **extra: str) -> str:
     return template.format(**_names(), **extra)
 
 
-def _queued_standard() -> list[str]:
-    return [Job.Status.QUEUED.value, Mode.STANDARD.value] * 2
-
-
 def tenants_with_queued_work() -> list[int]:
     """Tenant ids with standard-mode jobs queued."""
-    with connection.cursor() as cursor:
-        cursor.execute(with_work_sql(), _queued_standard())
-        return [row[0] for row in cursor.fetchall()]
-
-
-def with_work_sql() -> str:
-    return _sql(_WITH_WORK + "SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL")
+    return list(
+        TenantShare.objects.filter(queued__gt=0)
+        .order_by("tenant_id")
+        .values_list("tenant_id", flat=True)
+    )
 
 
 def state_sql() -> str:
-    return _sql(_STATE)
+    """The claim's look at the tenants (param: how many at most)."""
+    return _sql(_STATE, greatest=_greatest())
+
+
+def _greatest() -> str:
+    return "GREATEST" if connection.vendor == "postgresql" else "MAX"
 
 
 def virtual_time() -> float:
     return float(TenantShare.objects.aggregate(v=Max("start"))["v"] or 0.0)
 
 
+def state_and_heads_sql() -> str:
+    """The claim's look at the tenants and their heads, in one statement (PostgreSQL;
+    params: how many tenants at most, the queued status, the standard mode, how many
+    heads each at most)."""
+    return _sql(_STATE_AND_HEADS_PG, state=state_sql())
+
+
+def _turn(row: tuple[Any, ...], limit: int, now_v: float) -> TenantTurn:
+    pk, cap, weight, reserved, finish, running = row[:6]
+    return TenantTurn(
+        tenant_id=pk,
+        room=min(cap - running, limit),
+        weight=max(1, weight),
+        reserved=reserved,
+        running=running,
+        start=max(float(finish), now_v),
+    )
+
+
 def _turns(limit: int) -> tuple[list[TenantTurn], float]:
+    """The tenants that may be picked, with their heads (fetched here on PostgreSQL)."""
     with connection.cursor() as cursor:
-        cursor.execute(state_sql(), [*_queued_standard(), Job.Status.RUNNING.value])
+        if connection.vendor == "postgresql":
+            queued, standard = Job.Status.QUEUED.value, Mode.STANDARD.value
+            cursor.execute(state_and_heads_sql(), [limit, queued, standard, limit])
+        else:
+            cursor.execute(state_sql(), [limit])
         rows = cursor.fetchall()
     now_v = float(rows[0][6]) if rows else 0.0
-    turns = [
-        TenantTurn(
-            tenant_id=pk,
-            room=min(cap - running, limit),
-            weight=max(1, weight),
-            reserved=reserved,
-            running=running,
-            start=max(float(finish), now_v),
-        )
-        for pk, cap, weight, reserved, finish, running, _ in rows
-        if cap - running > 0
-    ]
-    return turns, now_v
+    turns: dict[int, TenantTurn] = {}
+    for row in rows:
+        turn = turns.get(row[0])
+        if turn is None:
+            turn = turns[row[0]] = _turn(row, limit, now_v)
+            if len(row) > 7:
+                turn.heads = []
+        if len(row) > 7 and row[7] is not None and turn.heads is not None:
+            turn.heads.append((row[7], row[8]))
+    return list(turns.values()), now_v
 
 
 def _heads(turns: list[TenantTurn]) -> None:
-    """Fill in `heads` of these tenants: their next jobs, as many as each has room for."""
-    if connection.vendor == "postgresql":
-        heads: dict[int, list[tuple[uuid.UUID, int]]] = {t.tenant_id: [] for t in turns}
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _sql(_HEADS_PG),
-                [
-                    [t.tenant_id for t in turns],
-                    [t.room for t in turns],
-                    Job.Status.QUEUED.value,
-                    Mode.STANDARD.value,
-                ],
+    """Fill in `heads` of these tenants where not yet known: their next jobs, as many as
+    each has room for (SQLite answers in-process: one small query per tenant is cheap)."""
+    for turn in turns:
+        if turn.heads is None:
+            turn.heads = list(
+                Job.objects.filter(
+                    tenant_id=turn.tenant_id, status=Job.Status.QUEUED, mode=Mode.STANDARD
+                )
+                .order_by("priority", "created_at")
+                .values_list("pk", "count")[: turn.room]
             )
-            for job_id, tenant_id, count in cursor.fetchall():
-                heads[tenant_id].append((job_id, count))
-        for turn in turns:
-            turn.heads = heads[turn.tenant_id]
-        return
-    for turn in turns:  # SQLite answers in-process: one small query per tenant is cheap
-        turn.heads = list(
-            Job.objects.filter(
-                tenant_id=turn.tenant_id, status=Job.Status.QUEUED, mode=Mode.STANDARD
-            )
-            .order_by("priority", "created_at")
-            .values_list("pk", "count")[: turn.room]
-        )
 
 
 def plan_claim(limit: int) -> tuple[list[TenantTurn], float]:
@@ -237,12 +223,12 @@ def plan_claim(limit: int) -> tuple[list[TenantTurn], float]:
     also returns the virtual time the decision was made at.
 
     Keys only grow as a tenant is picked, so the tenants picked at all are among the
-    `limit` with the smallest keys at the start: only their heads are read.
+    `limit` with the smallest keys at the start: only those are read, and their heads.
     """
     turns, now_v = _turns(limit)
     heap = [(turn.key(), turn.tenant_id, turn) for turn in turns]
     heapq.heapify(heap)
-    _heads([entry[2] for entry in heapq.nsmallest(limit, heap)])
+    _heads(turns)
     taken = 0
     while heap and taken < limit:
         _, _, turn = heapq.heappop(heap)
@@ -261,7 +247,14 @@ def plan_claim(limit: int) -> tuple[list[TenantTurn], float]:
 def _commit(
     turns: list[TenantTurn], *, now: dt.datetime, lease_until: dt.datetime, now_v: float
 ) -> list[uuid.UUID]:
-    """Move the picked jobs to running, never past a tenant's cap; advance the tags."""
+    """Move the picked jobs to running, never past a tenant's cap; advance the tags.
+
+    PostgreSQL: one call of `generation_claim` (migration generation/0012), which takes
+    the picked tenants' advisory locks in id order (row locks on the tenant rows would
+    hold up their submits), moves the jobs under the cap (read after the locks are held)
+    and advances the tags, with an asynchronous commit: a claim lost in a database crash
+    only leaves its jobs queued. SQLite (one writer at a time): the same in three
+    statements."""
     pk_field = Job._meta.pk
     assert pk_field is not None
     picks = [
@@ -269,41 +262,34 @@ def _commit(
         for turn in turns
         for rank, (job_id, _) in enumerate(turn.picks, start=1)
     ]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT claimed_id FROM generation_claim("
+                "%s::uuid[], %s::bigint[], %s::int[], %s, %s, %s)",
+                [*(list(column) for column in zip(*picks, strict=True)), lease_until, now, now_v],
+            )
+            taken = {_as_uuid(row[0]) for row in cursor.fetchall()}
+        return [job_id for turn in turns for job_id, _ in turn.picks if job_id in taken]
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            _lock_tenants(cursor, sorted(turn.tenant_id for turn in turns))
         running, queued = Job.Status.RUNNING.value, Job.Status.QUEUED.value
         cursor.execute(
             _sql(_TAKE, values=", ".join(["(%s, %s, %s)"] * len(picks))),
-            [*(v for pick in picks for v in pick), running, running, lease_until, now, queued],
+            [*(v for pick in picks for v in pick), running, lease_until, now, queued],
         )
         claimed = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-        claimed = {
-            uuid.UUID(str(k)) if not isinstance(k, uuid.UUID) else k: v for k, v in claimed.items()
-        }
+        claimed = {_as_uuid(k): v for k, v in claimed.items()}
         _advance(cursor, turns, claimed, now_v)
     return [job_id for turn in turns for job_id, _ in turn.picks if job_id in claimed]
 
 
-# The claim's own advisory-lock namespace ("Bunc"): one lock per tenant, held to the commit.
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# The claim's own advisory-lock namespace ("Bunc"): one lock per tenant, held to the commit
+# (taken by the `generation_claim` function, migration generation/0012).
 CLAIM_LOCK_CLASS = 0x42756E63
-
-
-def _lock_tenants(cursor: Any, tenant_ids: list[int]) -> None:
-    """Serialise claims per tenant until this transaction ends (PostgreSQL).
-
-    Advisory locks, in id order so that two claims never wait for each other crosswise:
-    row locks on the tenant rows would write each row (and hold up submits, whose job
-    inserts lock the tenant row FOR KEY SHARE). The commit need not wait for the disk: a
-    claim lost in a database crash only leaves its jobs queued, to be claimed again (the
-    runner stores and bills each image once whatever runs it).
-    """
-    cursor.execute(
-        "SELECT set_config('synchronous_commit', 'off', true), "
-        "pg_advisory_xact_lock(%s, k::int) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(k, i) "
-        "ORDER BY i",
-        [CLAIM_LOCK_CLASS, tenant_ids],
-    )
 
 
 def _advance(
@@ -317,9 +303,8 @@ def _advance(
             rows.append((turn.tenant_id, finish - images[-1] / turn.weight, finish))
     if not rows:
         return
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
     cursor.execute(
-        _sql(_ADVANCE, values=", ".join(["(%s, %s, %s)"] * len(rows)), greatest=greatest),
+        _sql(_ADVANCE, values=", ".join(["(%s, %s, %s)"] * len(rows)), greatest=_greatest()),
         [*(v for row in rows for v in row), now_v, now_v, now_v, now_v],
     )
 
@@ -373,7 +358,9 @@ class TenantPace:
 
 
 def tenant_pace(tenant: Tenant) -> TenantPace:
-    running = Job.objects.filter(tenant=tenant, status=Job.Status.RUNNING).count()
+    running = (
+        TenantShare.objects.filter(tenant=tenant).values_list("running", flat=True).first() or 0
+    )
     recent = (
         Job.objects.filter(tenant=tenant, status=Job.Status.SUCCEEDED, mode=Mode.STANDARD)
         .order_by("-created_at")
@@ -392,20 +379,31 @@ def queue_position(job: Job) -> int:
     return ahead.count()
 
 
-def queue_estimate(
-    job: Job, *, pace: TenantPace | None = None, now: dt.datetime | None = None
-) -> dict[str, Any] | None:
-    """`{"position": n, "estimated_start_at": …}` for a queued standard-mode job, else None.
+def start_estimate(
+    job: Job, *, pace: TenantPace, position: int, now: dt.datetime, running_self: bool = False
+) -> dt.datetime:
+    """When a job with `position` of its tenant's queued jobs ahead of it may start.
 
     The tenant's jobs start as its running ones end: n jobs ahead at its current share
     (its running jobs, at least one) take n ÷ share job times; those that fit under its
-    cap start at the next claim. A guess, not a promise: other tenants' work changes it.
+    cap start at the next claim. `running_self`: the job is running now and about to go
+    back to the queue (a 429), so it does not count in the share. A guess, not a promise:
+    other tenants' work changes it.
     """
+    running = max(0, pace.running - (1 if running_self else 0))
+    waiting = position - max(0, pace.cap - running)
+    seconds = 0.0 if waiting < 0 else (waiting // max(running, 1) + 1) * pace.job_s
+    return now + dt.timedelta(seconds=seconds)
+
+
+def queue_estimate(
+    job: Job, *, pace: TenantPace | None = None, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """`{"position": n, "estimated_start_at": …}` for a queued standard-mode job, else None
+    (see `start_estimate`)."""
     if job.status != Job.Status.QUEUED or job.mode != Mode.STANDARD:
         return None
     pace = pace or tenant_pace(job.tenant)
     position = queue_position(job)
-    waiting = position - max(0, pace.cap - pace.running)
-    seconds = 0.0 if waiting < 0 else (waiting // max(pace.running, 1) + 1) * pace.job_s
-    start = (now or timezone.now()) + dt.timedelta(seconds=seconds)
+    start = start_estimate(job, pace=pace, position=position, now=now or timezone.now())
     return {"position": position, "estimated_start_at": start}

@@ -277,15 +277,13 @@ def job_submit(
         _count_submitted(tenant, job)
         return job
     with transaction.atomic():
-        job.save(force_insert=True)
-        # Last, so that the tenant's period row is locked only from here to the commit:
-        # all of the tenant's submits update it.
+        # The quota row before the job row, as everywhere: the insert locks the tenant's
+        # scheduler row (its queued count), and a finishing job takes the two in this order.
         reservation = quota_reserve(
             tenant=tenant, images=job.count, amount=job.estimated_cost, now=now, period_id=period_id
         )
-        if reservation.period_id != period_id:  # the remembered period id was stale
-            job.quota_period_id = reservation.period_id
-            job.save(update_fields=["quota_period_id"])
+        job.quota_period_id = reservation.period_id  # (the remembered one may be stale)
+        job.save(force_insert=True)
         queue.enqueue_job_on_commit(job.pk)
         _count_submitted(tenant, job)
     return job
@@ -434,6 +432,10 @@ def job_finish(
             )
         job.finished_at = timezone.now()
         job.lease_expires_at = None
+        # The quota row before the job's status: the status change locks the tenant's
+        # scheduler row (its running count, generation/migrations/0011), and a submit locks
+        # the quota row, then that one. The same order here, or the two deadlock.
+        reservation_release_all(job=job)
         job.save(
             update_fields=[
                 "status",
@@ -444,7 +446,6 @@ def job_finish(
                 "lease_expires_at",
             ]
         )
-        reservation_release_all(job=job)
         labels = (job.status, job.tier, job.mode, job.tenant.plan.slug)
         transaction.on_commit(lambda: _finished(job, labels))
         live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from generation.budget import Ask, budget_in_use, budget_release, budget_take, cooldown_start
-from generation.models import BudgetLease
+from generation import budget_redis
+from generation.budget import (
+    Ask,
+    budget_in_use,
+    budget_release,
+    budget_take,
+    cooldown_start,
+    cooldown_until,
+    leases_in_flight,
+)
 from generation.services import JobParams, job_submit
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -34,8 +43,14 @@ def _tenant(slug: str, **plan: Any) -> Tenant:
     return tenant_create(name=slug, slug=slug, plan=make_plan(slug=f"plan-{slug}", **plan))
 
 
-@pytest.fixture
-def budget(settings: Any) -> Any:
+@pytest.fixture(params=["database", "redis"])
+def budget(request: Any, settings: Any) -> Any:
+    """The same rules in both backends (Redis: a key prefix of this test's own)."""
+    settings.BUNCH_BUDGET_BACKEND = request.param
+    if request.param == "redis":
+        settings.BUNCH_BUDGET_REDIS_URL = "redis://127.0.0.1:6379/0"
+        settings.BUNCH_BUDGET_REDIS_PREFIX = f"bunch-test-budget:{uuid.uuid4().hex[:12]}:"
+        request.addfinalizer(budget_redis.forget_all)
     settings.GEMINI_MAX_IN_FLIGHT = 4
     settings.GEMINI_RPM = 0
     settings.GEMINI_SPEND_PER_10_MIN_USD = 0
@@ -105,7 +120,10 @@ def test_a_reservation_is_lent_while_idle_and_honoured_once_work_arrives(
     assert _take(2, other, at=1) == []
     mine = _take(3, reserving, at=1.1)
     assert len(mine) == 2
-    assert set(BudgetLease.objects.filter(pk__in=mine).values_list("reserved", flat=True)) == {True}
+    in_flight = {
+        lease: reserved for lease, _, reserved in leases_in_flight(model=MODEL, now=_at(1.1))
+    }
+    assert {in_flight[lease] for lease in mine} == {True}
     # Beyond its reservation it shares like anyone: nothing is free now.
     assert _take(1, reserving, at=1.2) == []
     budget_release(lease_ids=lent[2:3], now=_at(2))
@@ -138,3 +156,4 @@ def test_a_cooldown_stops_every_take_until_the_time_the_provider_gave(budget: An
     assert refused.leases == [None]
     assert refused.retry_in_s == pytest.approx(4)
     assert len(_take(1, tenant, at=5.01)) == 1
+    assert cooldown_until(MODEL) == _at(5)  # every worker reads the same end

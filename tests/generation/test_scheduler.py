@@ -172,7 +172,7 @@ def test_a_tenant_below_its_reservation_is_picked_first() -> None:
     _queue(ahead, 10)
     _queue(reserved, 10)
     # Far behind in the fair order: without its reservation it would wait for `ahead`.
-    TenantShare.objects.create(tenant=reserved, start=0.0, finish=1000.0)
+    TenantShare.objects.filter(tenant=reserved).update(start=0.0, finish=1000.0)
 
     order = _claim_one_at_a_time(5)
 

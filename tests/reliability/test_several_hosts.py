@@ -75,7 +75,8 @@ def shared_services(s3_server: S3Server) -> Iterator[dict[str, str]]:
     s3_server.client().create_bucket(Bucket=bucket)
     yield {
         "DATABASE_URL": f"{PG}/{name}",
-        "REDIS_URL": REDIS,
+        "REDIS_URL": REDIS,  # (so the provider budget lives there too, under this prefix)
+        "BUNCH_BUDGET_REDIS_PREFIX": f"bunch-test-budget:{name}:",
         "BUNCH_STORAGE_URL": f"s3://{bucket}/media",
         **s3_server.env(),
     }
