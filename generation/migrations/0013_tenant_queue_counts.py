@@ -135,7 +135,7 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0010_fallback'),
+        ('generation', '0012_edit_conversations'),
         ('tenants', '0007_fallback'),
     ]
 

@@ -79,7 +79,7 @@ def backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generation", "0011_tenant_queue_counts"),
+        ("generation", "0013_tenant_queue_counts"),
     ]
 
     operations = [migrations.RunPython(forward, backward)]
