@@ -175,7 +175,9 @@ class BatchListView(APIView):
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
         rows = selectors.batches_for_tenant(request_tenant(request))
-        page = paginator.paginate_queryset(rows, request, view=self)
+        page = selectors.batches_with_first_jobs(
+            paginator.paginate_queryset(rows, request, view=self) or []
+        )
         return paginator.get_paginated_response(BatchOut(page, many=True).data)
 
 
