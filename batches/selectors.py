@@ -102,8 +102,12 @@ def batch_items(batch: Batch) -> QuerySet[BatchItem]:
         .defer("provenance__manifest")
         .order_by("index")
     )
-    jobs = Job.objects.prefetch_related(Prefetch("images", queryset=images)).annotate(
-        actual_cost=Sum("usage__billed")
+    # Each item shows its job's price, which reads the tenant's plan: joined once here,
+    # not two queries per item.
+    jobs = (
+        Job.objects.select_related("tenant__plan")
+        .prefetch_related(Prefetch("images", queryset=images))
+        .annotate(actual_cost=Sum("usage__billed"))
     )
     return (
         BatchItem.objects.filter(batch=batch)
