@@ -70,11 +70,7 @@ def batches_with_first_jobs(batches: Iterable[Batch]) -> list[Batch]:
     batch's unit price; None without items), in one query for the whole page instead of
     one per batch."""
     batches = list(batches)
-    first = (
-        Job.objects.filter(batch=OuterRef("pk"))
-        .order_by("created_at", "pk")
-        .values("pk")[:1]
-    )
+    first = Job.objects.filter(batch=OuterRef("pk")).order_by("created_at", "pk").values("pk")[:1]
     pairs = dict(
         Batch.objects.filter(pk__in=[b.pk for b in batches])
         .annotate(first_id=Subquery(first))

@@ -13,7 +13,6 @@ caches, then `--repeat` times; the table shows the median and the slowest.
 from __future__ import annotations
 
 import argparse
-from hashlib import md5
 import datetime as dt
 import json
 import os
@@ -23,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from hashlib import md5
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode

@@ -40,7 +40,7 @@ class NewestFirst(StrictCursorPagination):
     pass
 
 
-class DeliveriesNewestFirst(StrictCursorPagination):
+class DeliveriesNewestFirst(NewestFirst):
     # The order of the `delivery_endpoint_created` index: a page is read off it, and
     # deliveries made in the same instant keep one order from page to page.
     ordering = ("-created_at", "-id")  # type: ignore[assignment]
