@@ -362,11 +362,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rollups vs ledger: {len(mismatches)} mismatches ({time.monotonic() - began:.0f} s)")
     if args.seed_only:
         return
-    results = [
-        _time(read, args.repeat)
-        for read in _reads(tenant, owner, admin, key)
-        if args.only in read.name
-    ]
+    results = []
+    for read in _reads(tenant, owner, admin, key):
+        if args.only in read.name:
+            results.append(_time(read, args.repeat))
+            print(f"  {read.name}: p95 {results[-1]['p95_ms']:.1f} ms", flush=True)
     width = max(len(r["read"]) for r in results)
     # The machine may be shared: its load says how comparable two runs' figures are.
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
