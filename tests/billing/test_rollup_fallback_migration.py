@@ -37,7 +37,8 @@ def _event(apps: Any, tenant: Any, job: Any, index: int, *, reason: str) -> Any:
         requested_tier="flash" if reason else "lite", served_tier="lite", fallback_reason=reason,
     )  # fmt: skip
     return apps.get_model("billing", "UsageEvent").objects.create(
-        tenant_id=tenant.pk, job_id=job.pk, image_id=image.pk, tier="lite", model="m", mode="standard",
+        tenant_id=tenant.pk, job_id=job.pk, image_id=image.pk, tier="lite", model="m",
+        mode="standard",
         output_image_tokens=1120, provider_cost=Decimal("0.0336"), markup=Decimal("0.01"),
         billed=Decimal("0.0436"), occurred_at=DAY, rolled_up=True,
     )  # fmt: skip
