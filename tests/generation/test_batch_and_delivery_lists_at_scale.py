@@ -204,3 +204,18 @@ def test_the_admin_finds_a_delivery_by_id_or_by_the_start_of_its_event_id(
     assert found(str(second.pk)) == {second.pk}
     assert found(first.event_id[:14]) == {first.pk}
     assert found("evt_no-such-event") == set()
+
+
+def test_the_admin_event_type_filter_lists_the_types_sent_and_narrows_the_rows(
+    operator: Client, owner: Actor
+) -> None:
+    endpoint = _endpoint(owner.tenant)
+    [_, failed] = _deliveries(endpoint, 2)
+    WebhookDelivery.objects.filter(pk=failed.pk).update(event_type="job.failed")
+
+    response = operator.get("/admin/webhooks/webhookdelivery/", {"event_type": "job.failed"})
+
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [failed.pk]
+    [spec] = [f for f in response.context["cl"].filter_specs if f.title == "event type"]
+    assert [value for value, _ in spec.lookup_choices] == list(WebhookEndpoint.EVENT_TYPES)
