@@ -182,7 +182,7 @@ class BatchOut(serializers.ModelSerializer):
     def get_price(self, batch: Batch) -> dict[str, Any] | None:
         """The unit price of its items (those of its first item; each item's job has its
         own `price`), null for a batch without items. A list's page has them already
-        (`batches_with_first_jobs`)."""
+        (`batches_with_progress`)."""
         if hasattr(batch, "first_job"):
             first = batch.first_job
         else:
