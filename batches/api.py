@@ -177,8 +177,10 @@ class BatchListView(APIView):
     )
     def get(self, request: Request) -> Response:
         paginator = BatchPagination()
-        rows = selectors.batches_for_tenant(request_tenant(request))
-        page = paginator.paginate_queryset(rows, request, view=self)
+        rows = selectors.batches_page_for_tenant(request_tenant(request))
+        page = selectors.batches_with_progress(
+            paginator.paginate_queryset(rows, request, view=self) or []
+        )
         return paginator.get_paginated_response(BatchOut(page, many=True).data)
 
 

@@ -185,8 +185,12 @@ class BatchOut(serializers.ModelSerializer):
 
     def get_price(self, batch: Batch) -> dict[str, Any] | None:
         """The unit price of its items (those of its first item; each item's job has its
-        own `price`), null for a batch without items."""
-        first = batch.jobs.select_related("tenant__plan").order_by("created_at").first()
+        own `price`), null for a batch without items. A list's page has them already
+        (`batches_with_progress`)."""
+        if hasattr(batch, "first_job"):
+            first = batch.first_job
+        else:
+            first = batch.jobs.select_related("tenant__plan").order_by("created_at").first()
         return price_data(first) if first is not None else None
 
     def get_estimated_cost(self, batch: Batch) -> str:

@@ -37,9 +37,9 @@ def _row(batch: object) -> dict[str, object]:
 
 @tenant_page()
 def batch_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    batches = selectors.batches_for_tenant(membership.tenant).order_by("-created_at")
+    batches = selectors.batches_page_for_tenant(membership.tenant).order_by("-created_at")
     page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows_ = [_row(b) for b in page]
+    rows_ = [_row(b) for b in selectors.batches_with_progress(page)]
     running = any(not r["batch"].is_finished for r in rows_)  # type: ignore[attr-defined]
     return render(
         request, "batches/list.html", {"page": page, "rows": rows_, "auto_refresh": running}

@@ -71,6 +71,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
     # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" would count every row per choice
     search_fields = ["stripe_last_error"]
     search_help_text = "A usage event id, or words of the Stripe error of a row not yet sent."
     readonly_fields = [f.name for f in UsageEvent._meta.fields]

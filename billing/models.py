@@ -106,8 +106,9 @@ class UsageEvent(models.Model):
 
 
 class UsageRollup(models.Model):
-    """The ledger summed per tenant × UTC day × tier × model × mode, for totals that don't
-    re-read a month of usage events. Maintained by `billing.rollups.usage_rollup_fold`: a
+    """The ledger summed per tenant × UTC day × tier × model × mode (× requested tier and
+    fallback reason, for images a fallback served), for totals that don't re-read a month
+    of usage events. Maintained by `billing.rollups.usage_rollup_fold`: a
     row here holds exactly the usage events marked `rolled_up` for its key."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
@@ -115,6 +116,10 @@ class UsageRollup(models.Model):
     tier = models.CharField(max_length=8)
     model = models.CharField(max_length=64)
     mode = models.CharField(max_length=8, choices=Mode.choices)
+    # Images another model served (a fallback): the tier asked for and why; both empty
+    # for the images served as asked. So the usage page's fallbacks read the rollups too.
+    requested_tier = models.CharField(max_length=8, blank=True, default="")
+    fallback_reason = models.CharField(max_length=20, blank=True, default="")
     images = models.BigIntegerField(default=0)
     input_text_tokens = models.BigIntegerField(default=0)
     input_image_tokens = models.BigIntegerField(default=0)
@@ -127,7 +132,16 @@ class UsageRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "day", "tier", "model", "mode"], name="usage_rollup_key"
+                fields=[
+                    "tenant",
+                    "day",
+                    "tier",
+                    "model",
+                    "mode",
+                    "requested_tier",
+                    "fallback_reason",
+                ],
+                name="usage_rollup_key_fallback",
             )
         ]
 

@@ -1,9 +1,10 @@
 """Usage totals that stay fast as the ledger grows: daily rollups plus the ledger's tail.
 
-`UsageRollup` holds, per tenant × UTC day × tier × model × mode, the sum of the usage
-events marked `rolled_up`. A scheduled fold (`usage_rollup_fold`, every minute) moves
-events into it: it locks a batch of unfolded events, adds them to their rollup rows and
-marks them, in one transaction, so an event is in a rollup exactly when it is marked.
+`UsageRollup` holds, per tenant × UTC day × tier × model × mode (× the tier asked for and
+the reason, for images a fallback served), the sum of the usage events marked
+`rolled_up`. A scheduled fold (`usage_rollup_fold`, every minute) moves events into it:
+it locks a batch of unfolded events, adds them to their rollup rows and marks them, in one
+transaction, so an event is in a rollup exactly when it is marked.
 
 The store path doesn't touch the rollups. One rollup row per tenant and day would be
 updated by every image the tenant stores and stay locked until that store's COMMIT, which
@@ -23,8 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, Value, When
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce, TruncDate
 
 from billing.models import UsageEvent, UsageRollup
 from tenants.models import Tenant
@@ -36,13 +38,34 @@ TOKEN_FIELDS = (
     "output_image_tokens",
     "thoughts_tokens",
 )
-KEYS = ("day", "tier", "model", "mode")
+KEYS = ("day", "tier", "model", "mode", "requested_tier", "fallback_reason")
 MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
 FOLD_BATCH = 5000
 
 
 def _day(expression: str = "occurred_at") -> TruncDate:
     return TruncDate(expression, tzinfo=dt.UTC)
+
+
+def _event_key(key: str) -> Combinable:
+    """A rollup key column as computed from a usage event (and, for a fallback, its image:
+    the tier asked for and why another served it; both empty for images served as asked).
+    """
+    if key == "day":
+        return _day()
+    if key == "fallback_reason":
+        return Coalesce(F("image__fallback_reason"), Value(""))
+    if key == "requested_tier":
+        return Case(
+            When(image__fallback_reason__gt="", then=F("image__requested_tier")),
+            default=Value(""),
+        )
+    return F(key)
+
+
+def _event_keys() -> dict[str, Combinable]:
+    """The key columns that are not fields of the usage event, as annotations."""
+    return {k: _event_key(k) for k in KEYS if k not in ("tier", "model", "mode")}
 
 
 def _event_sums() -> dict[str, Any]:
@@ -69,12 +92,12 @@ def _rollup_sums() -> dict[str, Any]:
 def _upsert_sql() -> str:
     table = connection.ops.quote_name(UsageRollup._meta.db_table)
     counters = ("images", *TOKEN_FIELDS, "provider_cost", "billed")
-    columns = ("tenant_id", "day", "tier", "model", "mode", *counters)
+    columns = ("tenant_id", *KEYS, *counters)
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (tenant_id, day, tier, model, mode) DO UPDATE SET {added}"
+        f"ON CONFLICT (tenant_id, {', '.join(KEYS)}) DO UPDATE SET {added}"
     )
 
 
@@ -94,17 +117,14 @@ def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
     groups = (
         UsageEvent.objects.filter(pk__in=ids)
         .order_by()
-        .annotate(day=_day())
+        .annotate(**_event_keys())
         .values("tenant_id", *KEYS)
         .annotate(**_event_sums())
     )
     rows = [
         [
             g["tenant_id"],
-            g["day"],
-            g["tier"],
-            g["model"],
-            g["mode"],
+            *(g[k] for k in KEYS),
             g["images"],
             *(g[field] or 0 for field in TOKEN_FIELDS),
             g["provider_cost"] or Decimal(0),
@@ -113,7 +133,7 @@ def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
         for g in groups
     ]
     # One key order for every fold, so that two concurrent folds cannot deadlock.
-    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
+    rows.sort(key=lambda r: tuple(r[: 1 + len(KEYS)]))
     with connection.cursor() as cursor:
         cursor.executemany(_upsert_sql(), rows)
     UsageEvent.objects.filter(pk__in=ids).update(rolled_up=True)
@@ -166,7 +186,7 @@ def usage_totals(
     tenant: Tenant, *, start: dt.datetime, end: dt.datetime, keys: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Images, tokens and money of the tenant's usage in [start, end), one row per value
-    of `keys` (any of day, tier, model, mode), exactly as summing the ledger would give.
+    of `keys` (any of `KEYS`), exactly as summing the ledger would give.
     """
     unknown = set(keys) - set(KEYS)
     if unknown:
@@ -178,7 +198,7 @@ def usage_totals(
     ledger = (
         _ledger_part(tenant, start, end, days)
         .order_by()
-        .annotate(**{names[k]: _day() if k == "day" else F(k) for k in keys})
+        .annotate(**{names[k]: _event_key(k) for k in keys})
         .values(*names.values())
         .annotate(**_event_sums())
     )
@@ -241,7 +261,7 @@ def usage_rollup_mismatches(*, tenant: Tenant | None = None) -> list[dict[str, A
     ledger = {
         (g["tenant_id"], *(g[k] for k in KEYS)): {c: g[c] or 0 for c in counters}
         for g in events.order_by()
-        .annotate(day=_day())
+        .annotate(**_event_keys())
         .values("tenant_id", *KEYS)
         .annotate(**_event_sums())
     }

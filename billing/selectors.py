@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, F, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import DecimalField, QuerySet
 
 from billing.rollups import TOKEN_FIELDS, usage_totals
 from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
@@ -43,44 +42,60 @@ def usage_summary(
     tenant: Tenant, *, start: dt.datetime, end: dt.datetime, group_by: str
 ) -> dict[str, Any]:
     """Images, tokens by modality and money in [start, end), grouped by day, model, mode or
-    the model that served the images (`served_model`: after a fallback, not the one asked for).
+    the model that served the images (`served_model`: after a fallback, not the one asked for),
+    and the images a fallback served, per day.
 
-    From the daily rollups plus the ledger rows not yet folded (billing.rollups): exact.
-    `line` groups by invoice line instead (`usage_by_line`).
+    From the daily rollups plus the ledger rows not yet folded (billing.rollups): exact,
+    and one statement for both. `line` groups by invoice line instead (`usage_by_line`).
     """
     if group_by == "line":
         return usage_by_line(tenant, start=start, end=end)
     key = "tier" if group_by == "served_model" else group_by
-    rows = usage_totals(tenant, start=start, end=end, keys=[key])
+    rows = usage_totals(tenant, start=start, end=end, keys=[*FALLBACK_KEYS, key])
     total: dict[str, Any] = {"images": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
     total.update(provider_cost=Decimal(0), billed=Decimal(0))
+    groups: dict[Any, dict[str, Any]] = {}
     for row in rows:
+        group = groups.setdefault(row[key], {"key": row[key], **dict.fromkeys(total, 0)})
         for name in total:
             total[name] += row[name]
-    groups = [_clean({"key": row.pop(key), **row}) for row in rows]
+            group[name] += row[name]
     return {
-        "groups": groups,
+        "groups": [_clean(groups[k]) for k in sorted(groups)],
         "total": _clean(total),
-        "fallbacks": fallbacks_by_day(usage_in(tenant, start=start, end=end)),
+        "fallbacks": _fallbacks(rows),
     }
 
 
-def fallbacks_by_day(events: QuerySet[UsageEvent]) -> list[dict[str, Any]]:
+# The rollup keys that say which images a fallback served, per day.
+FALLBACK_KEYS = ("day", "requested_tier", "tier", "fallback_reason")
+
+
+def fallbacks_by_day(
+    tenant: Tenant, *, start: dt.datetime, end: dt.datetime
+) -> list[dict[str, Any]]:
     """Images served by another model than the one asked for, per UTC day, requested and
-    served model and reason (recorded on each image when it is stored)."""
-    rows = (
-        events.exclude(image__fallback_reason="")
-        .annotate(
-            day=TruncDate("occurred_at"),
-            requested_model=F("image__requested_tier"),
-            served_model=F("tier"),
-            reason=F("image__fallback_reason"),
+    served model and reason (recorded on each image when it is stored); from the rollups."""
+    return _fallbacks(usage_totals(tenant, start=start, end=end, keys=FALLBACK_KEYS))
+
+
+def _fallbacks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        if not row["fallback_reason"]:
+            continue
+        key = (row["day"], row["requested_tier"], row["tier"], row["fallback_reason"])
+        line = out.setdefault(
+            key,
+            dict(
+                zip(("day", "requested_model", "served_model", "reason"), key, strict=True),
+                images=0,
+                billed=Decimal(0),
+            ),
         )
-        .values("day", "requested_model", "served_model", "reason")
-        .annotate(images=Count("pk"), billed=Sum("billed", output_field=MONEY_SUM))
-        .order_by("day", "requested_model", "served_model", "reason")
-    )
-    return [dict(row) for row in rows]
+        line["images"] += row["images"]
+        line["billed"] += row["billed"]
+    return [out[k] for k in sorted(out)]
 
 
 # -- invoice lines --------------------------------------------------------------------------
@@ -198,7 +213,7 @@ def usage_by_line(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> di
     return {
         "groups": groups,
         "total": _clean(total),
-        "fallbacks": fallbacks_by_day(usage_in(tenant, start=start, end=end)),
+        "fallbacks": fallbacks_by_day(tenant, start=start, end=end),
     }
 
 

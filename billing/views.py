@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.gateway_factory import stripe_gateway
 from billing.rollups import usage_totals
-from billing.selectors import fallbacks_by_day, invoice_estimate, usage_in
+from billing.selectors import fallbacks_by_day, invoice_estimate
 from core.catalog import MODELS
 from core.money import to_cents
 from tenants.models import Membership, Plan, Tenant
@@ -155,7 +155,7 @@ def usage(request: HttpRequest, membership: Membership) -> HttpResponse:
         "checkout": request.GET.get("checkout", ""),
         "plan_changed": request.GET.get("plan") == "changed",
         # Spend per model above is per served model; these are the images it differs for.
-        "fallbacks": fallbacks_by_day(usage_in(tenant, start=_midnight(start), end=_midnight(end))),
+        "fallbacks": fallbacks_by_day(tenant, start=_midnight(start), end=_midnight(end)),
         "plans": Plan.objects.all(),
         "has_subscription": bool(tenant.stripe_subscription_id),
     }

@@ -68,6 +68,7 @@ class JobAdmin(admin.ModelAdmin):
     # read the distinct days of every row); the created_at filter narrows by date.
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" would count every row per choice
     search_fields = ["prompt"]
     search_help_text = "A job id, or words of the prompt."
     readonly_fields = [f.name for f in Job._meta.fields]
@@ -137,6 +138,7 @@ class ImageAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "job", "provenance"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" would count every row per choice
     search_fields = ["job__prompt"]
     search_help_text = "An image id, or words of its job's prompt."
     readonly_fields = [f.name for f in Image._meta.fields]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
@@ -32,6 +35,20 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         endpoint_update(endpoint=obj, **changes)
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types we send; Django's default filter for a plain column reads the
+    distinct values of every delivery (2.4 s at 10M rows)."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in WebhookEndpoint.EVENT_TYPES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
+
+
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = [
         "event_type",
@@ -43,12 +60,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "created_at",
     ]
-    list_filter = ["status", "event_type"]
+    list_filter = ["status", EventTypeFilter]
     list_select_related = ["endpoint__tenant"]
-    search_fields = ["event_id", "endpoint__url", "endpoint__tenant__slug"]
+    search_fields = ["event_id"]
+    search_help_text = "A delivery id, or the start of an event id (webhook-id)."
     # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" would count every row per choice
     readonly_fields = [
         "id",
         "endpoint",
@@ -68,6 +87,19 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[WebhookDelivery], search_term: str
+    ) -> tuple[QuerySet[WebhookDelivery], bool]:
+        # One indexed column: OR-ing the endpoint's URL and tenant across joins read every
+        # delivery. An event id's prefix is a range of its b-tree (varchar_pattern_ops).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.filter(event_id__startswith=term), False
 
     @admin.action(description="Redeliver selected deliveries now")
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:

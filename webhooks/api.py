@@ -40,6 +40,12 @@ class NewestFirst(StrictCursorPagination):
     pass
 
 
+class DeliveriesNewestFirst(NewestFirst):
+    # The order of the `delivery_endpoint_created` index: a page is read off it, and
+    # deliveries made in the same instant keep one order from page to page.
+    ordering = ("-created_at", "-id")  # type: ignore[assignment]
+
+
 class _ListView(GenericAPIView):
     """Cursor-paginated, newest first; drf-spectacular documents the page envelope."""
 
@@ -141,6 +147,7 @@ class WebhookEndpointRotateSecretView(APIView):
 class WebhookDeliveryListView(_ListView):
     required_action = Action.WEBHOOKS_MANAGE
     serializer_class = WebhookDeliveryOut
+    pagination_class = DeliveriesNewestFirst
 
     @extend_schema(
         tags=TAGS,

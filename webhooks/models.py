@@ -81,6 +81,14 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # An endpoint's delivery log, newest first, ties broken by id (the cursor's
+            # order); and every delivery newest first (the admin's changelist).
+            models.Index(
+                fields=["endpoint", "-created_at", "-id"], name="delivery_endpoint_created"
+            ),
+            models.Index(fields=["-created_at", "-id"], name="delivery_created_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} → {self.endpoint_id} ({self.status})"

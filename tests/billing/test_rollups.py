@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncDate
 from django.test import Client
 from django.utils import timezone
 
 from billing.models import UsageEvent, UsageRollup
 from billing.rollups import usage_rollup_fold, usage_rollup_fold_all, usage_rollup_mismatches
 from billing.rollups import usage_totals as rollup_totals
+from generation.models import Image
 from generation.providers.types import TokenUsage
 from tests.billing.conftest import record_usage
 from tests.plugins.actors import PASSWORD, Actor
@@ -159,7 +161,9 @@ def test_the_check_reports_a_rollup_that_differs_from_the_ledger(
 
     [mismatch] = usage_rollup_mismatches(tenant=owner.tenant)
 
-    assert mismatch["key"] == (owner.tenant.pk, row.day, row.tier, row.model, row.mode)
+    assert mismatch["key"] == (
+        owner.tenant.pk, row.day, row.tier, row.model, row.mode, "", ""
+    )  # fmt: skip
     assert mismatch["rollup"]["billed"] - mismatch["ledger"]["billed"] == Decimal("0.000000001")
 
 
@@ -183,3 +187,103 @@ def test_the_check_command_fails_on_a_rollup_that_differs(owner: Actor, ledger: 
 def test_a_scheduled_fold_stops_after_its_batches(owner: Actor, ledger: None) -> None:
     assert usage_rollup_fold_all(limit=2, max_batches=3) == 6
     assert UsageEvent.objects.filter(rolled_up=False).count() == 23 - 6
+
+
+def _served_by_fallback(events: list[UsageEvent], *, requested: str, reason: str) -> None:
+    """As the store path records a fallback: on the image, the tier asked for and why."""
+    Image.objects.filter(pk__in=[e.image_id for e in events]).update(
+        requested_tier=requested, served_tier=events[0].tier, fallback_reason=reason
+    )
+
+
+def _ledger_fallbacks(tenant: Any) -> list[dict[str, Any]]:
+    """The fallbacks summed from the ledger and the images, as the API showed them before
+    the rollups held them: the reference."""
+    rows = (
+        UsageEvent.objects.filter(tenant=tenant, image__fallback_reason__gt="")
+        .annotate(day=TruncDate("occurred_at", tzinfo=dt.UTC))
+        .values("day", "image__requested_tier", "tier", "image__fallback_reason")
+        .annotate(images=Count("pk"), billed=Sum("billed"))
+        .order_by("day", "image__requested_tier", "tier", "image__fallback_reason")
+    )
+    return [
+        {
+            "day": r["day"].isoformat(),
+            "requested_model": r["image__requested_tier"],
+            "served_model": r["tier"],
+            "reason": r["image__fallback_reason"],
+            "images": r["images"],
+            "billed": f"{r['billed']:.9f}",
+        }
+        for r in rows
+    ]
+
+
+@pytest.fixture
+def fallbacks(owner: Actor, outsider: Actor, ledger: None) -> None:
+    """Images other models served, on two days, for two reasons; and the outsider's."""
+    throttled = record_usage(owner.tenant, n=3, occurred_at=DAYS[1])
+    _served_by_fallback(throttled, requested="flash", reason="primary_throttled")
+    late = record_usage(owner.tenant, tier="flash", occurred_at=DAYS[2])
+    _served_by_fallback(late, requested="pro", reason="deadline")
+    theirs = record_usage(outsider.tenant, occurred_at=DAYS[2])
+    _served_by_fallback(theirs, requested="pro", reason="deadline")
+
+
+def test_fallbacks_equal_the_ledgers_before_during_and_after_the_fold(
+    owner: Actor, fallbacks: None
+) -> None:
+    before = _usage(owner, "day")["fallbacks"]
+    usage_rollup_fold(limit=9)  # some fallbacks folded, the rest still a tail
+    assert UsageEvent.objects.filter(rolled_up=False).exists()
+    during = _usage(owner, "model")["fallbacks"]
+    usage_rollup_fold_all()
+    after = _usage(owner, "mode")["fallbacks"]
+
+    expected = _ledger_fallbacks(owner.tenant)
+    assert [(f["served_model"], f["images"]) for f in expected] == [("lite", 3), ("flash", 1)]
+    assert before == during == after == _ledger_fallbacks(owner.tenant)
+    assert usage_rollup_mismatches() == []
+    keys = UsageRollup.objects.filter(tenant=owner.tenant).exclude(fallback_reason="")
+    assert sorted(keys.values_list("requested_tier", "fallback_reason", "images")) == [
+        ("flash", "primary_throttled", 3),
+        ("pro", "deadline", 1),
+    ]
+
+
+def test_after_the_fold_the_fallbacks_are_read_from_the_rollups(
+    owner: Actor, fallbacks: None
+) -> None:
+    usage_rollup_fold_all()
+    UsageRollup.objects.filter(tenant=owner.tenant, fallback_reason="deadline").update(
+        images=F("images") + 40
+    )
+
+    [throttled, late] = _usage(owner, "day")["fallbacks"]
+
+    # Only the rollup row says 41: the ledger (one image) was not read again.
+    assert (late["reason"], late["images"]) == ("deadline", 41)
+    assert throttled["images"] == 3
+    assert usage_rollup_mismatches(tenant=owner.tenant) != []
+
+
+def test_the_dashboard_lists_the_fallbacks_from_the_rollups(owner: Actor) -> None:
+    # Today: the page shows the current period only.
+    _served_by_fallback(
+        record_usage(owner.tenant, n=3, occurred_at=NOON), requested="flash", reason="deadline"
+    )
+    _served_by_fallback(
+        record_usage(owner.tenant, tier="flash", occurred_at=NOON),
+        requested="pro",
+        reason="deadline",
+    )
+    usage_rollup_fold_all()
+    dashboard = Client()
+    assert dashboard.login(username=owner.user.username, password=PASSWORD)
+
+    page = dashboard.get("/usage/")
+
+    shown = [
+        (f["requested_model"], f["served_model"], f["images"]) for f in page.context["fallbacks"]
+    ]
+    assert shown == [("flash", "lite", 3), ("pro", "flash", 1)]

@@ -90,3 +90,37 @@ def test_a_changelist_past_the_exact_limit_shows_an_estimate_on_postgresql(
     else:
         assert not paginator.count_is_estimate
         assert paginator.count == 150
+
+
+def test_changelist_counts_are_shown_with_thousands_separators(
+    operator: Client, owner: Actor
+) -> None:
+    _jobs(owner.tenant, 1234, prompt="a red fox")
+
+    jobs = operator.get("/admin/generation/job/").content.decode()
+    images = operator.get("/admin/generation/image/").content.decode()
+    search = operator.get("/admin/generation/job/", {"q": "red fox"}).content.decode()
+
+    assert "1,234 jobs" in jobs and "1234 jobs" not in jobs
+    assert "Select all 1,234 jobs" in jobs and "All 1,234 selected" in jobs
+    assert "1,234 images" in images
+    assert "1,234 results" in search
+
+
+def test_an_estimated_count_says_about_and_has_separators_on_postgresql(
+    operator: Client, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "EXACT_UP_TO", 20)
+    _jobs(owner.tenant, 1100)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE generation_job")
+
+    response = operator.get("/admin/generation/job/")
+
+    page = response.content.decode()
+    count = response.context["cl"].paginator.count
+    if connection.vendor == "postgresql":
+        assert f"about {count:,} jobs" in page
+    else:
+        assert "1,100 jobs" in page and "about" not in page

@@ -270,3 +270,13 @@ def test_prompt_search_gives_the_same_results_on_every_database(
     found = _all_pages(owner, f"{GENERATIONS}?{urlencode({'q': q})}")
 
     assert {ids[row["id"]] for row in found} == expected
+
+
+def test_the_gallery_count_has_thousands_separators(owner: Actor) -> None:
+    _jobs(owner.tenant, 1030)
+    client = Client()
+    assert client.login(username=owner.user.username, password=PASSWORD)
+
+    page = client.get("/gallery/").content.decode()
+
+    assert "1,030 images" in page

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
 from billing.models import UsageEvent
 from billing.rollups import usage_rollup_fold, usage_rollup_fold_all, usage_rollup_mismatches
@@ -17,6 +17,7 @@ from tests.plugins.gemini import GeminiEmulator
 
 pytestmark = pytest.mark.cluster
 GENERATIONS = "/api/v1/generations"
+LITE = "gemini-3.1-flash-lite-image"
 
 
 def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retries(
@@ -24,6 +25,9 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
 ) -> None:
     gemini.configure(latency=0.15, jitter=0.1)
     gemini.set_faults(rate_500=0.2, rate_429=0.1, retry_delay_s=0.05)
+    # Lite throttled more often: with a fallback policy some images are served by flash,
+    # and their rollups carry the tier asked for and the reason.
+    gemini.set_faults(model=LITE, rate_429=0.3, retry_delay_s=0.05)
     folded: list[int] = []
 
     def fold_then_finished() -> bool:
@@ -33,6 +37,8 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
     try:
         cluster_factory()
         api = owner.api()
+        policy = {"models": ["flash"], "max_price_per_image": "0.10", "after_s": 0}
+        assert api.put("/api/v1/settings/fallback", policy, format="json").status_code == 200
         ids = [
             api.post(
                 GENERATIONS, {"prompt": f"asset {n}", "count": n % 4 + 1}, format="json"
@@ -55,3 +61,16 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
     assert total["images"] == UsageEvent.objects.count() == Image.objects.count()
     assert Decimal(total["billed"]) == ledger["billed"]
     assert not UsageEvent.objects.filter(rolled_up=False).exists()
+    # The fallbacks the usage API reads from the rollups are the ledger's and images'.
+    served_by_fallback = (
+        UsageEvent.objects.filter(tenant=owner.tenant, image__fallback_reason__gt="")
+        .values_list("image__requested_tier", "tier", "image__fallback_reason")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    fallbacks = api.get("/api/v1/usage", {"group_by": "day"}).json()["fallbacks"]
+    by_key: dict[tuple[str, str, str], int] = {}
+    for f in fallbacks:
+        key = (f["requested_model"], f["served_model"], f["reason"])
+        by_key[key] = by_key.get(key, 0) + f["images"]
+    assert by_key == {(r, s, why): n for r, s, why, n in served_by_fallback}
