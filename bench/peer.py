@@ -93,7 +93,8 @@ async def _run(
             else:
                 failed += 1
                 return
-        parts = response.candidates[0].content.parts if response.candidates else None
+        content = response.candidates[0].content if response.candidates else None
+        parts = content.parts if content is not None else None
         for k, part in enumerate(parts or []):
             if part.inline_data is None or not part.inline_data.data or part.thought:
                 continue
