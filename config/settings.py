@@ -242,6 +242,9 @@ BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
 BUNCH_HEARTBEAT_S = env.float("BUNCH_HEARTBEAT_S", 15.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)
 BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
+# Threads (each with its connection) for a worker loop's database work (generation/dbthreads.py);
+# 0: 4 on PostgreSQL, and on SQLite none (the task's own thread: one writer at a time).
+BUNCH_WORKER_DB_THREADS = env.int("BUNCH_WORKER_DB_THREADS", 0)
 BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
 # A web process rings the workers' doorbell at most this often for new jobs; the loop a
 # doorbell starts keeps looking at the queue until LINGER s after the ring (> COALESCE).

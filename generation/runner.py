@@ -3,8 +3,8 @@
 One django-q2 task runs an event loop that keeps up to `BUNCH_JOBS_PER_TASK` jobs in
 flight, claiming more queued jobs as slots free up, so a worker process is limited by the
 provider's latency and concurrency, not by one call at a time. Database work runs on the
-task's own thread (`sync_to_async`, thread-sensitive); image hashing and file writes run
-on a thread pool.
+loop's database threads (`generation.dbthreads`), a few connections whose round trips
+overlap; image hashing and file writes run on a thread pool.
 
 Exactly once: images are unique per (job, index) and one-to-one with their usage event,
 both written in one transaction, so a task delivered twice — or a job reclaimed after its
@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -32,9 +32,10 @@ from config.memory import release_free_memory
 from core import logcontext, metrics
 from core.catalog import MODELS, Mode
 from core.money import to_nanos
-from generation import ingest, queue
+from generation import dbthreads, ingest, queue
 from generation.budget import ProviderGate
 from generation.fallback import fallback_maybe
+from generation.dbthreads import DatabaseThreads, orm
 from generation.gateway import get_provider
 from generation.models import Image, Job
 from generation.providers.gemini import AsyncGeminiSession
@@ -139,7 +140,7 @@ async def _cancel_requested_lately(plan: JobPlan) -> bool:
         return True
     if plan.attempts == 0 and time.monotonic() - plan.loaded_at < CANCEL_FRESH_S:
         return False
-    return await sync_to_async(_cancel_requested)(plan.job.pk)
+    return await orm(_cancel_requested)(plan.job.pk)
 
 
 def _defer(*, job_id: uuid.UUID, attempts: int) -> None:
@@ -310,7 +311,7 @@ async def _generate_one(
                 retry_error = None
                 slots.pace.answered(time.monotonic() - called)
                 image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-                stored = await sync_to_async(ingest.image_store)(
+                stored = await orm(ingest.image_store)(
                     job=plan.job, image=image, result=result
                 )
                 if stored:
@@ -335,7 +336,7 @@ async def _generate_one(
 async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSlots) -> None:
     logcontext.bind(job_id=job_id)  # this task's own context: its log lines name the job
     try:
-        plan = await sync_to_async(_plan)(job_id)
+        plan = await orm(_plan)(job_id)
     finally:
         calls.arriving -= 1
     if plan is None:
@@ -346,9 +347,9 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
         logger.exception("Job %s crashed while generating", job_id)
         raise
     if plan.deferred and plan.error is None and not plan.canceled:
-        await sync_to_async(_defer)(job_id=job_id, attempts=plan.attempts)
+        await orm(_defer)(job_id=job_id, attempts=plan.attempts)
         return
-    await sync_to_async(job_finish)(
+    await orm(job_finish)(
         job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False
     )
 
@@ -361,6 +362,20 @@ RELEASE_MEMORY_EVERY_S = 30.0
 
 
 async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
+    """`_loop` with database threads of its own, closed (with their connections) after it;
+    with one (SQLite), on the task's own thread."""
+    size = dbthreads.pool_size()
+    if size <= 1:
+        return await _loop(first, rung_at)
+    threads = DatabaseThreads(size)
+    dbthreads.current.set(threads)  # the loop's tasks inherit it
+    try:
+        return await _loop(first, rung_at)
+    finally:
+        await asyncio.to_thread(threads.close)
+
+
+async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     """Keep jobs in flight until the queue is empty or the task's time budget is spent.
 
     A loop rung at `rung_at` (epoch s) for a new job looks at the queue until at least
@@ -391,7 +406,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 and time.monotonic() - started < budget
                 and (room >= max(1, backlog_limit // 2) or not running)
             ):
-                ids = await sync_to_async(claim_jobs)(limit=free, backlog=room - free)
+                ids = await orm(claim_jobs)(limit=free, backlog=room - free)
                 calls.arriving += len(ids)
                 for job_id in ids:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
@@ -399,7 +414,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
             if not running:
                 if time.monotonic() - started >= budget:
                     # Stopped by the budget, not for want of work: hand over what is left.
-                    await sync_to_async(_ring_for_queued)()
+                    await orm(_ring_for_queued)()
                     return handled
                 if time.time() < linger_until:
                     await asyncio.sleep(CLAIM_EVERY_S)
@@ -415,7 +430,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 if task.exception() is not None:
                     logger.error("Job %s failed in the runner: %r", job_id, task.exception())
             if time.monotonic() - last_renewal >= lease_every:
-                await sync_to_async(renew_leases)(list(running.values()))
+                await orm(renew_leases)(list(running.values()))
                 last_renewal = time.monotonic()
             if time.monotonic() - last_release >= RELEASE_MEMORY_EVERY_S:
                 release_free_memory()
