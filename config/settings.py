@@ -7,6 +7,8 @@ local Gemini and Stripe emulators on loopback. ``.env.example`` lists every vari
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -22,6 +24,15 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # counters here and /metrics adds them up (core/metrics.py). Set before anything imports
 # prometheus_client. `make run` empties it at start.
 METRICS_DIR = env.path("PROMETHEUS_MULTIPROC_DIR", VAR_DIR / "metrics")
+if env.is_set("PYTEST_VERSION"):  # (pytest sets it for its session and what that starts)
+    # Each test session counts in a fresh directory of its own, which the processes it
+    # starts (workers, servers) inherit: two runs on one host (the SQLite and PostgreSQL
+    # passes, a `make run`) would otherwise add each other's calls into their figures.
+    if not env.is_set("BUNCH_TEST_METRICS_DIR"):
+        (VAR_DIR / "test-metrics").mkdir(exist_ok=True)
+        _session = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=VAR_DIR / "test-metrics")
+        env.export("BUNCH_TEST_METRICS_DIR", _session)  # (tests/conftest.py removes it)
+    METRICS_DIR = env.path("BUNCH_TEST_METRICS_DIR", METRICS_DIR)
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 env.export("PROMETHEUS_MULTIPROC_DIR", str(METRICS_DIR))
 # /metrics answers 404 unless this is set and sent as `Authorization: Bearer <token>`.
@@ -246,6 +257,12 @@ BUNCH_CALLS_PER_TASK = env.int("BUNCH_CALLS_PER_TASK", 64)
 # 0: 4 on PostgreSQL, and on SQLite none (the task's own thread: one writer at a time).
 BUNCH_WORKER_DB_THREADS = env.int("BUNCH_WORKER_DB_THREADS", 0)
 BUNCH_TASK_BUDGET_S = env.float("BUNCH_TASK_BUDGET_S", 60.0)
+# SIGTERM to a worker host's `qcluster`: calls in flight may run this long, then are cut
+# off and their jobs handed back to the queue (generation/shutdown.py). Give the process
+# manager's stop timeout this plus ~10 s before it sends SIGKILL.
+BUNCH_WORKER_STOP_S = env.float("BUNCH_WORKER_STOP_S", 20.0)
+if BUNCH_WORKER_STOP_S < 0:
+    raise ImproperlyConfigured("BUNCH_WORKER_STOP_S must be 0 (hand back at once) or more.")
 # A web process rings the workers' doorbell at most this often for new jobs; the loop a
 # doorbell starts keeps looking at the queue until LINGER s after the ring (> COALESCE).
 BUNCH_DOORBELL_COALESCE_S = env.float("BUNCH_DOORBELL_COALESCE_S", 0.25)

@@ -32,7 +32,7 @@ from generation.serializers import (
     fallback_param,
     job_accepted_data,
 )
-from generation.streams import JobCursor, PendingWait, StreamStart, job_body
+from generation.streams import JobCursor, PendingWait, StreamStart, job_answer, job_body
 from tenants.authentication import request_actor, request_tenant
 from tenants.roles import Action
 
@@ -66,18 +66,16 @@ def _job_answer(
     tenant = request_tenant(request)
     wait = _prefer_wait(request)
     body = accepted if accepted is not None else job_body(tenant, job_id)
-    code = status.HTTP_200_OK if body["status"] in Job.FINISHED else status.HTTP_202_ACCEPTED
-    if wait and code == status.HTTP_202_ACCEPTED:
+    response = job_answer(body, waited=bool(wait))
+    if wait and response.status_code == status.HTTP_202_ACCEPTED:
         # Answered by the async view around this one (generation/streams.py) when the job
         # finishes or the wait runs out, without holding a thread meanwhile.
         request._request.bunch_wait = PendingWait(tenant=tenant, job_id=job_id, seconds=wait)  # type: ignore[attr-defined]
-    headers = {"Location": body["links"]["self"]}
     if wait:
-        headers["Preference-Applied"] = f"wait={wait}"
-        headers["Bunch-Served-Model"] = body["served_model"]
+        response["Preference-Applied"] = f"wait={wait}"
     if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(body, status=code, headers=headers)
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _submit(request: Request, validated: dict[str, Any], submit: Callable[[], Job]) -> Response:
@@ -281,9 +279,7 @@ class GenerationCancelView(APIView):
         tenant = request_tenant(request)
         job = selectors.job_get_for_tenant(tenant, job_id)
         services.job_cancel(job=job)
-        body = job_body(tenant, job.pk)
-        finished = body["status"] in Job.FINISHED
-        return Response(body, status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
+        return job_answer(job_body(tenant, job.pk), waited=False)
 
 
 class ImageUploadView(APIView):

@@ -10,7 +10,10 @@ class GenerationConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from generation import shutdown
+
         post_spawn.connect(_worker_spawned, dispatch_uid="generation-worker-spawned")
+        shutdown.install()  # SIGTERM to `qcluster` drains its runner loops
 
 
 def _worker_spawned(**_kwargs: Any) -> None:

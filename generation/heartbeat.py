@@ -1,5 +1,7 @@
 """Worker heartbeats: each django-q2 worker process writes a row every `BUNCH_HEARTBEAT_S`,
-from a daemon thread, so a dead or stuck-at-start process shows as missing."""
+from a daemon thread, so a dead or stuck-at-start process shows as missing. A worker that
+is stopping gracefully (generation/shutdown.py) deletes its row: a deploy's restart is no
+lost worker."""
 
 from __future__ import annotations
 
@@ -7,14 +9,18 @@ import datetime as dt
 import os
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from generation import shutdown
 from generation.models import WorkerHeartbeat
 
 FORGET_AFTER = dt.timedelta(days=1)
+# How soon the beating thread notices that its worker is stopping.
+DRAIN_CHECK_S = 0.5
 _started: threading.Thread | None = None
 
 
@@ -24,6 +30,10 @@ def beat(*, host: str, pid: int, started_at: dt.datetime, now: dt.datetime | Non
         host=host, pid=pid, started_at=started_at, defaults={"seen_at": now}
     )
     WorkerHeartbeat.objects.filter(seen_at__lt=now - FORGET_AFTER).delete()
+
+
+def leave(*, host: str, pid: int, started_at: dt.datetime) -> None:
+    WorkerHeartbeat.objects.filter(host=host, pid=pid, started_at=started_at).delete()
 
 
 def start() -> threading.Thread:
@@ -39,11 +49,17 @@ def start() -> threading.Thread:
         while True:
             try:
                 close_old_connections()
+                if shutdown.draining():
+                    leave(host=host, pid=pid, started_at=started_at)
+                    return
                 beat(host=host, pid=pid, started_at=started_at)
             except Exception:  # a database hiccup must not kill the worker; next beat
-                pass
-            if stop.wait(float(settings.BUNCH_HEARTBEAT_S)):
-                return
+                if stop.wait(DRAIN_CHECK_S):
+                    return
+            next_beat = time.monotonic() + float(settings.BUNCH_HEARTBEAT_S)
+            while (left := next_beat - time.monotonic()) > 0 and not shutdown.draining():
+                if stop.wait(min(left, DRAIN_CHECK_S)):
+                    return
 
     thread = threading.Thread(target=loop, name="bunch-heartbeat", daemon=True)
     thread.stop = stop  # type: ignore[attr-defined]

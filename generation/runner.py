@@ -32,10 +32,10 @@ from config.memory import release_free_memory
 from core import logcontext, metrics
 from core.catalog import MODELS, Mode
 from core.money import to_nanos
-from generation import dbthreads, ingest, queue
+from generation import dbthreads, ingest, queue, shutdown
 from generation.budget import ProviderGate
-from generation.fallback import fallback_maybe
 from generation.dbthreads import DatabaseThreads, orm
+from generation.fallback import fallback_maybe
 from generation.gateway import get_provider
 from generation.models import Image, Job
 from generation.providers.gemini import AsyncGeminiSession
@@ -92,6 +92,8 @@ class JobPlan:
     canceled: bool = False
     # A 429: the job goes back to the head of its tenant's queue (see `_defer`).
     deferred: bool = False
+    # The worker is stopping: images not started are left to the next worker (`hand_back`).
+    handed_back: bool = False
     done: set[int] = field(default_factory=set)
     loaded_at: float = field(default_factory=time.monotonic)
 
@@ -164,6 +166,23 @@ def _defer(*, job_id: uuid.UUID, attempts: int) -> None:
             ),
             wake=False,
         )
+
+
+def hand_back(job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """A stopping worker's unfinished jobs go back to the head of their tenant's queue (the
+    priority and age are unchanged), their images so far kept, and neither attempts nor
+    deferrals spent: the stop was not the job's doing. Rings for them; returns their ids."""
+    running = list(
+        Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING).values_list("pk", flat=True)
+    )
+    # The status condition again: a job finished meanwhile (by a store or a cancel) stays.
+    Job.objects.filter(pk__in=running, status=Job.Status.RUNNING).update(
+        status=Job.Status.QUEUED, lease_expires_at=None, started_at=None
+    )
+    queue.enqueue_jobs(running)
+    if running:
+        logger.info("Handed %d jobs back to the queue on stopping", len(running))
+    return running
 
 
 def _ring_for_queued() -> None:
@@ -239,6 +258,7 @@ class CallSlots:
         self.waiting = 0
         self.arriving = 0
         self.in_use = 0
+        self.stopping = False  # the worker is draining: no new calls start
         self.pace = CallPace(size)
         self._semaphore = asyncio.Semaphore(size)
 
@@ -280,6 +300,9 @@ async def _generate_one(
             # Checked once a slot is ours: a cancel stops every image not yet started.
             if plan.error is not None or plan.canceled or plan.deferred:
                 return
+            if slots.stopping:
+                plan.handed_back = True
+                return
             if await _cancel_requested_lately(plan):
                 plan.canceled = True
                 return
@@ -289,6 +312,9 @@ async def _generate_one(
                     model=plan.model, tenant_id=plan.job.tenant_id, cost_nanos=plan.call_nanos
                 ):
                     if plan.deferred:  # another image of the job met a 429 meanwhile
+                        return
+                    if slots.stopping:  # the slot came after the stop began
+                        plan.handed_back = True
                         return
                     attempt += 1
                     plan.attempts += 1
@@ -311,9 +337,7 @@ async def _generate_one(
                 retry_error = None
                 slots.pace.answered(time.monotonic() - called)
                 image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-                stored = await orm(ingest.image_store)(
-                    job=plan.job, image=image, result=result
-                )
+                stored = await orm(ingest.image_store)(job=plan.job, image=image, result=result)
                 if stored:
                     plan.done.add(index)
                 return
@@ -349,9 +373,10 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
     if plan.deferred and plan.error is None and not plan.canceled:
         await orm(_defer)(job_id=job_id, attempts=plan.attempts)
         return
-    await orm(job_finish)(
-        job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False
-    )
+    if plan.handed_back and plan.error is None and not plan.canceled:
+        await orm(hand_back)([job_id])
+        return
+    await orm(job_finish)(job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False)
 
 
 # A job submitted while this task has room waits for the loop's next look at the queue:
@@ -383,8 +408,14 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     for jobs committed shortly after a ring (`queue.ring_for_new_job`), and this loop is
     the one that finds them. A late-started loop looks once and stops. The job it was rung
     for (`first`) gets no precedence: the scheduler's fair order decides what runs next.
+    A loop started while its host is stopping claims nothing and passes its doorbell on.
     """
-    del first
+    if shutdown.draining():
+        # A doorbell this stopping host's broker consumer took in its last moment: ring it
+        # again for another worker, or the job would wait for the sweep.
+        if first is not None:
+            await orm(queue.enqueue_job)(first)
+        return 0
     linger_until = rung_at + _setting("BUNCH_DOORBELL_LINGER_S") if rung_at else 0.0
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
     budget = _setting("BUNCH_TASK_BUDGET_S")
@@ -395,14 +426,19 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     last_renewal = last_release = started
     running: dict[asyncio.Task[None], uuid.UUID] = {}
     handled = 0
+    stop_at: float | None = None  # epoch s: the worker is stopping (generation/shutdown.py)
     provider = get_provider()
     async with provider.async_session() as session:
         while True:
+            if stop_at is None and shutdown.draining():
+                stop_at = shutdown.deadline()
+                calls.stopping = True  # no new calls; calls in flight run on until stop_at
             # Jobs for the free calls, and a small backlog that is ready when a call ends.
             room = max(0, min(slots - len(running), calls.free() + backlog_limit))
             free = min(room, max(0, calls.free()))
             if (
-                room > 0
+                stop_at is None
+                and room > 0
                 and time.monotonic() - started < budget
                 and (room >= max(1, backlog_limit // 2) or not running)
             ):
@@ -412,6 +448,8 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
                 handled += len(ids)
             if not running:
+                if stop_at is not None:
+                    return handled
                 if time.monotonic() - started >= budget:
                     # Stopped by the budget, not for want of work: hand over what is left.
                     await orm(_ring_for_queued)()
@@ -419,6 +457,9 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 if time.time() < linger_until:
                     await asyncio.sleep(CLAIM_EVERY_S)
                     continue
+                return handled
+            if stop_at is not None and time.time() >= stop_at:
+                await _cut_off(running)
                 return handled
             done, _ = await asyncio.wait(
                 running,
@@ -435,6 +476,15 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
             if time.monotonic() - last_release >= RELEASE_MEMORY_EVERY_S:
                 release_free_memory()
                 last_release = time.monotonic()
+
+
+async def _cut_off(running: dict[asyncio.Task[None], uuid.UUID]) -> None:
+    """The stop's deadline: cancel the calls still in flight (each releases its budget slot
+    as it unwinds) and hand their jobs back to the queue."""
+    for task in running:
+        task.cancel()
+    await asyncio.wait(running)
+    await orm(hand_back)(list(running.values()))
 
 
 def run_jobs(first: uuid.UUID | str | None = None, rung_at: float | None = None) -> int:

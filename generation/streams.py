@@ -122,10 +122,19 @@ async def _answer_when_finished(
                 break
             finished = await _finished(watch, pending.job_id)
     body = await in_thread(functools.partial(job_body, pending.tenant, pending.job_id))
+    return job_answer(body, response, waited=True)
+
+
+def job_answer(body: dict[str, Any], response: Response | None = None, *, waited: bool) -> Response:
+    """The answer about a job as it is now (the API's and the wait's): 200 once it has
+    finished, else 202; `Location` names the job either way; after a wait,
+    `Bunch-Served-Model` the model that made its images (another after a fallback)."""
+    response = response if response is not None else Response()
     response.data = body
     response.status_code = 200 if body["status"] in Job.FINISHED else 202
-    # Which model made the images (it differs from the one asked for after a fallback).
-    response["Bunch-Served-Model"] = body["served_model"]
+    response["Location"] = body["links"]["self"]
+    if waited:
+        response["Bunch-Served-Model"] = body["served_model"]
     return response
 
 

@@ -17,7 +17,8 @@ from prometheus_client.registry import Collector
 
 from batches.models import ProviderBatch
 from billing.models import UsageEvent
-from core.catalog import Mode
+from core.catalog import MODELS, Mode
+from generation import budget
 from generation.models import Job, WorkerHeartbeat
 from webhooks.models import WebhookDelivery
 
@@ -69,6 +70,25 @@ def webhook_backlog(now: dt.datetime) -> dict[str, Any]:
     pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
     oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
     return {"pending": pending.count(), "oldest_s": _age(oldest, now)}
+
+
+def provider_budget(now: dt.datetime) -> list[dict[str, Any]]:
+    """Per model: the calls in flight the shared budget allows (0: no limit), the slots
+    held now, and the seconds left of its cooldown (0: none)."""
+    allowed = budget.limits().in_flight
+    in_use = budget.budget_in_use(now=now)
+    rows = []
+    for model in sorted({spec.model_id for spec in MODELS.values()} | set(in_use)):
+        until = budget.cooldown_until(model)
+        rows.append(
+            {
+                "model": model,
+                "slots": allowed,
+                "in_use": in_use.get(model, 0),
+                "cooldown_s": max(0.0, (until - now).total_seconds()) if until else 0.0,
+            }
+        )
+    return rows
 
 
 def workers_alive(now: dt.datetime) -> int:
@@ -140,11 +160,41 @@ class DatabaseCollector(Collector):
         for state in ProviderBatch.State.values:
             provider_batches.add_metric([state], counts.get(state, 0))
         yield provider_batches
+        yield from _budget_gauges(now)
         yield GaugeMetricFamily(
             "bunch_workers_alive",
             "Worker processes whose heartbeat is under a minute old.",
             workers_alive(now),
         )
+
+
+def _budget_gauges(now: dt.datetime) -> Iterator[GaugeMetricFamily]:
+    slots = GaugeMetricFamily(
+        "bunch_provider_budget_slots",
+        "Calls in flight the shared provider budget allows, per model (0: no limit).",
+        labels=["model"],
+    )
+    in_use = GaugeMetricFamily(
+        "bunch_provider_budget_slots_in_use",
+        "Budget slots held by calls in flight, per model (leases exist only with a limit).",
+        labels=["model"],
+    )
+    cooling = GaugeMetricFamily(
+        "bunch_provider_cooldown_active",
+        "1 while a 429 has every worker waiting before calling the model, else 0.",
+        labels=["model"],
+    )
+    left = GaugeMetricFamily(
+        "bunch_provider_cooldown_remaining_seconds",
+        "Seconds until the model's cooldown ends (0 when none).",
+        labels=["model"],
+    )
+    for row in provider_budget(now):
+        slots.add_metric([row["model"]], row["slots"])
+        in_use.add_metric([row["model"]], row["in_use"])
+        cooling.add_metric([row["model"]], 1 if row["cooldown_s"] > 0 else 0)
+        left.add_metric([row["model"]], row["cooldown_s"])
+    yield from (slots, in_use, cooling, left)
 
 
 def host_registry() -> CollectorRegistry:

@@ -33,6 +33,7 @@ def reading(now: dt.datetime | None = None) -> dict[str, Any]:
         "queued": {row["tenant__plan__slug"]: row["queued"] for row in plans},
         "running": {row["tenant__plan__slug"]: row["running"] for row in plans},
         "calls": counters("bunch_provider_calls_total", "outcome"),
+        "budget_in_use": {row["model"]: row["in_use"] for row in collectors.provider_budget(now)},
         "latency": counters("bunch_provider_call_duration_seconds_bucket", "le"),
         "stripe_pending": stripe["counts"].get("pending", 0),
         "stripe_failed": stripe["counts"].get("failed", 0),

@@ -21,6 +21,8 @@ from ops.readings import reading
 from webhooks.models import WebhookDelivery
 
 HOUR = dt.timedelta(hours=1)
+# "Now" on the budget table: since the newest minute sample at least this old.
+RECENT = dt.timedelta(minutes=1)
 CHART_W, CHART_H = 560, 90
 
 
@@ -74,6 +76,45 @@ def provider_table(now_reading: dict[str, Any], hour_ago: dict[str, Any] | None)
             }
         )
     return rows
+
+
+def _rate_429(now_calls: Any, then_calls: Any, model: str) -> float | None:
+    outcomes = _difference(now_calls, then_calls).get(model, {})
+    total = sum(outcomes.values())
+    return outcomes.get("rate_limited", 0) / total if total else None
+
+
+def budget_table(
+    now: dt.datetime, current: dict[str, Any], samples: list[OpsSample]
+) -> dict[str, Any]:
+    """Per model: budget slots held now and the hour's peak, the cooldown, and the 429 rate
+    now (since the newest sample at least a minute old) and over the hour."""
+    hour = samples[0] if samples else None
+    older = [sample for sample in samples if sample.taken_at <= now - RECENT]
+    recent = older[-1] if older else hour
+    rows = []
+    for row in collectors.provider_budget(now):
+        model = row["model"]
+        held = [sample.data.get("budget_in_use", {}).get(model, 0) for sample in samples]
+        share = row["in_use"] / row["slots"] if row["slots"] else 0
+        rows.append(
+            {
+                **row,
+                "peak": max([row["in_use"], *held]),
+                "use_pct": min(100, round(100 * share)),
+                "rate_429_now": _rate_429(
+                    current["calls"], recent.data.get("calls", {}) if recent else {}, model
+                ),
+                "rate_429_hour": _rate_429(
+                    current["calls"], hour.data.get("calls", {}) if hour else {}, model
+                ),
+            }
+        )
+    return {
+        "rows": rows,
+        "now_since": recent.taken_at if recent else None,
+        "hour_since": hour.taken_at if hour else None,
+    }
 
 
 def overhead(now: dt.datetime) -> dict[str, float | None]:
@@ -146,6 +187,7 @@ def history(samples: list[OpsSample]) -> dict[str, Any]:
         "calls": _chart(per_minute([calls(s, None) for s in samples])),
         "limited": _chart(per_minute([calls(s, "rate_limited") for s in samples])),
         "stripe_lag": _chart([float(s.data.get("stripe_lag_s", 0)) for s in samples]),
+        "budget": _chart([total(s, "budget_in_use") for s in samples]),
         "minutes": len(samples),
     }
 
@@ -161,6 +203,7 @@ def snapshot(now: dt.datetime | None = None) -> dict[str, Any]:
         "top_queued": collectors.top_tenants(Job.Status.QUEUED),
         "top_running": collectors.top_tenants(Job.Status.RUNNING),
         "provider": provider_table(current, samples[0].data if samples else None),
+        "budget": budget_table(now, current, samples),
         "overhead": overhead(now),
         "stripe": collectors.stripe_backlog(now),
         "failed_meter_events": UsageEvent.objects.filter(
@@ -181,6 +224,7 @@ def snapshot(now: dt.datetime | None = None) -> dict[str, Any]:
             ("Model calls per minute", charts["calls"]),
             ("429s per minute", charts["limited"]),
             ("Stripe sync lag (s)", charts["stripe_lag"]),
+            ("Provider budget slots in use", charts["budget"]),
         ]
         if charts
         else [],

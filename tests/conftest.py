@@ -13,6 +13,24 @@ pytest_plugins = [
 ]
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """This session's own metrics directory (config/settings.py) goes with it, and so do
+    those of sessions that were killed."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    sessions = Path(settings.METRICS_DIR).parent
+    if sessions.name != "test-metrics":
+        return
+    for directory in sessions.glob("*-*"):
+        pid = int(directory.name.split("-")[0]) if directory.name[0].isdigit() else 0
+        if pid == os.getpid() or (pid and not Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL` set) and are
     deselected, not skipped, on SQLite: there is nothing for them to prove there."""

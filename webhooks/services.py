@@ -35,7 +35,7 @@ from audit.services import audit_record
 from config.errors import BunchError
 from core import metrics
 from tenants.models import Tenant
-from webhooks import safe_http
+from webhooks import doorbell, safe_http
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"
@@ -234,6 +234,23 @@ def event_emit(
     return deliveries
 
 
+def deliveries_due_soon(
+    now: dt.datetime, *, within: dt.timedelta, limit: int = 500
+) -> list[tuple[str, dt.datetime]]:
+    """Pending deliveries whose next attempt falls after `now` and within `within`, with
+    their due times (the sweep arms their doorbells)."""
+    rows = (
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at__gt=now,
+            next_attempt_at__lte=now + within,
+        )
+        .order_by("next_attempt_at")
+        .values_list("id", "next_attempt_at")[:limit]
+    )
+    return [(str(delivery_id), due) for delivery_id, due in rows if due is not None]
+
+
 def deliveries_due(now: dt.datetime | None = None, *, limit: int = 500) -> list[str]:
     """Ids of pending deliveries whose next attempt is due, oldest first (for the sweeper)."""
     now = now or timezone.now()
@@ -358,4 +375,6 @@ def _record(
             "next_attempt_at",
         ]
     )
+    if delivery.status == WebhookDelivery.Status.PENDING and delivery.next_attempt_at:
+        doorbell.ring_at(str(delivery.id), delivery.next_attempt_at)  # on time, not at a sweep
     return delivery

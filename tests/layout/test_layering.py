@@ -214,3 +214,15 @@ def test_a_cycle_inside_an_app_is_reported() -> None:
         ]
     )
     assert cycles(graph) == [["generation.ingest", "generation.runner", "generation.services"]]
+
+
+def test_the_architecture_page_draws_every_layer_in_order() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    diagram = page.split("### Layers", 1)[1].split("```", 2)[1]
+    names = [
+        line.split()[0].rstrip(",")
+        for line in diagram.splitlines()
+        if line.strip() and line.strip()[0] != "│"
+    ]
+    drawn = ["site" if n == "config.urls" else "config.base" if n == "config" else n for n in names]
+    assert drawn[::-1] == LAYERS

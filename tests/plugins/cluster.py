@@ -54,6 +54,19 @@ class Cluster:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def terminate(self, timeout_s: float) -> float:
+        """SIGTERM to the main PID, as a deploy's process manager sends it; the seconds
+        until the whole cluster had exited (fails after `timeout_s`)."""
+        assert self.process is not None and self.process.poll() is None
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"no exit within {timeout_s} s of SIGTERM") from None
+        return time.monotonic() - sent
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # graceful: main PID only

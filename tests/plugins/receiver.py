@@ -30,6 +30,17 @@ class WebhookReceiver:
     url: str = ""
     received: list[Received] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    statuses: list[int] = field(default_factory=list)  # answered in turn, then 200s
+
+    def answer(self, *statuses: int) -> None:
+        self.statuses.extend(statuses)
+
+    def wait_for_requests(self, n: int, timeout_s: float = 10) -> list[Received]:
+        """The first `n` requests (waits on their arrival, never polls)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.received) >= n, timeout=timeout_s):
+                raise AssertionError(f"{len(self.received)} of {n} webhooks within {timeout_s} s")
+            return self.received[:n]
 
     def wait_for(self, event_type: str, timeout_s: float = 10) -> Received:
         """The first request carrying `event_type` (waits on its arrival, never polls)."""
@@ -56,8 +67,9 @@ def webhook_receiver(settings: Any) -> Iterator[WebhookReceiver]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             with state.arrived:
                 state.received.append(Received(self.path, headers, body))
+                status = state.statuses.pop(0) if state.statuses else 200
                 state.arrived.notify_all()
-            self.send_response(200)
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:

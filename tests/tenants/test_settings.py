@@ -105,3 +105,9 @@ def test_database_url_accepts_both_postgres_spellings() -> None:
         )
         assert config["ENGINE"] == "django.db.backends.postgresql"
         assert (config["NAME"], config["HOST"], config["PORT"]) == ("bunch", "db.example", 5432)
+
+
+def test_a_negative_worker_stop_deadline_refuses_to_start() -> None:
+    result = _django({"BUNCH_WORKER_STOP_S": "-1"}, "check")
+    assert result.returncode != 0
+    assert "BUNCH_WORKER_STOP_S must be 0" in result.stderr
