@@ -15,6 +15,7 @@ thread, as before.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,10 +63,8 @@ class DatabaseThreads:
         barrier = threading.Barrier(self.size)
 
         def close_own() -> None:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass
             connections.close_all()
 
         for future in [self._executor.submit(close_own) for _ in range(self.size)]:

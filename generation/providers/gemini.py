@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import certifi
 import httpx2
 from google import genai
 from google.genai import errors
@@ -54,6 +57,19 @@ _UNAVAILABLE_CODES = frozenset({408, 500, 502, 503})
 INLINE_MAX_BYTES = 20 * 1024 * 1024
 
 
+_tls_contexts: dict[int, ssl.SSLContext] = {}
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The process's TLS context, verifying against the CA bundle the SDK uses by default
+    (made after a fork anew: django-q2 forks its workers)."""
+    found = _tls_contexts.get(os.getpid())
+    if found is None:
+        _tls_contexts.clear()
+        found = _tls_contexts[os.getpid()] = ssl.create_default_context(cafile=certifi.where())
+    return found
+
+
 class GeminiProvider:
     def __init__(self, api_key: str, base_url: str | None = None, timeout_s: float = 120) -> None:
         self._http_options = gt.HttpOptions(
@@ -61,6 +77,11 @@ class GeminiProvider:
             base_url=base_url,
             timeout=int(timeout_s * 1000),
             retry_options=gt.HttpRetryOptions(attempts=1),
+            # One TLS context for every client of the process: the SDK otherwise loads the
+            # CA bundle three times per client, 60 ms of CPU, and the runner makes a client
+            # per task (docs/performance.md, round 3).
+            client_args={"verify": _tls_context()},
+            async_client_args={"ssl": _tls_context()},
         )
         self._api_key = api_key
         self._client = self._new_client()

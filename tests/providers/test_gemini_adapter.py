@@ -236,3 +236,18 @@ def test_unknown_tier_is_invalid_argument(gemini: Any) -> None:
     with pytest.raises(PermanentProviderError) as caught:
         provider(gemini).generate(req(tier="ultra"))
     assert caught.value.code == "invalid_argument"
+
+
+def test_clients_made_in_one_process_share_one_tls_context_and_still_answer(gemini: Any) -> None:
+    # The runner makes a client per task; each loaded the CA bundle three times (60 ms).
+    first, second = provider(gemini), provider(gemini)
+    options = [p._http_options for p in (first, second)]
+    contexts = {id((o.client_args or {})["verify"]) for o in options}
+    contexts |= {id((o.async_client_args or {})["ssl"]) for o in options}
+    assert len(contexts) == 1
+
+    async def run() -> int:
+        async with second.async_session() as session:
+            return len((await session.generate(req())).images)
+
+    assert first.generate(req()).images and asyncio.run(run()) == 1
