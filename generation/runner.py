@@ -4,8 +4,7 @@ One django-q2 task runs an event loop that keeps up to `BUNCH_JOBS_PER_TASK` job
 flight, claiming more queued jobs as slots free up, so a worker process is limited by the
 provider's latency and concurrency, not by one call at a time. Database work runs on the
 loop's database threads (`generation.dbthreads`), a few connections whose round trips
-overlap; image hashing, file writes and the C2PA read run on one of them too (on SQLite,
-on a thread pool).
+overlap; image hashing and file writes run on a thread pool.
 
 Exactly once: images are unique per (job, index) and one-to-one with their usage event,
 both written in one transaction, so a task delivered twice — or a job reclaimed after its
@@ -43,7 +42,6 @@ from generation.providers.gemini import AsyncGeminiSession
 from generation.providers.retry import backoff_delay
 from generation.providers.types import (
     ImageRequest,
-    ImageResult,
     ProviderError,
     RetryableProviderError,
 )
@@ -338,7 +336,8 @@ async def _generate_one(
             else:
                 retry_error = None
                 slots.pace.answered(time.monotonic() - called)
-                stored = await _store(plan, index, result)
+                image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
+                stored = await orm(ingest.image_store)(job=plan.job, image=image, result=result)
                 if stored:
                     plan.done.add(index)
                 return
@@ -356,21 +355,6 @@ async def _generate_one(
                 rand=random.random,
             )
         )
-
-
-async def _store(plan: JobPlan, index: int, result: ImageResult) -> bool:
-    """Build the image (hashing, file write, C2PA read: off the loop) and store it.
-
-    With database threads, both on one of them: one thread hand-off per image instead of
-    two (under a busy GIL each hand-off cost more than its work: 5 % of a worker's GIL time
-    at 400 calls in flight, docs/performance.md round 3). Without (SQLite: one writer, on
-    the task's thread), the build runs on the default executor so that files are written
-    while that thread stores another image.
-    """
-    if dbthreads.current.get() is not None:
-        return await orm(ingest.result_store)(job=plan.job, index=index, result=result)
-    image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-    return await orm(ingest.image_store)(job=plan.job, image=image, result=result)
 
 
 async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSlots) -> None:
