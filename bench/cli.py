@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="submit",
         help="submit: --jobs submits from --connections clients; waits: --waiters clients "
         "submit at once with `Prefer: wait=--wait` while a probe times GET /api/v1/me",
+    )
+    p.add_argument(
+        "--peer",
+        choices=("none", "bare-sdk"),
+        default="none",
+        help="bare-sdk: after Bunch's run, the same requests from a bare google-genai client "
+        "on the same emulator (bench/peer.py); prints both and the ratio",
     )
     p.add_argument("--waiters", type=int, default=1000, help="waits: concurrent clients")
     p.add_argument("--wait", type=int, default=30, help="waits: the N of Prefer: wait=N")
@@ -83,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     p.add_argument("--label", default="", help="free text stored with the results")
     args = p.parse_args(argv)
+    if args.peer != "none" and args.scenario != "submit":
+        p.error("--peer compares the submit scenario's throughput; use --scenario submit")
     for broker in args.broker.split(","):
         if broker not in BROKERS:
             p.error(f"unknown broker {broker!r}; use {', '.join(BROKERS)}")
@@ -298,6 +308,8 @@ def run_one(args: argparse.Namespace, broker: str) -> dict[str, Any]:
             "bench_processes_cores": ours / wall,
             "loadavg_end": os.getloadavg(),
         }
+        if args.peer == "bare-sdk":
+            result["peer"] = _peer(stack, args)
         return result
     finally:
         stack.stop()
@@ -377,6 +389,50 @@ def _report(
         ),
         "run_dir": str(c.run_dir),
     }
+
+
+def _peer(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """The bare-SDK peer (bench/peer.py) on the same emulator, with Bunch's requests.
+
+    Bunch's web and worker are stopped first, so the peer has the cores Bunch had; the
+    emulator's counters are zeroed so its 429s are the peer's own.
+    """
+    import urllib.request
+
+    from core.catalog import get_model
+    from generation.models import Job
+
+    for role in ("web", "worker"):
+        process = stack.processes.get(role)
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    requests = [
+        {
+            "model_id": get_model(tier).model_id,
+            "prompt": prompt,
+            "aspect_ratio": ratio,
+            "image_size": size,
+        }
+        for tier, prompt, ratio, size, count in Job.objects.order_by("created_at").values_list(
+            "tier", "model_prompt", "aspect_ratio", "image_size", "count"
+        )
+        for _ in range(count)
+    ]
+    run_dir = stack.config.run_dir
+    (run_dir / "peer-requests.json").write_text(json.dumps(requests))
+    reset = urllib.request.Request(f"{stack.emulator_url}/_emulator/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    argv = [
+        sys.executable, "-m", "bench.peer", "--url", stack.emulator_url,
+        "--requests", str(run_dir / "peer-requests.json"),
+        "--concurrency", str(args.provider_concurrency),
+        "--out", str(run_dir / "peer.json"), "--dir", str(run_dir / "media" / "peer"),
+    ]  # fmt: skip
+    subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    peer: dict[str, Any] = json.loads((run_dir / "peer.json").read_text())
+    peer["emulator"] = _emulator_stats(stack)
+    return peer
 
 
 def _provenance_figures(sample: int = 40) -> dict[str, Any]:

@@ -65,5 +65,20 @@ def render(r: dict[str, Any]) -> str:
          f"{ok['usage_events']}, requested {ok['requested_images']}, duplicates "
          f"{ok['duplicate_image_slots']}, reserved left {ok['quota_images_reserved']}"),
     ]  # fmt: skip
+    if "peer" in r:
+        peer = r["peer"]
+        bunch_cpu = sum(
+            r["cpu_s_per_image"].get(x, 0.0) * 1000 for x in ("web", "worker", "postgres", "redis")
+        )
+        ratio = p.get("sustained_per_min", float("nan")) / peer["sustained_per_min"]
+        rows += [
+            ("peer (bare SDK) images/min sustained (end to end)",
+             f"{_f(peer['sustained_per_min'], 0)} ({_f(peer['end_to_end_per_min'], 0)})"),
+            ("peer CPU ms/image; Bunch web+worker+db", f"{_f(peer['cpu_ms_per_image'])}; "
+             f"{_f(bunch_cpu)}"),
+            ("peer images, failed, 429s retried",
+             f"{peer['images']}, {peer['failed']}, {peer['throttled_429']}"),
+            ("Bunch ÷ peer (sustained images/min)", _f(ratio, 2)),
+        ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -30,4 +30,16 @@ def _worker_spawned(**_kwargs: Any) -> None:
 
     if not Conf.SYNC:  # tasks run inline (tests): this is no worker process
         heartbeat.start()
+        _gil_switch_set()
     freeze_startup_objects()
+
+
+def _gil_switch_set() -> None:
+    """A worker's database threads and Content Credentials reads give the GIL up on every
+    round trip and stream callback (~150 per image), then wait for it behind the event
+    loop's JSON and pydantic work for up to the switch interval each time."""
+    import sys
+
+    from django.conf import settings
+
+    sys.setswitchinterval(settings.BUNCH_WORKER_GIL_SWITCH_MS / 1000)

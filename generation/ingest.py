@@ -2,9 +2,10 @@
 the Batch API poller.
 
 Image + usage event + the job's reservation counters are written in one transaction, after
-locking the job row (the period's quota counters just after it: see `image_store`):
-an image is unique per (job, index) and one-to-one with its usage event, and a job that
-has finished (settled, its reservation released) takes no more images. So a result
+locking the job row with the counters' own update (the period's quota counters just after
+it: see `image_store`): an image is unique per (job, index) and one-to-one with its usage
+event, and a job that has finished (settled, its reservation released) takes no more
+images. So a result
 delivered twice, or by a worker that lost its lease, is neither stored nor billed twice.
 """
 
@@ -97,13 +98,18 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     share = per_image_nanos(job)
     try:
         with transaction.atomic():
-            locked = (
-                Job.objects.select_for_update(no_key=True)
-                .filter(pk=job.pk)
-                .values("status")
-                .first()
+            # One statement locks the job row (an UPDATE of non-key columns: FOR NO KEY
+            # UPDATE), checks that it has not finished and moves the image's share out of
+            # its reservation; a duplicate image below rolls the move back with the rest.
+            moved = (
+                Job.objects.filter(pk=job.pk)
+                .exclude(status__in=Job.FINISHED)
+                .update(
+                    reserved_images=F("reserved_images") - 1,
+                    reserved_nanos=F("reserved_nanos") - share,
+                )
             )
-            if locked is None or locked["status"] in Job.FINISHED:
+            if not moved:
                 raise IntegrityError("job already finished")
             image.save(force_insert=True)
             provenance_save(image)
@@ -118,9 +124,6 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 model=result.model,
                 cost=cost,
                 quota_settled=False,
-            )
-            Job.objects.filter(pk=job.pk).update(
-                reserved_images=F("reserved_images") - 1, reserved_nanos=F("reserved_nanos") - share
             )
             live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
     except IntegrityError:

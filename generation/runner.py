@@ -3,8 +3,8 @@
 One django-q2 task runs an event loop that keeps up to `BUNCH_JOBS_PER_TASK` jobs in
 flight, claiming more queued jobs as slots free up, so a worker process is limited by the
 provider's latency and concurrency, not by one call at a time. Database work runs on the
-task's own thread (`sync_to_async`, thread-sensitive); image hashing and file writes run
-on a thread pool.
+loop's database threads (`generation.dbthreads`), a few connections whose round trips
+overlap; image hashing and file writes run on a thread pool.
 
 Exactly once: images are unique per (job, index) and one-to-one with their usage event,
 both written in one transaction, so a task delivered twice — or a job reclaimed after its
@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -32,8 +32,9 @@ from config.memory import release_free_memory
 from core import logcontext, metrics
 from core.catalog import MODELS, Mode
 from core.money import to_nanos
-from generation import ingest, live, queue, shutdown
+from generation import dbthreads, ingest, live, queue, shutdown
 from generation.budget import ProviderGate
+from generation.dbthreads import DatabaseThreads, orm
 from generation.fallback import fallback_maybe
 from generation.gateway import get_provider
 from generation.models import Image, Job
@@ -141,7 +142,7 @@ async def _cancel_requested_lately(plan: JobPlan) -> bool:
         return True
     if plan.attempts == 0 and time.monotonic() - plan.loaded_at < CANCEL_FRESH_S:
         return False
-    return await sync_to_async(_cancel_requested)(plan.job.pk)
+    return await orm(_cancel_requested)(plan.job.pk)
 
 
 def _defer(*, job_id: uuid.UUID, attempts: int) -> None:
@@ -348,9 +349,7 @@ async def _generate_one(
                 retry_error = None
                 slots.pace.answered(time.monotonic() - called)
                 image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-                stored = await sync_to_async(ingest.image_store)(
-                    job=plan.job, image=image, result=result
-                )
+                stored = await orm(ingest.image_store)(job=plan.job, image=image, result=result)
                 if stored:
                     plan.done.add(index)
                 return
@@ -373,7 +372,7 @@ async def _generate_one(
 async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSlots) -> None:
     logcontext.bind(job_id=job_id)  # this task's own context: its log lines name the job
     try:
-        plan = await sync_to_async(_plan)(job_id)
+        plan = await orm(_plan)(job_id)
     finally:
         calls.arriving -= 1
     if plan is None:
@@ -384,14 +383,12 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
         logger.exception("Job %s crashed while generating", job_id)
         raise
     if plan.deferred and plan.error is None and not plan.canceled:
-        await sync_to_async(_defer)(job_id=job_id, attempts=plan.attempts)
+        await orm(_defer)(job_id=job_id, attempts=plan.attempts)
         return
     if plan.handed_back and plan.error is None and not plan.canceled:
-        await sync_to_async(hand_back)([job_id])
+        await orm(hand_back)([job_id])
         return
-    await sync_to_async(job_finish)(
-        job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False
-    )
+    await orm(job_finish)(job_id=job_id, attempts=plan.attempts, error=plan.error, wake=False)
 
 
 # A job submitted while this task has room waits for the loop's next look at the queue:
@@ -402,6 +399,20 @@ RELEASE_MEMORY_EVERY_S = 30.0
 
 
 async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
+    """`_loop` with database threads of its own, closed (with their connections) after it;
+    with one (SQLite), on the task's own thread."""
+    size = dbthreads.pool_size()
+    if size <= 1:
+        return await _loop(first, rung_at)
+    threads = DatabaseThreads(size)
+    dbthreads.current.set(threads)  # the loop's tasks inherit it
+    try:
+        return await _loop(first, rung_at)
+    finally:
+        await asyncio.to_thread(threads.close)
+
+
+async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     """Keep jobs in flight until the queue is empty or the task's time budget is spent.
 
     A loop rung at `rung_at` (epoch s) for a new job looks at the queue until at least
@@ -415,7 +426,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
         # A doorbell this stopping host's broker consumer took in its last moment: ring it
         # again for another worker, or the job would wait for the sweep.
         if first is not None:
-            await sync_to_async(queue.enqueue_job)(first)
+            await orm(queue.enqueue_job)(first)
         return 0
     linger_until = rung_at + _setting("BUNCH_DOORBELL_LINGER_S") if rung_at else 0.0
     slots = int(_setting("BUNCH_JOBS_PER_TASK"))
@@ -443,7 +454,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 and time.monotonic() - started < budget
                 and (room >= max(1, backlog_limit // 2) or not running)
             ):
-                ids = await sync_to_async(_claim)(limit=free, backlog=room - free)
+                ids = await orm(_claim)(limit=free, backlog=room - free)
                 calls.arriving += len(ids)
                 for job_id in ids:
                     running[asyncio.create_task(_run_job(job_id, session, calls))] = job_id
@@ -453,7 +464,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                     return handled
                 if time.monotonic() - started >= budget:
                     # Stopped by the budget, not for want of work: hand over what is left.
-                    await sync_to_async(_ring_for_queued)()
+                    await orm(_ring_for_queued)()
                     return handled
                 if time.time() < linger_until:
                     await asyncio.sleep(CLAIM_EVERY_S)
@@ -472,7 +483,7 @@ async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
                 if task.exception() is not None:
                     logger.error("Job %s failed in the runner: %r", job_id, task.exception())
             if time.monotonic() - last_renewal >= lease_every:
-                await sync_to_async(renew_leases)(list(running.values()))
+                await orm(renew_leases)(list(running.values()))
                 last_renewal = time.monotonic()
             if time.monotonic() - last_release >= RELEASE_MEMORY_EVERY_S:
                 release_free_memory()
@@ -485,7 +496,7 @@ async def _cut_off(running: dict[asyncio.Task[None], uuid.UUID]) -> None:
     for task in running:
         task.cancel()
     await asyncio.wait(running)
-    await sync_to_async(hand_back)(list(running.values()))
+    await orm(hand_back)(list(running.values()))
 
 
 def run_jobs(first: uuid.UUID | str | None = None, rung_at: float | None = None) -> int:

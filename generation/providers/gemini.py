@@ -9,19 +9,24 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import certifi
 import httpx2
+from aiohttp.helpers import get_env_proxy_for_url
 from google import genai
 from google.genai import errors
 from google.genai import types as gt
 from PIL import Image
+from yarl import URL
 
 from core import metrics
 from core.catalog import MODELS, ModelSpec, TokenUsage, get_model
@@ -52,6 +57,21 @@ REFUSAL_REASONS = frozenset(
 _UNAVAILABLE_CODES = frozenset({408, 500, 502, 503})
 # Google accepts inline batch input up to 20 MB in total; above it, a JSONL file.
 INLINE_MAX_BYTES = 20 * 1024 * 1024
+# The read buffer the SDK gives its own aiohttp sessions (a 1.9 MB answer in few reads).
+_READ_BUFFER_BYTES = 2**22
+
+
+_tls_contexts: dict[int, ssl.SSLContext] = {}
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The process's TLS context, verifying against the CA bundle the SDK uses by default
+    (made after a fork anew: django-q2 forks its workers)."""
+    found = _tls_contexts.get(os.getpid())
+    if found is None:
+        _tls_contexts.clear()
+        found = _tls_contexts[os.getpid()] = ssl.create_default_context(cafile=certifi.where())
+    return found
 
 
 class GeminiProvider:
@@ -61,6 +81,11 @@ class GeminiProvider:
             base_url=base_url,
             timeout=int(timeout_s * 1000),
             retry_options=gt.HttpRetryOptions(attempts=1),
+            # One TLS context for every client of the process: the SDK otherwise loads the
+            # CA bundle three times per client, 60 ms of CPU, and the runner makes a client
+            # per task (docs/performance.md, round 3).
+            client_args={"verify": _tls_context()},
+            async_client_args={"ssl": _tls_context()},
         )
         self._api_key = api_key
         self._client = self._new_client()
@@ -82,10 +107,28 @@ class GeminiProvider:
 
     @asynccontextmanager
     async def async_session(self) -> AsyncIterator[AsyncGeminiSession]:
-        """An async client bound to the running event loop; open one per loop."""
-        client = self._new_client()  # referenced until the session ends: GC closes it
-        async with client.aio as aclient:
-            yield AsyncGeminiSession(aclient)
+        """An async client bound to the running event loop; open one per loop.
+
+        Its aiohttp session is ours, not the SDK's default, for one difference: the SDK's
+        reads the environment on every request (`trust_env`: a .netrc file and the proxy
+        variables, each on a thread of the loop's executor: two thread hops per call, 3 %
+        of a worker's GIL time at 400 calls in flight, docs/performance.md round 3). Here
+        the proxy is looked up once per session; a .netrc is not read.
+        """
+        base = self._http_options.base_url or "https://generativelanguage.googleapis.com"
+        request_args: dict[str, Any] = dict(self._http_options.async_client_args or {})
+        with suppress(LookupError):  # raised when no proxy is configured for the host
+            request_args["proxy"], request_args["proxy_auth"] = get_env_proxy_for_url(URL(base))
+        connector = aiohttp.TCPConnector(limit=0)  # the SDK's: no limit of its own
+        async with aiohttp.ClientSession(
+            connector=connector, trust_env=False, read_bufsize=_READ_BUFFER_BYTES
+        ) as http:
+            options = self._http_options.model_copy(
+                update={"aiohttp_client": http, "async_client_args": request_args}
+            )
+            client = genai.Client(api_key=self._api_key, http_options=options)
+            async with client.aio as aclient:
+                yield AsyncGeminiSession(aclient)
 
     def close(self) -> None:
         self._client.close()

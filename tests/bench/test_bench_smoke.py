@@ -42,6 +42,30 @@ def test_a_small_benchmark_run_stores_and_bills_every_image_once(tmp_path: Path)
     assert result["provenance"]["read_ms"]["sample"] == 16
 
 
+def test_the_bare_sdk_peer_makes_the_same_images_on_the_same_emulator(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "bench", "--broker", "sqlite", "--jobs", "6", "--images", "2",
+        "--latency", "0.05", "--jitter", "0", "--provider-concurrency", "4", "--workers", "1",
+        "--web-workers", "1", "--timeout", "120", "--out", str(tmp_path), "--peer", "bare-sdk",
+        "--keep-media",
+    ]  # fmt: skip
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Bunch ÷ peer" in run.stdout
+
+    [result_file] = tmp_path.glob("*/result.json")
+    result = json.loads(result_file.read_text())
+    peer = result["peer"]
+    # The peer asked for exactly what Bunch's workers asked for, one call per image, and
+    # wrote every image it was given.
+    assert peer["requests"] == peer["images"] == result["correctness"]["images"] == 12
+    assert peer["failed"] == 0
+    assert peer["distinct_files"] == 12
+    assert len(list((result_file.parent / "media" / "peer").glob("*.png"))) == 12
+    assert peer["emulator"]["by_model"] == {"gemini-3.1-flash-lite-image": {"ok": 12}}
+    assert peer["cpu_ms_per_image"] > 0 and peer["sustained_per_min"] > 0
+
+
 def test_a_small_waits_run_answers_every_waiter_with_a_finished_job_or_202(
     tmp_path: Path,
 ) -> None:

@@ -245,3 +245,18 @@ def test_drop_rate_from_control_endpoint_is_a_retryable_connection_error(gemini:
     assert caught.value.code == "provider_connection_error"
     gemini.set_faults(drop_rate=0.0)
     assert provider(gemini).generate(req()).images[0].data.startswith(b"\x89PNG")
+
+
+def test_clients_made_in_one_process_share_one_tls_context_and_still_answer(gemini: Any) -> None:
+    # The runner makes a client per task; each loaded the CA bundle three times (60 ms).
+    first, second = provider(gemini), provider(gemini)
+    options = [p._http_options for p in (first, second)]
+    contexts = {id((o.client_args or {})["verify"]) for o in options}
+    contexts |= {id((o.async_client_args or {})["ssl"]) for o in options}
+    assert len(contexts) == 1
+
+    async def run() -> int:
+        async with second.async_session() as session:
+            return len((await session.generate(req())).images)
+
+    assert first.generate(req()).images and asyncio.run(run()) == 1
