@@ -41,9 +41,11 @@ def free_port() -> int:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            _given.add(port)
-            return int(s.getsockname()[1])
-    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
+            given = int(s.getsockname()[1])
+            if port:  # port 0: the system's choice, free every time
+                _given.add(given)
+            return given
+    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ.get('BENCH_PORTS')}")
 
 
 def procfile_web_args() -> tuple[int, int]:

@@ -175,7 +175,13 @@ def test_a_web_host_and_two_worker_hosts_share_only_postgres_redis_and_s3(
 ) -> None:
     gemini.configure(latency=0.05, jitter=0)
     common = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BUNCH_"))},
+        # Hosts as in production: not pytest's processes (PYTEST_VERSION would give each a
+        # metrics directory of its own under its var dir; they count in the session's).
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "BUNCH_")) and k != "PYTEST_VERSION"
+        },
         **shared_services,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "GEMINI_BASE_URL": gemini.base_url,
