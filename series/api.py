@@ -6,7 +6,6 @@ import tempfile
 import uuid
 from typing import Any
 
-from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 from config.errors import BunchError
 from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
-from generation import idempotency
+from generation.api import idempotent_create
 from generation.streams import ProgressCursor, StreamStart
 from series import results, selectors, services
 from series.models import Series
@@ -82,29 +81,20 @@ class SeriesListView(APIView):
         data = SeriesIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        key = idempotency.key_check(request.headers.get("Idempotency-Key", ""))
-        if not key:
-            series = services.series_submit(tenant=tenant, spec=_spec(v), **request_actor(request))
-            return _answer(tenant, series.pk, created=True)
-        fingerprint = idempotency.request_fingerprint(
-            operation=f"{request.method} {request.path}", validated=v
+
+        def answer(series: Series) -> tuple[dict[str, Any], Response]:
+            return {"id": str(series.pk)}, _answer(tenant, series.pk, created=True)
+
+        # One Idempotency-Key path with jobs: key, series and answer commit together.
+        return idempotent_create(
+            request,
+            v,
+            create=lambda: services.series_submit(
+                tenant=tenant, spec=_spec(v), **request_actor(request)
+            ),
+            answer=answer,
+            replay=lambda series_id: _answer(tenant, series_id, replayed=True),
         )
-        # The key's record, the series and the remembered answer commit together, as a job
-        # submit's do (generation.api._submit): a web process dying in between leaves none.
-        with transaction.atomic():
-            record = idempotency.idempotency_begin(tenant=tenant, key=key, fingerprint=fingerprint)
-            if idempotency.is_replay(record):
-                first = idempotency.resource_id(record)
-            else:
-                series = services.series_submit(
-                    tenant=tenant, spec=_spec(v), **request_actor(request)
-                )
-                idempotency.idempotency_finish(
-                    record=record, status=202, body={"id": str(series.pk)}
-                )
-        if idempotency.is_replay(record):
-            return _answer(tenant, first, replayed=True)
-        return _answer(tenant, series.pk, created=True)
 
     @extend_schema(
         responses=SeriesOut(many=True),
