@@ -103,6 +103,8 @@ class Emulator:
         self.request_log = open(settings.request_log, "a") if settings.request_log else None  # noqa: SIM115
         # The last calls' input images (markers.input_digests), for tests of their order.
         self.inputs: deque[dict[str, Any]] = deque(maxlen=2000)
+        # The generate calls being answered, so that a reset can abort them.
+        self.answering: set[asyncio.Task[Any]] = set()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(_V + r"/models/([^/:]+):generateContent"), self.generate),
             ("POST", re.compile(_V + r"/models/([^/:]+):streamGenerateContent"), self.generate),
@@ -212,6 +214,9 @@ class Emulator:
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
         name = model_id
+        task = asyncio.current_task()
+        assert task is not None
+        self.answering.add(task)
         try:
             model = self.model(model_id)
             name = model.model_id
@@ -221,6 +226,7 @@ class Emulator:
             raise
         finally:
             self.stats.in_flight -= 1
+            self.answering.discard(task)
         self.stats.record(name, outcome)
         return response
 
@@ -325,6 +331,13 @@ class Emulator:
         return web.json_response({"requests": self.calls.as_list()})
 
     async def reset(self, _request: web.Request) -> web.Response:
+        # Calls still being answered belong to what came before (a killed test worker's,
+        # say): they are aborted, so the fresh stats count from zero calls in flight.
+        stale = list(self.answering)
+        for task in stale:
+            task.cancel()
+        if stale:
+            await asyncio.wait(stale, timeout=5)
         self.stats.reset()
         self.calls.clear()
         self.inputs.clear()

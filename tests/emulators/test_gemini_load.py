@@ -25,6 +25,29 @@ def test_200_requests_are_in_flight_at_once(gemini: Any) -> None:
     assert stats["in_flight"] == 0
 
 
+def test_a_reset_aborts_the_calls_still_being_answered_so_stats_start_from_zero(
+    gemini: Any,
+) -> None:
+    """A test's worker killed mid-call leaves its call sleeping in the emulator: the next
+    test's reset must not hand it a budget with a slot already taken."""
+    gemini.configure(latency=30.0, jitter=0)
+    provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
+
+    async def stranded_calls_then_reset() -> list[BaseException | object]:
+        async with provider.async_session() as session:
+            request = ImageRequest(tier="lite", prompt="a red kite", aspect_ratio="1:1")
+            calls = [asyncio.ensure_future(session.generate(request)) for _ in range(3)]
+            while gemini.stats()["in_flight"] < 3:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(gemini.reset)
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(asyncio.wait_for(stranded_calls_then_reset(), timeout=20))
+    assert all(isinstance(outcome, Exception) for outcome in outcomes)
+    stats = gemini.stats()
+    assert (stats["in_flight"], stats["max_in_flight"], stats["requests"]) == (0, 0, 0)
+
+
 def test_realistic_images_weigh_about_one_and_a_half_megabytes(gemini: Any) -> None:
     gemini.configure(image_bytes="realistic")
     provider = GeminiProvider(api_key=gemini.api_key, base_url=gemini.base_url)
