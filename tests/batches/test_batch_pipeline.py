@@ -67,7 +67,7 @@ def test_batch_mode_items_are_made_through_the_batch_api_and_billed_at_half_pric
 def test_provider_batch_moves_pending_running_succeeded_and_the_batch_follows(
     inline_worker: GeminiEmulator, owner: Actor
 ) -> None:
-    inline_worker.configure(batch_step_seconds=0.3)
+    inline_worker.configure(batch_step_seconds=1.0)  # each state outlasts a poll pass
     created = submit(owner, items=items("a lighthouse"))
     assert created["status"] == "running"  # sent to the provider on commit
     record = ProviderBatch.objects.get(batch_id=created["id"])

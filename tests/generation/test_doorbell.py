@@ -95,11 +95,19 @@ def test_a_rung_loop_finds_a_job_committed_during_its_linger(
 
 
 def test_a_loop_started_after_its_linger_looks_once_and_stops(
-    worker_settings: Any, owner: Actor
+    worker_settings: Any, owner: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = time.monotonic()
+    looks: list[int] = []
+    real_claim = runner.claim_jobs
+
+    def claim_and_count(**kwargs: Any) -> list[Any]:
+        claimed = real_claim(**kwargs)
+        looks.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(runner, "claim_jobs", claim_and_count)
     assert runner.run_jobs(None, time.time() - 60) == 0
-    assert time.monotonic() - started < 0.5
+    assert looks == [0]  # one look at the empty queue, no lingering for more
 
 
 def test_linger_must_outlast_the_coalescing_window() -> None:

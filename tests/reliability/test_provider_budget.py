@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from generation import budget, budget_redis, queue
 from generation.models import BudgetLease, Job, ProviderModel
@@ -147,6 +148,8 @@ def test_a_reserving_tenants_work_gets_its_slots_back_from_the_tenant_it_lent_th
         mine = [
             job_submit(tenant=reserving, params=JobParams(prompt=f"logo {i}")) for i in range(2)
         ]
+        # Both jobs are committed: a take that stamps its lease later reads them.
+        had_work_from = timezone.now()
         wait_until(
             lambda: (
                 Job.objects.filter(pk__in=[j.pk for j in mine], status="succeeded").count() == 2
@@ -161,7 +164,6 @@ def test_a_reserving_tenants_work_gets_its_slots_back_from_the_tenant_it_lent_th
     assert [lease.reserved for lease in own] == [True, True]
     # While it had work, the flood never held more than the budget less the reservation:
     # check at every call the flood started meanwhile.
-    had_work_from = max(j.created_at for j in mine) + dt.timedelta(seconds=0.1)
     had_work_until = min(
         Job.objects.filter(pk__in=[j.pk for j in mine]).values_list("finished_at", flat=True)
     )
