@@ -13,7 +13,6 @@ from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
 from generation import budget, services
 from generation.models import (
-    BudgetLease,
     Conversation,
     ConversationTurn,
     Image,
@@ -264,8 +263,9 @@ class TenantShareAdmin(admin.ModelAdmin):
 class ProviderModelAdmin(admin.ModelAdmin):
     """The provider budget every worker shares, per model (generation/budget.py)."""
 
-    list_display = ["model", "in_flight", "calls_last_minute", "reserved", "cooldown_until"]
-    readonly_fields = ["model", "cooldown_until"]
+    list_display = ["model", "in_flight", "calls_last_minute", "reserved", "cooldown"]
+    readonly_fields = ["model", "cooldown"]
+    fields = ["model", "cooldown"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -278,9 +278,15 @@ class ProviderModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Calls started in the last minute / RPM")
     def calls_last_minute(self, row: ProviderModel) -> str:
-        since = timezone.now() - budget.WINDOW_RPM
-        started = BudgetLease.objects.filter(model=row.model, started_at__gt=since).count()
+        started = budget.calls_last_minute(row.model)
         return f"{started} / {settings.GEMINI_RPM or 'no limit'}"
+
+    @admin.display(description="Cooling down until")
+    def cooldown(self, row: ProviderModel) -> str:
+        until = budget.cooldown_until(row.model)  # (the budget's backend: the row or Redis)
+        if until is None or until <= timezone.now():
+            return "–"
+        return f"{timezone.localtime(until):%Y-%m-%d %H:%M:%S}"
 
     @admin.display(description="Reserved for tenants")
     def reserved(self, row: ProviderModel) -> int:

@@ -314,6 +314,14 @@ def budget_in_use(*, now: dt.datetime | None = None) -> dict[str, int]:
     return dict(rows)  # type: ignore[arg-type]
 
 
+def calls_last_minute(model: str, *, now: dt.datetime | None = None) -> int:
+    """Calls of the model started in the last 60 s (for operators)."""
+    since = (now or timezone.now()) - WINDOW_RPM
+    if backend() == "redis":
+        return budget_redis.calls_started_since(model=model, since=since)
+    return BudgetLease.objects.filter(model=model, started_at__gt=since).count()
+
+
 def leases_in_flight(
     *, model: str, now: dt.datetime | None = None
 ) -> list[tuple[int, int | None, bool]]:

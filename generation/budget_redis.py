@@ -7,7 +7,8 @@ Keys, under `BUNCH_BUDGET_REDIS_PREFIX`, per model:
 - `inflight:<model>`: sorted set of leases in flight, member `id|tenant|reserved`, score
   the lease's expiry (epoch s). A take first drops the expired ones: a killed worker's
   slots come back when their lease runs out.
-- `started:<model>`: lease ids by start time, the last 60 s (the RPM window).
+- `started:<model>`: lease ids by start time, the last 60 s (the RPM window, kept with
+  no RPM limit too, for operators).
 - `spend:<model>`: `id|nanos` by start time, the last 600 s (the spend window).
 - `cooldown:<model>`: the epoch second until which no slot is given out (after a 429).
 - `calls:<model>`: calls started per holder (worker process), kept a day.
@@ -64,8 +65,8 @@ end
 
 local calls = nil
 local retry_in = 0.05
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
 if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
   calls = rpm - redis.call('ZCARD', KEYS[2])
   if calls <= 0 then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -109,7 +110,7 @@ for _, k in ipairs(order) do
       local member = id .. '|' .. t .. '|' .. (reserved and '1' or '0')
       redis.call('ZADD', KEYS[1], now + lease_s, member)
       redis.call('HSET', KEYS[5], id, KEYS[1] .. '\\n' .. member)
-      if rpm > 0 then redis.call('ZADD', KEYS[2], now, id) end
+      redis.call('ZADD', KEYS[2], now, id)
       if spend_cap > 0 then
         redis.call('ZADD', KEYS[3], now, id .. '|' .. string.format('%d', cost))
       end
@@ -250,6 +251,12 @@ def leases_in_flight(*, model: str, now: dt.datetime) -> list[tuple[int, int | N
         lease_id, tenant_id, reserved = member.decode().split("|")
         rows.append((int(lease_id), int(tenant_id), reserved == "1"))
     return rows
+
+
+def calls_started_since(*, model: str, since: dt.datetime) -> int:
+    """Calls of the model started after `since` (the RPM window keeps the last 60 s)."""
+    client = _client()[0]
+    return int(client.zcount(_key("started", model), f"({since.timestamp()}", "+inf"))
 
 
 def calls_by_holder(model: str) -> dict[str, int]:

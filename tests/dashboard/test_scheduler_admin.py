@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from generation import scheduler
-from generation.budget import Ask, budget_take
+from generation import budget_redis, scheduler
+from generation.budget import Ask, budget_take, cooldown_start
+from generation.models import ProviderModel
 from generation.services import JobParams, job_submit
 from tenants.models import Plan, Tenant
 from tenants.services import tenant_create
@@ -116,12 +119,27 @@ def test_the_scheduler_page_shows_each_tenants_work_share_and_reservation(
     assert "100 %" in body
 
 
+@pytest.fixture(params=["database", "redis"])
+def budget_backend(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    settings.BUNCH_BUDGET_BACKEND = request.param
+    if request.param == "redis":
+        settings.BUNCH_BUDGET_REDIS_URL = "redis://127.0.0.1:6379/0"
+        settings.BUNCH_BUDGET_REDIS_PREFIX = f"bunch-test-budget:{uuid.uuid4().hex[:12]}:"
+    yield str(request.param)
+    if request.param == "redis":
+        budget_redis.forget_all()
+
+
 def test_the_provider_budget_page_shows_calls_in_flight_against_the_budget(
-    operator: Client, budget_of_ten: Any, tenant_a: Tenant
+    operator: Client, budget_of_ten: Any, budget_backend: str, tenant_a: Tenant
 ) -> None:
     now = timezone.now() - dt.timedelta(seconds=1)
+    ProviderModel.objects.get_or_create(model=MODEL)  # (the row the page lists)
     budget_take(model=MODEL, holder="w1", asks=[Ask(tenant_a.pk)] * 3, now=now)
+    until = cooldown_start(model=MODEL, seconds=120)
 
     body = operator.get("/admin/generation/providermodel/").content.decode()
 
-    assert "3 / 10" in body
+    assert "3 / 10" in body  # in flight / budget
+    assert "3 / no limit" in body  # started in the last minute / RPM
+    assert f"{timezone.localtime(until):%Y-%m-%d %H:%M:%S}" in body
