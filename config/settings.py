@@ -28,10 +28,13 @@ if env.is_set("PYTEST_VERSION"):  # (pytest sets it for its session and what tha
     # Each test session counts in a fresh directory of its own, which the processes it
     # starts (workers, servers) inherit: two runs on one host (the SQLite and PostgreSQL
     # passes, a `make run`) would otherwise add each other's calls into their figures.
-    if not env.is_set("BUNCH_TEST_METRICS_DIR"):
+    # Under pytest-xdist each worker process is a session of its own (PYTEST_XDIST_WORKER).
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not env.is_set("BUNCH_TEST_METRICS_DIR") or env.str("BUNCH_TEST_METRICS_OF", "") != _worker:
         (VAR_DIR / "test-metrics").mkdir(exist_ok=True)
         _session = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=VAR_DIR / "test-metrics")
         env.export("BUNCH_TEST_METRICS_DIR", _session)  # (tests/conftest.py removes it)
+        env.export("BUNCH_TEST_METRICS_OF", _worker)
     METRICS_DIR = env.path("BUNCH_TEST_METRICS_DIR", METRICS_DIR)
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 env.export("PROMETHEUS_MULTIPROC_DIR", str(METRICS_DIR))
@@ -310,6 +313,12 @@ if not 0 <= BUNCH_WEB_SYNC_SLOTS_KEPT < BUNCH_WEB_SYNC_SLOTS:
     raise ImproperlyConfigured(
         "BUNCH_WEB_SYNC_SLOTS_KEPT must be at least 0 and less than BUNCH_WEB_SYNC_SLOTS."
     )
+
+# An event stream (…/events) ends after this long without its final event; the client
+# reconnects with Last-Event-ID and goes on where it was (generation/streams.py).
+BUNCH_EVENTS_MAX_S = env.float("BUNCH_EVENTS_MAX_S", 600.0)
+if BUNCH_EVENTS_MAX_S <= 0:
+    raise ImproperlyConfigured("BUNCH_EVENTS_MAX_S must be a number of seconds above 0.")
 
 # Batch mode (batches/dispatch.py): inline requests below Google's 20 MB limit,
 # a JSONL file through the Files API above it.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from rest_framework.response import Response
@@ -264,7 +265,10 @@ async def _stream(request: HttpRequest, response: HttpResponse, started: float) 
 
 async def _events(start: StreamStart, cursor: Cursor) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    quiet_since = time.monotonic()
+    quiet_since = opened = time.monotonic()
+    # A stream ends after BUNCH_EVENTS_MAX_S without its final event; the client comes back
+    # with Last-Event-ID (EventSource does so after `retry`), so no connection is endless.
+    ends = opened + float(settings.BUNCH_EVENTS_MAX_S)
     async with live.watch(start.key) as watch:
         while True:
             state = await in_thread(start.read)
@@ -278,7 +282,9 @@ async def _events(start: StreamStart, cursor: Cursor) -> AsyncIterator[bytes]:
             elif time.monotonic() - quiet_since >= HEARTBEAT_S:
                 yield b": keep-alive\n\n"
                 quiet_since = time.monotonic()
-            await watch.changed(LOOK_AGAIN_S)
+            if (left := ends - time.monotonic()) <= 0:
+                return
+            await watch.changed(min(LOOK_AGAIN_S, left))
 
 
 # A job's events -------------------------------------------------------------------------

@@ -186,6 +186,27 @@ def test_last_event_id_resumes_after_what_the_client_saw_and_204_after_the_end(
     assert status == 204
 
 
+def test_a_stream_ends_after_its_longest_life_and_a_reconnect_goes_on_from_its_last_event(
+    queued_worker: GeminiEmulator, owner: Actor, settings: Any
+) -> None:
+    settings.BUNCH_EVENTS_MAX_S = 0.5
+    job = owner.api().post(GENERATIONS, {"prompt": "x"}, format="json").json()
+    path = f"{GENERATIONS}/{job['id']}/events"
+
+    status, _, raw = read_stream(owner, path)  # no worker: the job stays queued
+    first = parse_events(raw)
+    assert status == 200
+    assert [(e["event"], e["data"]["status"]) for e in first] == [("status", "queued")]
+
+    worker = run_later(delay_s=0)
+    worker.join(timeout=20)
+    settings.BUNCH_EVENTS_MAX_S = 30
+    _, _, raw = read_stream(owner, path, **{"Last-Event-ID": first[-1]["id"]})
+    resumed = parse_events(raw)
+    assert resumed[0]["event"] == "image"  # not the queued status again
+    assert [e["event"] for e in resumed][-2:] == ["status", "done"]
+
+
 def test_another_tenants_job_stream_is_404_and_no_key_is_401(
     inline_worker: GeminiEmulator, owner: Actor, outsider: Actor
 ) -> None:

@@ -73,6 +73,8 @@ def fuzz_key(in_process: None, stripe_fake: Any, settings: Any) -> Iterator[str]
     settings.STRIPE_API_KEY = stripe_fake.api_key
     settings.STRIPE_API_BASE = stripe_fake.api_base
     settings.BILLING_ENABLED = True
+    # An event stream of a job no worker runs would stay open until its longest life.
+    settings.BUNCH_EVENTS_MAX_S = 1
     from tenants.services import tenant_create
 
     plan = make_plan(requests_per_minute=1_000_000, monthly_image_quota=1_000_000,
