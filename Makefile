@@ -31,8 +31,11 @@ run: venv system-deps
 	$(PY) manage.py collectstatic --noinput -v0
 	@bash scripts/run.sh
 
+# In parallel processes (pytest-xdist): most tests wait on subprocesses, servers and
+# emulators rather than on the CPU. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 test: venv system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Debian packages: Chromium for the browser tests, a CJK font so the Gemini emulator can
 # draw CJK headlines. Installed when missing (needs root, as on CI).

@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Whole stacks of processes: under pytest-xdist they run one after another, on one worker.
+pytestmark = pytest.mark.xdist_group("whole-stack")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+# Whole stacks of processes: under pytest-xdist they run one after another, on one worker.
+pytestmark = pytest.mark.xdist_group("whole-stack")
 ROOT = Path(__file__).resolve().parents[2]
 ZERO = (
     "jobs_lost", "clients_gave_up", "jobs_stuck", "jobs_submitted_twice",

@@ -39,7 +39,8 @@ PG = "postgres://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/11"  # this test's own Redis database, flushed at start
 KINDS = ["avatar", "mockup", "banner", "image"]
 
-pytestmark = pytest.mark.cluster
+# Whole stacks of processes: under pytest-xdist they run one after another, on one worker.
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("whole-stack")]
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
