@@ -41,13 +41,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
 from generation import budget_redis
+from generation.dbthreads import orm
 from generation.models import BudgetLease, Job, ProviderModel
 from tenants.models import Tenant
 
@@ -385,7 +385,7 @@ class ProviderGate:
             yield
         finally:
             if lease is not None:
-                await sync_to_async(budget_release)(lease_ids=[lease])
+                await orm(budget_release)(lease_ids=[lease])
                 self._wake.set()
 
     @property
@@ -395,7 +395,7 @@ class ProviderGate:
 
     async def rate_limited(self, *, model: str, retry_after: float | None) -> None:
         """A 429: every worker stops calling the model until the time the provider gave."""
-        until = await sync_to_async(cooldown_start)(model=model, seconds=retry_after)
+        until = await orm(cooldown_start)(model=model, seconds=retry_after)
         self._cooldown[model] = (until.timestamp(), time.monotonic())
 
     async def _take(self, model: str, ask: Ask) -> int | None:
@@ -412,13 +412,13 @@ class ProviderGate:
         except asyncio.CancelledError:
             lease = future.result() if future.done() and not future.cancelled() else None
             if lease is not None:
-                await sync_to_async(budget_release)(lease_ids=[lease])
+                await orm(budget_release)(lease_ids=[lease])
             raise
 
     async def _sit_out_cooldown(self, model: str) -> None:
         until, read_at = self._cooldown.get(model, (0.0, float("-inf")))
         if time.monotonic() - read_at > COOLDOWN_REFRESH_S:
-            shared = await sync_to_async(cooldown_until)(model)
+            shared = await orm(cooldown_until)(model)
             until = max(until, shared.timestamp() if shared else 0.0)
             self._cooldown[model] = (until, time.monotonic())
         while (left := until - time.time()) > 0:
@@ -432,7 +432,7 @@ class ProviderGate:
                 waiters = [w for w in self._waiting if w.model == model and not w.future.done()]
                 if not waiters:
                     continue
-                taken = await sync_to_async(budget_take)(
+                taken = await orm(budget_take)(
                     model=model, holder=self.holder, asks=[w.ask for w in waiters]
                 )
                 unused = []
@@ -444,7 +444,7 @@ class ProviderGate:
                     else:
                         waiter.future.set_result(lease)
                 if unused:
-                    await sync_to_async(budget_release)(lease_ids=unused)
+                    await orm(budget_release)(lease_ids=unused)
                 hints.append(taken.retry_in_s)
             self._waiting = [w for w in self._waiting if not w.future.done()]
             if self._waiting:
