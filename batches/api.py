@@ -34,7 +34,7 @@ from generation import idempotency
 from generation.models import IdempotencyRecord
 from generation.serializers import fallback_param
 from generation.services import JobParams
-from generation.streams import ProgressCursor, StreamStart
+from generation.streams import ProgressCursor, StreamStart, event_schema
 from tenants.authentication import request_actor, request_tenant
 from tenants.models import Tenant
 from tenants.roles import Action
@@ -211,7 +211,7 @@ class BatchItemsView(APIView):
 
 class BatchEventsView(APIView):
     @extend_schema(
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): event_schema(["status", "progress", "done"])},
         summary="A batch's progress as it happens (Server-Sent Events)",
         description="`status` per status change, `progress` whenever an item or image is "
         "done, then `done` with the batch. Resume with `Last-Event-ID`; after `done` the "

@@ -33,7 +33,14 @@ from generation.serializers import (
     fallback_param,
     job_accepted_data,
 )
-from generation.streams import JobCursor, PendingWait, StreamStart, job_answer, job_body
+from generation.streams import (
+    JobCursor,
+    PendingWait,
+    StreamStart,
+    event_schema,
+    job_answer,
+    job_body,
+)
 from tenants.authentication import request_actor, request_tenant
 from tenants.roles import Action
 
@@ -275,7 +282,7 @@ class GenerationDetailView(APIView):
 
 class GenerationEventsView(APIView):
     @extend_schema(
-        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        responses={(200, "text/event-stream"): event_schema(["status", "image", "done"])},
         summary="A job's events as they happen (Server-Sent Events)",
         description="`status` per status change, `image` per stored image, then `done` "
         "with the job. Resume with `Last-Event-ID`; after `done` the answer is 204.",

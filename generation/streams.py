@@ -244,6 +244,25 @@ class Event:
 FINAL_ID = "end"
 
 
+def event_schema(kinds: list[str]) -> dict[str, Any]:
+    """The OpenAPI schema of one event of a stream (before OpenAPI 3.2 a `text/event-stream`
+    response's schema describes each event): its type, its id, its JSON data."""
+    return {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": kinds},
+            "id": {
+                "type": "string",
+                "description": f"Send as `Last-Event-ID` to resume; "
+                f"`{FINAL_ID}` on the last event.",
+            },
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "retry": {"type": "integer", "description": "Reconnect after this many ms."},
+        },
+        "required": ["event", "id", "data"],
+    }
+
+
 def event_stream(view: Callable[..., HttpResponse]) -> AsyncView:
     """A `text/event-stream` of the state the DRF `view` opened (its `StreamStart`)."""
     return _async_around(view, _stream, lambda request: True)

@@ -93,6 +93,23 @@ def test_every_operation_conforms_to_the_schema(case: Any, fuzz_key: str) -> Non
     assert response.status_code < 500
 
 
+def test_a_job_event_stream_conforms_to_the_schema_event_by_event(fuzz_key: str) -> None:
+    """Each event of a stream (before OpenAPI 3.2 the stream's schema is one event's)."""
+    from generation.services import JobParams, job_submit
+    from tenants.models import Tenant
+
+    job = job_submit(tenant=Tenant.objects.get(slug="fuzz"), params=JobParams(prompt="a kite"))
+    operation = schema["/api/v1/generations/{job_id}/events"]["GET"]
+    case = operation.Case(
+        path_parameters={"job_id": str(job.pk)}, headers={"Authorization": f"Bearer {fuzz_key}"}
+    )
+
+    response = case.call_and_validate()  # no worker: one `status` event, then its end
+
+    assert response.status_code == 200
+    assert b"event: status" in response.content
+
+
 def test_linked_operations_conform_in_sequence(fuzz_key: str) -> None:
     """create → get → list → cancel and the like, along the links Schemathesis infers from
     the schema (path parameters named after the ids that responses carry)."""
