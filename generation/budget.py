@@ -173,8 +173,8 @@ def budget_take(
     *, model: str, holder: str, asks: list[Ask], now: dt.datetime | None = None
 ) -> Taken:
     """Leases for as many of `asks` as the budget allows; asks on a reservation go first."""
-    now = now or timezone.now()
     if backend() == "redis":
+        now = now or timezone.now()
         lim = limits()
         leases, retry_in = budget_redis.take(
             model=model,
@@ -192,9 +192,12 @@ def budget_take(
 
 
 @transaction.atomic
-def _db_take(*, model: str, holder: str, asks: list[Ask], now: dt.datetime) -> Taken:
+def _db_take(*, model: str, holder: str, asks: list[Ask], now: dt.datetime | None) -> Taken:
     lim = limits()
     row = _model_row(model)
+    # A lease starts when it is granted, under the model's lock: stamped before the lock, a
+    # take that waited for it would date its lease before releases it has already seen.
+    now = now or timezone.now()
     if row.cooldown_until and row.cooldown_until > now:
         return Taken([None] * len(asks), (row.cooldown_until - now).total_seconds())
     total, on_reservation = _in_flight(model, now)
