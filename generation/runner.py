@@ -197,12 +197,6 @@ def _claim(*, limit: int, backlog: int) -> list[uuid.UUID]:
     return ids
 
 
-def _sweep_if_due() -> None:
-    from generation.tasks import sweep_if_due  # (generation.tasks imports this module)
-
-    sweep_if_due()
-
-
 def _ring_for_queued() -> None:
     next_ids = list(
         Job.objects.filter(status=Job.Status.QUEUED, mode=Mode.STANDARD)
@@ -402,9 +396,6 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
 CLAIM_EVERY_S = 0.2
 # How often a busy loop hands freed C-heap pages back (config/memory.py); a few ms each.
 RELEASE_MEMORY_EVERY_S = 30.0
-# How often a loop asks whether the sweep is due (one cache round trip; the sweep itself
-# runs once per BUNCH_SWEEP_EVERY_S across the loops, generation.tasks.sweep_if_due).
-SWEEP_LOOK_EVERY_S = 1.0
 
 
 async def _run(first: uuid.UUID | None, rung_at: float | None = None) -> int:
@@ -445,8 +436,6 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
     backlog_limit = max(2, calls.size // 4)
     started = time.monotonic()
     last_renewal = last_release = started
-    sweep_look_every = min(SWEEP_LOOK_EVERY_S, max(_setting("BUNCH_SWEEP_EVERY_S"), 0.1))
-    last_sweep_look = started - sweep_look_every  # look at once: a fresh loop may be the only one
     running: dict[asyncio.Task[None], uuid.UUID] = {}
     handled = 0
     stop_at: float | None = None  # epoch s: the worker is stopping (generation/shutdown.py)
@@ -456,11 +445,6 @@ async def _loop(first: uuid.UUID | None, rung_at: float | None = None) -> int:
             if stop_at is None and shutdown.draining():
                 stop_at = shutdown.deadline()
                 calls.stopping = True  # no new calls; calls in flight run on until stop_at
-            if stop_at is None and time.monotonic() - last_sweep_look >= sweep_look_every:
-                # The schedule's sweep waits behind the doorbells on the broker's queue
-                # while loops like this one hold the workers: the loops sweep themselves.
-                last_sweep_look = time.monotonic()
-                await orm(_sweep_if_due)()
             # Jobs for the free calls, and a small backlog that is ready when a call ends.
             room = max(0, min(slots - len(running), calls.free() + backlog_limit))
             free = min(room, max(0, calls.free()))

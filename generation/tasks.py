@@ -20,17 +20,17 @@ def run_job(job_id: str, rung_at: float | None = None) -> int:
 
 logger = logging.getLogger(__name__)
 
-# Taken (cache.add) by the runner loop that sweeps; held for BUNCH_SWEEP_EVERY_S.
+# Taken (cache.add) by the worker process that sweeps; held for BUNCH_SWEEP_EVERY_S.
 SWEEP_KEY = "bunch:generation:sweep"
 
 
-def sweep(*, ring: bool = True) -> dict[str, int]:
+def sweep() -> dict[str, int]:
     """Recover jobs whose worker died, ring for jobs left waiting, settle lost quota moves.
 
     Needed with either broker: the ORM broker redelivers a killed task only after its
     retry period, and the Redis broker never does. Run by the `generation.sweep` schedule
-    (every minute) and, every `BUNCH_SWEEP_EVERY_S`, by a running loop itself
-    (`sweep_if_due`, `ring=False`: that loop claims what the sweep puts back).
+    (every minute) and, every `BUNCH_SWEEP_EVERY_S`, by a thread of a worker process
+    (`generation.sweeper`).
 
     One doorbell serves every job queued while its loop looks, so the sweep rings one per
     `BUNCH_JOBS_PER_TASK` jobs found, not one per job: a doorbell per waiting job would
@@ -48,7 +48,7 @@ def sweep(*, ring: bool = True) -> dict[str, int]:
         .values_list("pk", flat=True)[:200]
     )
     found = [*requeued, *waiting]
-    rung = found[:: max(1, int(settings.BUNCH_JOBS_PER_TASK))] if ring else []
+    rung = found[:: max(1, int(settings.BUNCH_JOBS_PER_TASK))]
     queue.enqueue_jobs(rung)
     settled = ingest.quota_settle_pending()
     return {
@@ -60,14 +60,11 @@ def sweep(*, ring: bool = True) -> dict[str, int]:
 
 
 def sweep_if_due() -> dict[str, int] | None:
-    """The sweep, from a running loop, if no loop swept in the last `BUNCH_SWEEP_EVERY_S`.
+    """The sweep, unless another process swept in the last `BUNCH_SWEEP_EVERY_S`.
 
-    The schedule's sweep is a task on the broker's queue like the doorbells, behind them:
-    while the workers are busy with long loops it waited minutes (docs/reliability.md).
-    A busy cluster always has a loop running, and that loop sweeps; an idle one runs the
-    schedule's task at once. The shared cache elects one loop per period (with the
-    in-process cache of a Redis-less host, one per worker process). Never raises: a
-    failed sweep is tried again by the next loop that finds it due.
+    The shared cache elects one sweep per period (with the in-process cache of a
+    Redis-less host, one per worker process). Never raises for the database: a failed
+    sweep is tried again by the next process that finds it due.
     """
     every = float(settings.BUNCH_SWEEP_EVERY_S)
     if every <= 0:
@@ -78,7 +75,7 @@ def sweep_if_due() -> dict[str, int] | None:
     except Exception:  # the cache is unreachable: sweep anyway (twice is harmless)
         logger.warning("Sweep election failed; sweeping anyway", exc_info=True)
     try:
-        return sweep(ring=False)
+        return sweep()
     except DatabaseError:
         logger.warning("The loop's sweep failed; the next one tries again", exc_info=True)
         close_old_connections()

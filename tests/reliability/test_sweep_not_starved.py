@@ -2,9 +2,9 @@
 
 The `generation.sweep` schedule is a task on the broker's queue like the `run_job`
 doorbells: while the workers run long loops through a backlog, a sweep enqueued behind
-doorbells waited minutes, and so did the jobs of killed workers. The running loops now
-sweep themselves (`generation.tasks.sweep_if_due`), so a dead worker's job is back in the
-queue within its lease plus `BUNCH_SWEEP_EVERY_S`, however many doorbells wait.
+doorbells waited minutes, and so did the jobs of killed workers. Each worker process now
+sweeps from a thread of its own (`generation.sweeper`), so a dead worker's job is back in
+the queue within its lease plus `BUNCH_SWEEP_EVERY_S`, however many doorbells wait.
 """
 
 from __future__ import annotations
