@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=0, help="jobs per scenario (default 1000)")
     p.add_argument(
         "--rate", type=float, default=0.0,
-        help="submits/s (default 16; worker_kills spreads its jobs over its kill window)",
+        help="submits/s (default 12; worker_kills spreads its jobs over its kill window)",
     )  # fmt: skip
     p.add_argument("--settle", type=float, default=600.0, help="s after the faults: stuck")
     p.add_argument("--port-base", type=int, default=18700)
