@@ -173,7 +173,8 @@ def sync_parallel(now: dt.datetime, threads: int = 0) -> int:
     before it retries a dropped connection; threads overlap those waits. Each sync takes a
     few events at a time (`SYNC_TAKE`), so that a step's events spread over the threads
     (a sync claims 50 at once: one step's 80 due events went to two threads)."""
-    from django.db import connection, connections
+    global _sync_pool
+    from django.db import connection
 
     from billing.sync import sync_pending
 
@@ -182,20 +183,23 @@ def sync_parallel(now: dt.datetime, threads: int = 0) -> int:
 
     def one(_: int) -> int:
         retrying = 0
-        try:
-            while True:
-                report = sync_pending(now=now, limit=take)
-                retrying += report.retrying
-                if report.processed < take:
-                    return retrying
-        finally:
-            connections.close_all()
+        while True:
+            report = sync_pending(now=now, limit=take)
+            retrying += report.retrying
+            if report.processed < take:
+                return retrying
 
-    with ThreadPoolExecutor(threads) as pool:
-        return sum(pool.map(one, range(threads)))
+    if threads == 1:
+        return one(0)
+    # One pool for the run: its threads keep their database connections from step to step
+    # (closed with the run's database, dropped WITH (FORCE)).
+    if _sync_pool is None or _sync_pool._max_workers != threads:
+        _sync_pool = ThreadPoolExecutor(threads, thread_name_prefix="chaos-sync")
+    return sum(_sync_pool.map(one, range(threads)))
 
 
 SYNC_TAKE = 12
+_sync_pool: ThreadPoolExecutor | None = None
 
 
 def stripe_outage(run: Run, load: Load) -> float:
