@@ -9,6 +9,7 @@ not asserted; they belong to docs/reliability.md.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,21 @@ def _quick(tmp_path: Path, *args: str) -> list[dict[str, object]]:
     return scenarios
 
 
+def _free_port_base(first: int) -> int:
+    """The first base port from `first` on (in steps of 100) whose chaos ports are all free
+    now: a run's ports are base + 1–4 and + 10–12 (bench/chaos/stack.py); on a shared
+    machine one of them was once taken."""
+    for base in range(first, first + 1000, 100):
+        try:
+            for offset in (1, 2, 3, 4, 10, 11, 12):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise AssertionError(f"no free chaos ports from {first} on")
+
+
 def _assert_invariants(scenario: dict[str, object]) -> None:
     assert {name: scenario[name] for name in ZERO} == dict.fromkeys(ZERO, 0), scenario
     statuses: dict[str, int] = scenario["statuses"]  # type: ignore[assignment]
@@ -56,7 +72,7 @@ SQLITE_SCENARIOS = ("worker_kills", "web_kills", "provider_storm", "stripe_outag
 def test_quick_chaos_on_sqlite_loses_doubles_and_overcharges_nothing(
     tmp_path: Path, name: str
 ) -> None:
-    port_base = 18800 + 15 * SQLITE_SCENARIOS.index(name)
+    port_base = _free_port_base(18800 + 15 * SQLITE_SCENARIOS.index(name))
     [scenario] = _quick(
         tmp_path, "--broker", "sqlite", "--scenarios", name, "--port-base", str(port_base)
     )
@@ -77,7 +93,7 @@ def test_quick_chaos_database_trouble_on_postgres_and_redis_loses_nothing(
 ) -> None:
     [scenario] = _quick(
         tmp_path, "--broker", "redis", "--scenarios", "database",
-        "--port-base", "18775", "--redis-db", "8",
+        "--port-base", str(_free_port_base(18775)), "--redis-db", "8",
     )  # fmt: skip
     _assert_invariants(scenario)
     assert scenario["notes"]["connections_reset"]["postgres"] > 0  # type: ignore[index]
