@@ -39,7 +39,7 @@ def _cell(key: str, scenario: dict[str, Any]) -> str:
     if key == "phases_s":
         return f"{value['faults']} / {value['settled']} / {value['counted']}" if value else ""
     if key == "rate" and value:
-        return f"{value:g}"
+        return f"{value:.3g}"
     return str(value)
 
 
