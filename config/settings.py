@@ -272,6 +272,10 @@ STRIPE_TIMEOUT_S = env.float("STRIPE_TIMEOUT_S", 20.0)
 # made in another process takes effect within it (tenants/keycache.py). 0: every request.
 BUNCH_API_KEY_CACHE_S = env.float("BUNCH_API_KEY_CACHE_S", 2.0)
 BUNCH_JOB_LEASE_S = env.float("BUNCH_JOB_LEASE_S", 120.0)
+# A worker process's thread sweeps (expired leases back to the queue, lost doorbells rung,
+# lost quota moves settled) when no process did for this long (generation/sweeper.py);
+# 0: only the generation.sweep schedule, whose task waits behind the job doorbells.
+BUNCH_SWEEP_EVERY_S = env.float("BUNCH_SWEEP_EVERY_S", 10.0)
 # How often each worker process writes its heartbeat (status page, /readyz).
 BUNCH_HEARTBEAT_S = env.float("BUNCH_HEARTBEAT_S", 15.0)
 BUNCH_JOBS_PER_TASK = env.int("BUNCH_JOBS_PER_TASK", 32)

@@ -22,7 +22,7 @@ def _worker_spawned(**_kwargs: Any) -> None:
     then freeze the start-up objects out of the garbage collector's sight."""
     import generation.tasks  # noqa: F401
     from config.warmup import freeze_startup_objects
-    from generation import heartbeat
+    from generation import heartbeat, sweeper
     from generation.gateway import get_provider
 
     get_provider().close()
@@ -30,6 +30,7 @@ def _worker_spawned(**_kwargs: Any) -> None:
 
     if not Conf.SYNC:  # tasks run inline (tests): this is no worker process
         heartbeat.start()
+        sweeper.start()  # the sweep, without waiting behind job tasks on the queue
         _gil_switch_set()
     freeze_startup_objects()
 

@@ -17,12 +17,13 @@ import platform
 import random
 import sys
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.chaos import invariants
 from bench.chaos.clients import Load
-from bench.chaos.scenarios import DEFAULT, QUICK, SCENARIOS, Run
+from bench.chaos.scenarios import DEFAULT, QUICK, SCENARIOS, Run, sync_parallel
 from bench.chaos.stack import ChaosStack
 from bench.stack import ROOT, StackConfig
 
@@ -33,7 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     p.add_argument("--broker", default="redis", choices=("sqlite", "postgres", "redis"))
     p.add_argument("--jobs", type=int, default=0, help="jobs per scenario (default 1000)")
-    p.add_argument("--rate", type=float, default=0.0, help="submits/s (default 12)")
+    p.add_argument(
+        "--rate", type=float, default=0.0,
+        help="submits/s (default 12; worker_kills spreads its jobs over its kill window)",
+    )  # fmt: skip
     p.add_argument("--settle", type=float, default=600.0, help="s after the faults: stuck")
     p.add_argument("--port-base", type=int, default=18700)
     p.add_argument("--redis-db", type=int, default=7, help="flushed at start")
@@ -126,27 +130,29 @@ def _drain_meters(clock: dt.datetime | None, timeout_s: float = 300) -> dict[str
     from django.utils import timezone
 
     from billing.models import UsageEvent
-    from billing.sync import sync_pending
 
     start = clock or timezone.now()
     now, deadline = start, time.monotonic() + timeout_s
     pending = UsageEvent.objects.filter(stripe_state=UsageEvent.StripeState.PENDING)
     while pending.exists() and time.monotonic() < deadline:
-        sync_pending(now=now, limit=5000)
+        sync_parallel(now)
         if pending.filter(stripe_next_attempt_at__gt=now).exists():
             now += dt.timedelta(minutes=5)
     return {"catch_up_simulated_s": (now - start).total_seconds()}
 
 
 def run_scenario(
-    name: str, run: Run, keys: dict[str, str], args: argparse.Namespace
+    name: str, run: Run, keys: dict[str, str], args: argparse.Namespace, counter: Executor
 ) -> dict[str, Any]:
+    """Run one scenario, count it; the bucket's count (`half_written_files`, the slow one)
+    is left running on `counter`, for `finish` to collect while the next scenario runs."""
     stack, size = run.stack, run.size
     run.notes = {}
     before = stack.gemini_stats()["requests"]
     load = Load(
-        web_url=stack.web_url, scenario=name, keys=keys, jobs=size.jobs, rate=size.rate
-    ).start()
+        web_url=stack.web_url, scenario=name, keys=keys, jobs=size.jobs,
+        rate=size.rate_for(name),
+    ).start()  # fmt: skip
     t0 = time.monotonic()
     faults_end = SCENARIOS[name](run, load)
     for proxy in stack.proxies.values():
@@ -156,9 +162,11 @@ def run_scenario(
     _settle(name, args.settle)
     # Recovery: faults end → every job of the scenario finished (clients' retries included).
     recovery = time.monotonic() - faults_end if invariants.unfinished(name) == 0 else args.settle
+    t_settled = time.monotonic()
     clock = run.notes.pop("clock", None)
     meters = _drain_meters(clock)
     stack.stripe_faults()
+    t_drained = time.monotonic()
     figures: dict[str, Any] = {"scenario": name, "faults_s": faults_end - t0}
     figures.update(invariants.jobs_figures(load))
     figures.update(invariants.store_figures(name))
@@ -170,8 +178,29 @@ def run_scenario(
         provider_calls=calls,
         calls_per_image=round(calls / max(figures["images"], 1), 3),
         notes=run.notes,
+        rate=load.rate,
         **meters,
     )
+    # Where the scenario's wall time went (s from its start; submit ends when the last
+    # client has its answer; the bucket's count runs on during the next scenario).
+    figures["phases_s"] = {
+        "submit": round(load.finished - load.started, 1),
+        "faults": round(faults_end - t0, 1),
+        "settled": round(t_settled - t0, 1),
+        "meters_drained": round(t_drained - t0, 1),
+        "counted": round(time.monotonic() - t0, 1),
+    }
+    figures["_files"] = counter.submit(invariants.half_written_files, name)
+    return figures
+
+
+def finish(figures: dict[str, Any]) -> dict[str, Any]:
+    """Wait for the scenario's bucket count; then its breaches are known."""
+    pending = figures.pop("_files", None)
+    if pending is not None:
+        started = time.monotonic()
+        figures["half_written_files"] = pending.result()
+        figures["phases_s"]["files_waited"] = round(time.monotonic() - started, 1)
     figures["breaches"] = invariants.breaches(figures)
     return figures
 
@@ -196,6 +225,11 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _report(figures: dict[str, Any]) -> None:
+    print(table([figures]), flush=True)
+    print(f"phases (s): {figures['phases_s']}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     size = QUICK if args.quick else DEFAULT
@@ -210,14 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     stack = _stack(args, run_dir)
     started = time.monotonic()
     results: list[dict[str, Any]] = []
+    start_s = 0.0
+    counter = ThreadPoolExecutor(1, thread_name_prefix="chaos-files")
     try:
         keys = _start(stack, capped_jobs=len(names) * (size.jobs // 20 + 1))
+        start_s = time.monotonic() - started
         run = Run(stack=stack, size=size, rng=random.Random(args.seed))
         for name in names:
             print(f"chaos: {name} …", flush=True)
-            results.append(run_scenario(name, run, keys, args))
-            print(table(results[-1:]), flush=True)
+            results.append(run_scenario(name, run, keys, args, counter))
+            if len(results) > 1:
+                _report(finish(results[-2]))
+        _report(finish(results[-1]))
     finally:
+        counter.shutdown(wait=True, cancel_futures=True)
         stack.stop()
         from django.db import connections
 
@@ -231,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "broker": args.broker,
         "size": size.__dict__,
         "wall_s": round(time.monotonic() - started, 1),
+        "start_s": round(start_s, 1),
         "scenarios": results,
     }  # fmt: skip
     path = run_dir / "chaos.json"

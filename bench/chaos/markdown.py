@@ -24,6 +24,7 @@ ROWS = (
     ("client_5xx", "client-visible 5xx"), ("client_connection_errors", "client connection errors"),
     ("client_retries", "client retries"), ("recovery_s", "recovery s (faults end → all done)"),
     ("calls_per_image", "provider calls ÷ images"), ("queue_wait_s", "queue wait s (p50 / max)"),
+    ("rate", "submits/s"), ("phases_s", "wall s: faults end / all done / counted"),
 )  # fmt: skip
 
 
@@ -35,6 +36,10 @@ def _cell(key: str, scenario: dict[str, Any]) -> str:
         return ", ".join(f"{n} {s}" for s, n in sorted(value.items()))
     if key == "queue_wait_s":
         return f"{value['p50']} / {value['max']}"
+    if key == "phases_s":
+        return f"{value['faults']} / {value['settled']} / {value['counted']}" if value else ""
+    if key == "rate" and value:
+        return f"{value:.3g}"
     return str(value)
 
 

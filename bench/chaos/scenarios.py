@@ -9,6 +9,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,16 @@ class Size:
     stripe_hours: float
     s3_refusal_s: float
 
+    def rate_for(self, scenario: str) -> float:
+        """Submits/s: `rate`, except that the worker kills' jobs are spread over the whole
+        kill window, so that every kill finds jobs running."""
+        if scenario == "worker_kills":
+            return min(self.rate, self.jobs / self.worker_kills_s)
+        return self.rate
 
+
+# 12 submits/s: about what the default stack (2 web and 2 worker processes) processes on 2
+# cores; at 16/s the queue waits grew to 16–30 s (p50) and the jobs finished no sooner.
 DEFAULT = Size(
     jobs=1000, rate=12.0, worker_kills_s=120, web_kills_s=60, db_latency_s=20, db_reset_s=20,
     storm_s=60, stripe_hours=6, s3_refusal_s=30,
@@ -154,6 +164,44 @@ def provider_storm(run: Run, load: Load) -> float:
     return time.monotonic()
 
 
+def sync_parallel(now: dt.datetime, threads: int = 0) -> int:
+    """`sync_pending(now=…)` on several threads at once, as several workers' syncs would run
+    (their claims skip each other's rows; on SQLite, one thread), until nothing is due at
+    `now`; returns the retrying count.
+
+    Most of a sync's time is waiting: for Stripe, and for the SDK's own pause (0.5–1 s)
+    before it retries a dropped connection; threads overlap those waits. Each sync takes a
+    few events at a time (`SYNC_TAKE`), so that a step's events spread over the threads
+    (a sync claims 50 at once: one step's 80 due events went to two threads)."""
+    global _sync_pool
+    from django.db import connection
+
+    from billing.sync import sync_pending
+
+    threads = threads or (8 if connection.features.has_select_for_update_skip_locked else 1)
+    take = SYNC_TAKE if threads > 1 else 5000
+
+    def one(_: int) -> int:
+        retrying = 0
+        while True:
+            report = sync_pending(now=now, limit=take)
+            retrying += report.retrying
+            if report.processed < take:
+                return retrying
+
+    if threads == 1:
+        return one(0)
+    # One pool for the run: its threads keep their database connections from step to step
+    # (closed with the run's database, dropped WITH (FORCE)).
+    if _sync_pool is None or _sync_pool._max_workers != threads:
+        _sync_pool = ThreadPoolExecutor(threads, thread_name_prefix="chaos-sync")
+    return sum(_sync_pool.map(one, range(threads)))
+
+
+SYNC_TAKE = 12
+_sync_pool: ThreadPoolExecutor | None = None
+
+
 def stripe_outage(run: Run, load: Load) -> float:
     """Stripe refuses every call (429) while the scenario's jobs run and are stored, and
     then for `stripe_hours` on the sync's clock: the driver runs the meter sync itself, 5
@@ -162,7 +210,6 @@ def stripe_outage(run: Run, load: Load) -> float:
     from django.utils import timezone
 
     from bench.chaos.invariants import unfinished
-    from billing.sync import sync_pending
 
     stack = run.stack
     stack.stripe_faults(rate_429=1.0)
@@ -172,7 +219,7 @@ def stripe_outage(run: Run, load: Load) -> float:
     end = clock + dt.timedelta(hours=run.size.stripe_hours)
     attempts = 0
     while clock < end:
-        attempts += sync_pending(now=clock, limit=5000).retrying
+        attempts += sync_parallel(clock)
         clock += dt.timedelta(minutes=5)
     faults_end = time.monotonic()
     stack.stripe_faults(drop_after_commit_rate=0.1, path_prefix="/v1/billing/meter_events")

@@ -3,15 +3,19 @@ starts keeps looking at the queue long enough to find the jobs whose ring was sk
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any
 
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 from django_q.models import OrmQ
 
-from generation import queue, runner
+from generation import queue, runner, tasks
 from generation.models import Job
+from generation.scheduler import claim_jobs
 from generation.services import JobParams, job_submit
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
@@ -123,3 +127,37 @@ def test_linger_must_outlast_the_coalescing_window() -> None:
     )
     assert result.returncode != 0
     assert "BUNCH_DOORBELL_LINGER_S must be longer" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_rings_one_doorbell_per_loop_of_jobs_left_waiting(
+    owner: Actor, settings: Any
+) -> None:
+    settings.BUNCH_JOBS_PER_TASK = 4
+    jobs = [job_submit(tenant=owner.tenant, params=JobParams(prompt=f"p{i}")) for i in range(9)]
+    OrmQ.objects.all().delete()  # the broker lost their doorbell
+    Job.objects.update(created_at=timezone.now() - dt.timedelta(minutes=1))
+
+    swept = tasks.sweep()
+
+    # One loop claims up to BUNCH_JOBS_PER_TASK jobs and keeps looking: 3 rings for 9 jobs.
+    assert (swept["doorbells"], swept["rung"]) == (9, 3)
+    assert [t["args"][0] for t in _rung_tasks()] == [str(jobs[i].pk) for i in (0, 4, 8)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_worker_process_sweeps_per_period(owner: Actor, settings: Any) -> None:
+    settings.BUNCH_SWEEP_EVERY_S = 1
+    cache.delete(tasks.SWEEP_KEY)
+    job = job_submit(tenant=owner.tenant, params=JobParams(prompt="its worker died"))
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.BUNCH_JOB_LEASE_S + 60)
+    assert claim_jobs(limit=1, now=long_ago) == [job.pk]
+    OrmQ.objects.all().delete()  # its doorbell was taken by the worker that died
+
+    first = tasks.sweep_if_due()
+    assert first is not None and first["requeued"] == 1
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+    assert [t["args"][0] for t in _rung_tasks()] == [str(job.pk)]
+    assert tasks.sweep_if_due() is None  # another process, within the period
+    time.sleep(1.1)
+    assert tasks.sweep_if_due() == {"requeued": 0, "doorbells": 0, "rung": 0, "quota_settled": 0}
