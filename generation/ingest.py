@@ -29,6 +29,7 @@ from generation.conversations import services as conversations
 from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
+from generation.services import job_finish_in_store
 
 
 def job_request(job: Job) -> ImageRequest:
@@ -83,9 +84,15 @@ def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
     return image
 
 
-def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
+def image_store(
+    *, job: Job, image: Image, result: ImageResult, finish_attempts: int | None = None
+) -> bool:
     """Store `image` with its usage event in one transaction; False (files removed) when it
     was stored before or the job has finished.
+
+    `finish_attempts`: this is the job's last image (every other one is stored), and the
+    job succeeds in the same transaction, its attempts so far added
+    (`services.job_finish_in_store`): one transaction and a locking read fewer per job.
 
     The image then moves from the period's reservation to its usage in a step of its own
     (`billing.services.usage_quota_settle`, once per usage event): the period row is the
@@ -126,6 +133,8 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 quota_settled=False,
             )
             live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
+            if finish_attempts is not None:
+                job_finish_in_store(job=job, attempts=finish_attempts)
     except IntegrityError:
         if image.file.name:
             default_storage.delete(image.file.name)

@@ -150,8 +150,8 @@ def test_cancel_mid_job_keeps_and_bills_the_images_already_made(
     settings.BUNCH_CALLS_PER_TASK = 1
     original = ingest.image_store
 
-    def store_then_cancel(*, job: Job, image: Any, result: Any) -> bool:
-        stored = original(job=job, image=image, result=result)
+    def store_then_cancel(*, job: Job, image: Any, result: Any, **finish: Any) -> bool:
+        stored = original(job=job, image=image, result=result, **finish)
         if Image.objects.filter(job=job).count() == 2:  # this was the second image
             Job.objects.filter(pk=job.pk).update(cancel_requested=True)
         return stored
