@@ -31,6 +31,7 @@ from yarl import URL
 
 from core import metrics
 from core.catalog import MODELS, ModelSpec, TokenUsage, get_model
+from generation.image_header import declared_size
 
 from .types import (
     GeneratedImage,
@@ -485,8 +486,13 @@ def _to_result(
 
 
 def _image(data: bytes, mime_type: str) -> GeneratedImage:
-    with Image.open(io.BytesIO(data)) as img:
-        width, height = img.size
+    # The size from the header as Pillow reads it, without Pillow's search of its format
+    # plugins (2 % of a worker's GIL time at provider concurrency 400); Pillow for others.
+    size = declared_size(data)
+    if size is None:
+        with Image.open(io.BytesIO(data)) as img:
+            size = img.size
+    width, height = size
     return GeneratedImage(data=data, mime_type=mime_type, width=width, height=height)
 
 
