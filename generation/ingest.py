@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
 from billing.pricing import cost_of, price_for
 from billing.services import usage_quota_settle, usage_record
 from core import metrics
@@ -29,6 +29,7 @@ from generation.conversations import services as conversations
 from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
+from generation.services import job_finish_in_store
 
 
 def job_request(job: Job) -> ImageRequest:
@@ -83,9 +84,15 @@ def image_from_result(job: Job, index: int, result: ImageResult) -> Image:
     return image
 
 
-def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
+def image_store(
+    *, job: Job, image: Image, result: ImageResult, finish_attempts: int | None = None
+) -> bool:
     """Store `image` with its usage event in one transaction; False (files removed) when it
     was stored before or the job has finished.
+
+    `finish_attempts`: this is the job's last image (every other one is stored), and the
+    job succeeds in the same transaction, its attempts so far added
+    (`services.job_finish_in_store`): one transaction and a locking read fewer per job.
 
     The image then moves from the period's reservation to its usage in a step of its own
     (`billing.services.usage_quota_settle`, once per usage event): the period row is the
@@ -93,24 +100,19 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     round to COMMIT. The sweeper settles what a crash in between leaves
     (`quota_settle_pending`).
     """
-    price = price_for(model=get_model(job.tier).model_id, mode=job.mode)
-    cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
+    model = get_model(job.tier).model_id
     share = per_image_nanos(job)
     try:
         with transaction.atomic():
             # One statement locks the job row (an UPDATE of non-key columns: FOR NO KEY
             # UPDATE), checks that it has not finished and moves the image's share out of
             # its reservation; a duplicate image below rolls the move back with the rest.
-            moved = (
-                Job.objects.filter(pk=job.pk)
-                .exclude(status__in=Job.FINISHED)
-                .update(
-                    reserved_images=F("reserved_images") - 1,
-                    reserved_nanos=F("reserved_nanos") - share,
-                )
-            )
+            # On PostgreSQL the same statement reads the price book's line (`_move_share`).
+            moved, price = _move_share(job=job, share=share, model=model)
             if not moved:
                 raise IntegrityError("job already finished")
+            price = price or price_for(model=model, mode=job.mode)
+            cost = cost_of(usage=result.usage, price=price, markup=job.tenant.plan.markup_per_image)
             image.save(force_insert=True)
             provenance_save(image)
             conversations.turn_store(job=job, image=image, result=result)
@@ -126,6 +128,8 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
                 quota_settled=False,
             )
             live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
+            if finish_attempts is not None:
+                job_finish_in_store(job=job, attempts=finish_attempts)
     except IntegrityError:
         if image.file.name:
             default_storage.delete(image.file.name)
@@ -139,6 +143,56 @@ def image_store(*, job: Job, image: Image, result: ImageResult) -> bool:
     metrics.images_stored.labels(job.tier, job.mode).inc()
     metrics.image_bytes_stored.labels(job.tier, job.mode).inc(image.size_bytes)
     return True
+
+
+_PRICE_COLUMNS = (
+    "id",
+    "tier",
+    "model",
+    "mode",
+    "input_per_million",
+    "text_output_per_million",
+    "image_output_per_million",
+)
+
+
+def _move_share(*, job: Job, share: int, model: str) -> tuple[bool, Price | None]:
+    """The image's share out of the unfinished job's reservation: (moved, the price book's
+    line for the job's model and mode, when this statement read it).
+
+    On PostgreSQL one statement does both: the price is read in the store's transaction,
+    so the image is billed at the price book as it is when stored, and the store spends
+    one statement and one round trip less (the price's own SELECT was 4 % of a worker's
+    GIL time at provider concurrency 400). Elsewhere the ORM's UPDATE, and None.
+    """
+    if connection.vendor != "postgresql":
+        moved = (
+            Job.objects.filter(pk=job.pk)
+            .exclude(status__in=Job.FINISHED)
+            .update(
+                reserved_images=F("reserved_images") - 1,
+                reserved_nanos=F("reserved_nanos") - share,
+            )
+        )
+        return bool(moved), None
+    quote = connection.ops.quote_name
+    jobs, prices = quote(Job._meta.db_table), quote(Price._meta.db_table)
+    columns = ", ".join(f"p.{quote(c)}" for c in _PRICE_COLUMNS)
+    sql = (
+        f"UPDATE {jobs} SET "
+        '"reserved_images" = "reserved_images" - 1, "reserved_nanos" = "reserved_nanos" - %s '
+        f'FROM (SELECT 1) AS one LEFT JOIN {prices} AS p ON p."model" = %s AND p."mode" = %s '
+        f'WHERE {jobs}."id" = %s AND NOT ({jobs}."status" IN (%s, %s, %s)) '
+        f"RETURNING {columns}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [share, model, str(job.mode), job.pk, *(s.value for s in Job.FINISHED)])
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    if row[0] is None:  # no line for this model yet: `price_for` seeds it
+        return True, None
+    return True, Price(**dict(zip(_PRICE_COLUMNS, row, strict=True)))
 
 
 def quota_settle_pending(*, older_than: dt.timedelta = dt.timedelta(seconds=30)) -> int:

@@ -58,16 +58,41 @@ def jobs_changed(*, job_ids: Iterable[Any], batch_ids: Iterable[Any] = ()) -> No
 def keys_changed(*, keys: Iterable[str]) -> None:
     """News for watchers of these keys (`job:<id>`, `batch:<id>`, `series:<id>`); call inside
     the transaction that made the change."""
-    keys = list(keys)
-    if not keys:
+    payloads = _payloads(list(keys))
+    if not payloads:
         return
-    payload = " ".join(keys)
     kind = backend()
     if kind == "redis":
-        transaction.on_commit(lambda: _redis_publish(payload))
+        transaction.on_commit(lambda: _redis_publish(payloads))
     elif kind == "postgres":
         with connection.cursor() as cursor:  # delivered at COMMIT, dropped on ROLLBACK
-            cursor.execute("SELECT pg_notify(%s, %s)", [channel(), payload])
+            if len(payloads) == 1:
+                cursor.execute("SELECT pg_notify(%s, %s)", [channel(), payloads[0]])
+            else:
+                cursor.execute(
+                    "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [channel(), payloads]
+                )
+
+
+# PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more ("payload string too long"):
+# a claim of 200 jobs is 8,200 bytes of keys. Keys are ASCII; a message holds whole keys.
+PAYLOAD_MAX_BYTES = 7900
+
+
+def _payloads(keys: list[str]) -> list[str]:
+    """`keys` space-separated in messages of at most PAYLOAD_MAX_BYTES each."""
+    payloads: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for key in keys:
+        if chunk and size + 1 + len(key) > PAYLOAD_MAX_BYTES:
+            payloads.append(" ".join(chunk))
+            chunk, size = [], 0
+        size += len(key) + (1 if chunk else 0)
+        chunk.append(key)
+    if chunk:
+        payloads.append(" ".join(chunk))
+    return payloads
 
 
 def jobs_claimed(job_ids: list[Any]) -> None:
@@ -89,7 +114,7 @@ def jobs_claimed(job_ids: list[Any]) -> None:
 _redis_clients: dict[str, Any] = {}
 
 
-def _redis_publish(payload: str) -> None:
+def _redis_publish(payloads: list[str]) -> None:
     import redis
 
     url = settings.REDIS_URL
@@ -97,7 +122,8 @@ def _redis_publish(payload: str) -> None:
         client = _redis_clients.get(url)
         if client is None:
             client = _redis_clients[url] = redis.Redis.from_url(url)
-        client.publish(channel(), payload)
+        for payload in payloads:
+            client.publish(channel(), payload)
     except redis.RedisError:  # a waiter then answers at its deadline or on its next look
         logger.warning("Could not publish a job change to Redis", exc_info=True)
 

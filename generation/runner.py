@@ -94,6 +94,8 @@ class JobPlan:
     deferred: bool = False
     # The worker is stopping: images not started are left to the next worker (`hand_back`).
     handed_back: bool = False
+    # The job succeeded in its last image's store transaction (`ingest.image_store`).
+    finished: bool = False
     done: set[int] = field(default_factory=set)
     loaded_at: float = field(default_factory=time.monotonic)
 
@@ -349,9 +351,17 @@ async def _generate_one(
                 retry_error = None
                 slots.pace.answered(time.monotonic() - called)
                 image = await asyncio.to_thread(ingest.image_from_result, plan.job, index, result)
-                stored = await orm(ingest.image_store)(job=plan.job, image=image, result=result)
+                # Every other image stored: this store finishes the job in its transaction.
+                last = len(plan.done | {index}) >= plan.job.count
+                stored = await orm(ingest.image_store)(
+                    job=plan.job,
+                    image=image,
+                    result=result,
+                    finish_attempts=plan.attempts if last else None,
+                )
                 if stored:
                     plan.done.add(index)
+                    plan.finished = last
                 return
         # Back off outside the slot, so waiting never holds up other images.
         if attempt >= max_attempts:
@@ -382,6 +392,8 @@ async def _run_job(job_id: uuid.UUID, session: AsyncGeminiSession, calls: CallSl
     except Exception:
         logger.exception("Job %s crashed while generating", job_id)
         raise
+    if plan.finished:
+        return
     if plan.deferred and plan.error is None and not plan.canceled:
         await orm(_defer)(job_id=job_id, attempts=plan.attempts)
         return

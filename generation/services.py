@@ -418,47 +418,90 @@ def job_finish(
         )
         if job.is_finished:
             return job
-        made = job.made
-        job.attempts += attempts
-        if made >= job.count:
-            job.status = Job.Status.SUCCEEDED
-        elif job.cancel_requested:
-            job.status = Job.Status.CANCELED
-        else:
-            job.status = Job.Status.FAILED
-            job.error_code = error.code if error else "internal_error"
-            job.error_message = (
-                error.message if error else "The job stopped unexpectedly; it was not retried."
-            )
-        job.finished_at = timezone.now()
-        job.lease_expires_at = None
-        # The quota row before the job's status: the status change locks the tenant's
-        # scheduler row (its running count, generation/migrations/0011), and a submit locks
-        # the quota row, then that one. The same order here, or the two deadlock.
-        reservation_release_all(job=job)
-        job.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "error_code",
-                "error_message",
-                "finished_at",
-                "lease_expires_at",
-            ]
-        )
-        labels = (job.status, job.tier, job.mode, job.tenant.plan.slug)
-        transaction.on_commit(lambda: _finished(job, labels))
-        live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
-        if job.has_endpoints:  # most tenants poll: spares serialising every finished job
-            job_event_emit(job=job)
-        # A batch's item, or a series' frame (series/ listens; the key is the series'
-        # own label on its frames' jobs).
-        if job.batch_id is not None or SERIES_LABEL in job.metadata:
-            _announce_finished(job)
-        if wake:
-            tenant_id = job.tenant_id
-            transaction.on_commit(lambda: _wake_waiting(tenant_id))
+        _settle(job, made=job.made, attempts=attempts, error=error, wake=wake)
     return job
+
+
+def job_finish_in_store(*, job: Job, attempts: int) -> None:
+    """The job succeeds in the transaction that stored its last image (`ingest.image_store`,
+    whose UPDATE of the job row holds the row's lock): the same settlement as `job_finish`,
+    without a transaction, a locking read and a news message of its own. `job` is the
+    runner's copy from its plan; its counters and flags are read again here, and every
+    image is stored (the caller stored the last one)."""
+    current = (
+        Job.objects.filter(pk=job.pk)
+        .annotate(
+            has_endpoints=Exists(
+                WebhookEndpoint.objects.filter(tenant=OuterRef("tenant"), enabled=True)
+            )
+        )
+        .values(
+            "status",
+            "attempts",
+            "reserved_images",
+            "reserved_nanos",
+            "quota_period_id",
+            "cancel_requested",
+            "has_endpoints",
+        )
+        .get()
+    )
+    for name, value in current.items():
+        setattr(job, name, value)  # (has_endpoints, as `job_finish`'s annotation sets it)
+    _settle(job, made=job.count, attempts=attempts, error=None, wake=False, news=False)
+
+
+def _settle(
+    job: Job,
+    *,
+    made: int,
+    attempts: int,
+    error: ProviderError | None,
+    wake: bool,
+    news: bool = True,
+) -> None:
+    """`job_finish`'s work on the locked, unfinished job (`job.has_endpoints` set)."""
+    job.attempts += attempts
+    if made >= job.count:
+        job.status = Job.Status.SUCCEEDED
+    elif job.cancel_requested:
+        job.status = Job.Status.CANCELED
+    else:
+        job.status = Job.Status.FAILED
+        job.error_code = error.code if error else "internal_error"
+        job.error_message = (
+            error.message if error else "The job stopped unexpectedly; it was not retried."
+        )
+    job.finished_at = timezone.now()
+    job.lease_expires_at = None
+    # The quota row before the job's status: the status change locks the tenant's
+    # scheduler row (its running count, generation/migrations/0011), and a submit locks
+    # the quota row, then that one. The same order here, or the two deadlock.
+    reservation_release_all(job=job)
+    job.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "error_code",
+            "error_message",
+            "finished_at",
+            "lease_expires_at",
+        ]
+    )
+    labels = (job.status, job.tier, job.mode, job.tenant.plan.slug)
+    transaction.on_commit(lambda: _finished(job, labels))
+    if news:  # (the store's own message already names the job and its batch)
+        live.jobs_changed(job_ids=[job.pk], batch_ids=[job.batch_id])
+    # Most tenants poll: looked up, it spares serialising every finished job.
+    if getattr(job, "has_endpoints", True):
+        job_event_emit(job=job)
+    # A batch's item, or a series' frame (series/ listens; the key is the series'
+    # own label on its frames' jobs).
+    if job.batch_id is not None or SERIES_LABEL in job.metadata:
+        _announce_finished(job)
+    if wake:
+        tenant_id = job.tenant_id
+        transaction.on_commit(lambda: _wake_waiting(tenant_id))
 
 
 def _finished(job: Job, labels: tuple[str, str, str, str]) -> None:

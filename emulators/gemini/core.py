@@ -351,6 +351,29 @@ async def image_response(
     return _envelope(model, _usage(model, req, True, text_out, thoughts), candidates=[candidate])
 
 
+def with_newer_fields(body: dict[str, Any], *, in_parts: bool = False) -> dict[str, Any]:
+    """[[newfields]]: the answer as a newer API version might send it, with fields that
+    no SDK knows yet at each level (in each part too with [[newfields:parts]]), and a
+    candidate's citations as Gemini names them."""
+    future = {"futureField": {"kind": "not yet in any SDK", "weight": 0.5}}
+    candidates = []
+    for candidate in body.get("candidates") or []:
+        content = candidate.get("content") or {}
+        parts = [{**part, **future} if in_parts else part for part in content.get("parts") or []]
+        candidates.append(
+            {
+                **candidate,
+                **future,
+                "content": {**content, "parts": parts, **future},
+                "citationMetadata": {
+                    "citationSources": [{"startIndex": 0, "endIndex": 4, "uri": "https://x.test"}]
+                },
+            }
+        )
+    usage = {**(body.get("usageMetadata") or {}), **future}
+    return {**body, **future, "candidates": candidates, "usageMetadata": usage}
+
+
 def response_bytes(body: dict[str, Any]) -> bytes:
     """`json.dumps(body).encode()`, with each candidate's large inline data spliced in as
     it is: base64 needs no JSON escaping, and json.dumps scanning 2 MB of it to find that

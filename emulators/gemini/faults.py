@@ -9,6 +9,8 @@ Triggers, written anywhere in the prompt text:
   [[noimage]]        finishReason STOP with a text part only
   [[html502]]        an HTML 502 page, as a load balancer sends it
   [[drop]]           close the connection without an answer
+  [[newfields]]      the answer carries fields no SDK knows yet (core.with_newer_fields);
+  [[newfields:parts]]  in each part too
   [[expire]]         (batches) the job ends EXPIRED
   [[c2pa:tampered]]  the image's C2PA manifest is kept but one pixel byte is changed (Invalid)
   [[c2pa:none]]      the image carries no C2PA manifest

@@ -268,6 +268,8 @@ class Emulator:
         answer = (
             await render if render else core.special_response(model, parsed, decision.outcome or "")
         )
+        if "[[newfields" in parsed.prompt:
+            answer = core.with_newer_fields(answer, in_parts="[[newfields:parts]]" in parsed.prompt)
         if call is not None:
             self.calls.answered(call, answer)
         model_ms = int((time.monotonic() - started) * 1000)

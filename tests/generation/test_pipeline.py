@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from PIL import Image as PILImage
 
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
+from billing.pricing import registry_prices
+from core.catalog import MODELS
+from core.money import token_cost
 from generation import ingest, runner, scheduler
 from generation.models import Image, Job
 from generation.services import JobParams, job_submit
@@ -150,8 +154,8 @@ def test_cancel_mid_job_keeps_and_bills_the_images_already_made(
     settings.BUNCH_CALLS_PER_TASK = 1
     original = ingest.image_store
 
-    def store_then_cancel(*, job: Job, image: Any, result: Any) -> bool:
-        stored = original(job=job, image=image, result=result)
+    def store_then_cancel(*, job: Job, image: Any, result: Any, **finish: Any) -> bool:
+        stored = original(job=job, image=image, result=result, **finish)
         if Image.objects.filter(job=job).count() == 2:  # this was the second image
             Job.objects.filter(pk=job.pk).update(cancel_requested=True)
         return stored
@@ -304,3 +308,31 @@ def test_a_redelivered_task_stores_and_bills_nothing_twice(
     assert Image.objects.filter(job_id=job["id"]).count() == 2
     assert UsageEvent.objects.filter(job_id=job["id"]).count() == 2
     assert _quota(owner).images_used == 2
+
+
+@pytest.mark.parametrize("change", ["raised", "removed"])
+def test_an_image_is_billed_at_the_price_book_as_it_is_when_stored(
+    inline_worker: GeminiEmulator, owner: Actor, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The price line changes (or is removed, and seeded again from the registry) after
+    the job's estimate and the model's answer, just before the store reads it."""
+    model = MODELS["lite"].model_id
+    registry = registry_prices(tier="lite", mode="standard")["image_output_per_million"]
+    original = ingest.image_store
+
+    def change_then_store(**store: Any) -> bool:
+        line = Price.objects.filter(model=model, mode="standard")
+        if change == "raised":
+            line.update(image_output_per_million=Decimal("99"))
+        else:
+            line.delete()
+        return original(**store)
+
+    monkeypatch.setattr(ingest, "image_store", change_then_store)
+    job = _submit(owner, prompt="a lighthouse", model="lite")
+
+    assert job["status"] == "succeeded"
+    usage = UsageEvent.objects.get(job_id=job["id"])
+    expected = Decimal("99") if change == "raised" else Decimal(registry)
+    assert usage.image_output_per_million == expected
+    assert usage.provider_cost >= token_cost(usage.output_image_tokens, expected) > 0
