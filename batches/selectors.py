@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from batches.models import Batch, BatchDraft, BatchItem, PromptTemplate
 from billing.models import UsageEvent
 from config.errors import NotFound
+from generation import selectors as job_selectors
 from generation.models import Image, Job
 from tenants.models import Tenant
 
@@ -125,19 +126,24 @@ def batch_get_for_tenant(tenant: Tenant, batch_id: Any) -> Batch:
     return batch
 
 
-def batch_items(batch: Batch) -> QuerySet[BatchItem]:
-    """The batch's items in order, each with its job, images and usage."""
+def batch_items(batch: Batch, tenant: Tenant | None = None) -> QuerySet[BatchItem]:
+    """The batch's items in order, each with its job, images and usage. `tenant`: the
+    batch's, with its plan, which its jobs then share (see `tenant_jobs`)."""
     images = (
         Image.objects.select_related("usage", "provenance")
         .defer("provenance__manifest")
         .order_by("index")
     )
-    # Each item shows its job's price, which reads the tenant's plan: joined once here,
-    # not two queries per item.
-    jobs = (
-        Job.objects.select_related("tenant__plan")
-        .prefetch_related(Prefetch("images", queryset=images))
-        .annotate(actual_cost=Sum("usage__billed"))
+    # Each item shows its job's price, which reads the tenant's plan: the caller's, or
+    # joined once here, not two queries per item. The cost is a subquery per job of the
+    # page, not a GROUP BY over every column of the jobs.
+    tenant_rows = (
+        job_selectors.tenant_jobs(tenant)
+        if tenant is not None and tenant.pk == batch.tenant_id
+        else Job.objects.select_related("tenant__plan")
+    )
+    jobs = tenant_rows.prefetch_related(Prefetch("images", queryset=images)).annotate(
+        actual_cost=job_selectors.job_actual_cost()
     )
     return (
         BatchItem.objects.filter(batch=batch)

@@ -20,7 +20,7 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise NotFound(f"No such {what}.") from None
 
 
-def _actual_cost() -> Subquery:
+def job_actual_cost() -> Subquery:
     """What the job's usage events bill, as a subquery per selected job: the database
     computes it for the rows of the page only, after the LIMIT, and the list's query still
     walks the (tenant, created_at) index. (An aggregate over a join would group all of the
@@ -41,19 +41,23 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
         .defer("provenance__manifest")
         .order_by("index")
     )
-    # The plan prices each job's `price` (its markup) without a query per job. When the
-    # caller's tenant has its plan (an API request's or the dashboard's does), every job
-    # of the page is given that one tenant (the related manager's known object), instead
-    # of a tenant and a plan joined and built for each row: a tenth of a page's time.
-    if Tenant._meta.get_field("plan").is_cached(tenant):
-        jobs = tenant.jobs.all()
-    else:
-        jobs = Job.objects.filter(tenant=tenant).select_related("tenant__plan")
     return (
-        jobs.select_related("batch_item")  # its item index, for batch items
+        tenant_jobs(tenant)
+        .select_related("batch_item")  # its item index, for batch items
         .prefetch_related(Prefetch("images", queryset=images))
-        .annotate(actual_cost=_actual_cost())
+        .annotate(actual_cost=job_actual_cost())
     )
+
+
+def tenant_jobs(tenant: Tenant) -> QuerySet[Job]:
+    """The tenant's jobs, each with its tenant and plan, which price its `price` (the
+    markup) without a query per job. When the caller's tenant has its plan (an API
+    request's or the dashboard's does), every job is given that one tenant (the related
+    manager's known object) instead of a tenant and a plan joined and built for each row:
+    a tenth of a page's time."""
+    if Tenant._meta.get_field("plan").is_cached(tenant):
+        return tenant.jobs.all()
+    return Job.objects.filter(tenant=tenant).select_related("tenant__plan")
 
 
 def job_get_for_tenant(tenant: Tenant, job_id: Any) -> Job:

@@ -220,3 +220,42 @@ def test_the_admin_event_type_filter_lists_the_types_sent_and_narrows_the_rows(
     assert [row.pk for row in response.context["cl"].result_list] == [failed.pk]
     [spec] = [f for f in response.context["cl"].filter_specs if f.title == "event type"]
     assert [value for value, _ in spec.lookup_choices] == list(WebhookEndpoint.EVENT_TYPES)
+
+
+def _items(batch: Batch, jobs: int) -> None:
+    from batches.models import BatchItem
+
+    made = Job.objects.bulk_create(
+        Job(
+            tenant=batch.tenant, prompt=f"item {i}", model_prompt="item", aspect_ratio="1:1",
+            status="succeeded", mode="batch", batch=batch, created_at=T0,
+        )
+        for i in range(jobs)
+    )  # fmt: skip
+    have = BatchItem.objects.filter(batch=batch).count()
+    BatchItem.objects.bulk_create(
+        BatchItem(batch=batch, index=have + i, job=job) for i, job in enumerate(made)
+    )
+
+
+def test_batch_items_cost_the_same_queries_for_3_or_90_items_with_no_tenant_per_row(
+    owner: Actor,
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    [batch] = _batches(owner.tenant, 1, statuses=())
+    _items(batch, 3)
+    url = f"{BATCHES}/{batch.pk}/items"
+    _queries(owner, url)  # the first request also looks the API key up
+    few = _queries(owner, url)
+    _items(batch, 87)
+
+    with CaptureQueriesContext(connection) as captured:
+        body = owner.api().get(url).json()
+
+    assert len(captured) == few == 5  # rate limit, batch, items, their jobs, their images
+    assert [row["index"] for row in body["results"]] == list(range(90))
+    jobs_sql = next(q["sql"] for q in captured if 'FROM "generation_job"' in q["sql"])
+    # The page's jobs share the request's tenant and plan; their cost is a subquery per
+    # job, not a GROUP BY over the jobs' every column.
+    assert '"tenants_tenant"' not in jobs_sql and "GROUP BY" not in jobs_sql.split("(SELECT")[0]
