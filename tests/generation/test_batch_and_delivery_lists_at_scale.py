@@ -259,3 +259,32 @@ def test_batch_items_cost_the_same_queries_for_3_or_90_items_with_no_tenant_per_
     # The page's jobs share the request's tenant and plan; their cost is a subquery per
     # job, not a GROUP BY over the jobs' every column.
     assert '"tenants_tenant"' not in jobs_sql and "GROUP BY" not in jobs_sql.split("(SELECT")[0]
+
+
+def test_each_batchs_images_and_cost_on_the_list_are_its_own_jobs(
+    owner: Actor, outsider: Actor
+) -> None:
+    from decimal import Decimal
+
+    from core.money import usd
+    from generation.models import Image
+    from tests.billing.conftest import record_usage
+
+    mine, empty = _batches(owner.tenant, 2, statuses=("succeeded", "failed", "queued"))
+    events = record_usage(owner.tenant, n=2)  # a job with two images and their usage
+    Job.objects.filter(pk=events[0].job_id).update(batch=mine)
+    unbilled = Job.objects.filter(batch=mine, status="failed").get()
+    Image.objects.create(
+        tenant=owner.tenant, job=unbilled, index=0, file="test/x.png", mime_type="image/png",
+        width=1, height=1, size_bytes=1, sha256="0" * 64,
+    )  # fmt: skip
+    record_usage(owner.tenant, n=3)  # not in a batch
+    record_usage(outsider.tenant, n=2)
+
+    listed = {row["id"]: row for row in _all_pages(owner, BATCHES)}
+
+    assert listed[str(mine.pk)]["progress"]["images_made"] == 3
+    assert listed[str(mine.pk)]["progress"]["succeeded"] == 2  # its own and the moved one
+    assert listed[str(mine.pk)]["actual_cost"] == usd(sum(e.billed for e in events))
+    assert listed[str(empty.pk)]["progress"]["images_made"] == 0
+    assert listed[str(empty.pk)]["actual_cost"] == usd(Decimal(0))
