@@ -100,13 +100,13 @@ def batches_with_progress(batches: Iterable[Batch]) -> list[Batch]:
         .alias(job_images=Subquery(images, output_field=IntegerField()))
         .alias(job_cost=job_selectors.job_actual_cost())
         .values("batch_id", "status")
-        .annotate(n=Count("pk"), images=Sum("job_images"), cost=Sum("job_cost"))
+        .annotate(n=Count("pk"), made=Sum("job_images"), cost=Sum("job_cost"))
     )
     for row in rows:
         batch_id = row["batch_id"]
         counts[batch_id][row["status"]] = row["n"]
-        if row["images"] is not None:
-            made[batch_id] = (made.get(batch_id) or 0) + row["images"]
+        if row["made"] is not None:
+            made[batch_id] = (made.get(batch_id) or 0) + row["made"]
         if row["cost"] is not None:
             cost[batch_id] = (cost.get(batch_id) or Decimal(0)) + row["cost"]
     first = Job.objects.filter(batch=OuterRef("pk")).order_by("created_at", "pk").values("pk")[:1]
