@@ -8,6 +8,7 @@ from typing import Any, cast
 from django import forms
 from django.db.models import QuerySet
 
+from config.widgets import PlainSelect
 from generation.models import Image, Job, Provenance
 from generation.presets import PRESETS
 from tenants.models import Tenant
@@ -45,8 +46,9 @@ class GalleryFilterForm(forms.Form):
     date_to = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
-    batch = forms.ChoiceField(required=False, choices=ANY)
-    locale = forms.ChoiceField(required=False, choices=ANY)
+    # Up to 100 batches and 200 locales: options rendered without a template each.
+    batch = forms.ChoiceField(required=False, choices=ANY, widget=PlainSelect)
+    locale = forms.ChoiceField(required=False, choices=ANY, widget=PlainSelect)
 
     def __init__(self, *args: Any, tenant: Tenant | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
