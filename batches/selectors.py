@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from batches.models import Batch, BatchDraft, BatchItem, PromptTemplate
 from billing.models import UsageEvent
 from config.errors import NotFound
+from config.sql import without_jit
 from generation import selectors as job_selectors
 from generation.models import Image, Job
 from tenants.models import Tenant
@@ -87,11 +88,13 @@ def batches_with_progress(batches: Iterable[Batch]) -> list[Batch]:
     counts: dict[Any, dict[str, int]] = {pk: {} for pk in ids}
     made: dict[Any, int | None] = {}
     cost: dict[Any, Decimal | None] = {}
+    # COUNT(job_id), not COUNT(id): the job_id index alone answers it (an index-only
+    # scan), without visiting each image's row.
     images = (
         Image.objects.filter(job_id=OuterRef("pk"))
         .order_by()
         .values("job_id")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("job_id"))
         .values("n")
     )
     rows = (
@@ -102,7 +105,11 @@ def batches_with_progress(batches: Iterable[Batch]) -> list[Batch]:
         .values("batch_id", "status")
         .annotate(n=Count("pk"), made=Sum("job_images"), cost=Sum("job_cost"))
     )
-    for row in rows:
+    # 5,000 jobs with two subplans each pass the planner's JIT threshold: at 10M rows the
+    # query ran in a few ms after 300 ms of compiling it.
+    with without_jit():
+        grouped = list(rows)
+    for row in grouped:
         batch_id = row["batch_id"]
         counts[batch_id][row["status"]] = row["n"]
         if row["made"] is not None:

