@@ -41,13 +41,19 @@ def _insert_select_sql(model: type[models.Model]) -> tuple[list[models.Field[Any
 
 @contextlib.contextmanager
 def without_jit() -> Iterator[None]:
-    """Run the block's queries without PostgreSQL's JIT compilation (a transaction with
-    `SET LOCAL jit = off`; nothing elsewhere): a page's query whose estimated cost passes
+    """Run the block's queries without PostgreSQL's JIT compilation (in a transaction,
+    `jit` set off for the block only): a page's query whose estimated cost passes
     `jit_above_cost` (100,000: a few thousand rows with subplans) spends 100–300 ms
     compiling expressions to run it in a few milliseconds. Elsewhere, a no-op."""
     if connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        yield
+        # SET LOCAL lasts to the end of the outermost transaction, not the savepoint a
+        # nested block is: the previous value is put back after the block.
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+        previous = cursor.fetchone()[0]
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('jit', %s, true)", [previous])

@@ -288,3 +288,28 @@ def test_each_batchs_images_and_cost_on_the_list_are_its_own_jobs(
     assert listed[str(mine.pk)]["actual_cost"] == usd(sum(e.billed for e in events))
     assert listed[str(empty.pk)]["progress"]["images_made"] == 0
     assert listed[str(empty.pk)]["actual_cost"] == usd(Decimal(0))
+
+
+def test_the_batch_progress_query_runs_without_jit_and_only_it() -> None:
+    from django.db import transaction
+
+    from config.sql import without_jit
+
+    if connection.vendor != "postgresql":
+        with without_jit():
+            pass  # a no-op elsewhere
+        return
+
+    def jit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return str(cursor.fetchone()[0])
+
+    with transaction.atomic():
+        before = jit()
+        with without_jit():
+            inside = jit()
+        after = jit()
+
+    assert inside == "off"
+    assert before == after  # SET LOCAL ends with the block's (sub)transaction
