@@ -140,11 +140,9 @@ def _db_size() -> str:
 
 def _reads(tenant: Any, owner: Any, admin: Any, key: str) -> list[Read]:
     from django.test import Client
-    from django.utils import timezone
-    from rest_framework.test import APIClient
-
     from django.urls import ResolverMatch
-    from rest_framework.test import ForceAuthClientHandler
+    from django.utils import timezone
+    from rest_framework.test import APIClient, ForceAuthClientHandler
 
     class ServedAsInProduction(ForceAuthClientHandler):
         """The test client's handler, but a view with a sync form (the job list, which
