@@ -4,12 +4,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from batches.models import Batch, BatchDraft, PromptTemplate, ProviderBatch
+from config.admin_lists import TenantFilter
 
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
     list_display = ["id", "tenant", "name", "mode", "status", "total_items", "created_at"]
-    list_filter = ["status", "mode", "tenant", "created_at"]
+    list_filter = ["status", "mode", TenantFilter, "created_at"]
     list_select_related = ["tenant"]
     search_fields = ["id", "name", "tenant__slug"]
     readonly_fields = [f.name for f in Batch._meta.fields]
@@ -33,7 +34,7 @@ class ProviderBatchAdmin(admin.ModelAdmin):
 @admin.register(PromptTemplate)
 class PromptTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "kind", "model", "updated_at"]
-    list_filter = ["kind", "tenant"]
+    list_filter = ["kind", TenantFilter]
     list_select_related = ["tenant"]
     search_fields = ["name", "text", "tenant__slug"]
 
@@ -43,7 +44,7 @@ class BatchDraftAdmin(admin.ModelAdmin):
     """Read-only: drafts are made and submitted in the dashboard; kept seven days."""
 
     list_display = ["id", "tenant", "source", "template", "created_at", "submitted_at", "batch"]
-    list_filter = ["source", "tenant"]
+    list_filter = ["source", TenantFilter]
     list_select_related = ["tenant", "template", "batch"]
     readonly_fields = [f.name for f in BatchDraft._meta.fields]
 

@@ -205,7 +205,8 @@ class BatchItemsView(APIView):
     def get(self, request: Request, batch_id: str) -> Response:
         batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
         paginator = ItemPagination()
-        page = paginator.paginate_queryset(selectors.batch_items(batch), request, view=self)
+        items = selectors.batch_items(batch, request_tenant(request))
+        page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
 
 

@@ -73,6 +73,14 @@ class BatchItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["batch", "index"], name="batch_item_unique_index")
         ]
+        indexes = [
+            # The gallery's locale choices: the localised items of a tenant's recent batches.
+            models.Index(
+                fields=["batch", "locale"],
+                name="batch_item_locale",
+                condition=models.Q(locale__gt=""),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"item {self.index} of {self.batch_id}"

@@ -49,7 +49,7 @@ def batch_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 @tenant_page()
 def batch_detail(request: HttpRequest, membership: Membership, batch_id: str) -> HttpResponse:
     batch = selectors.batch_get_for_tenant(membership.tenant, batch_id)
-    items = Paginator(selectors.batch_items(batch), ITEMS_PAGE_SIZE).get_page(
+    items = Paginator(selectors.batch_items(batch, membership.tenant), ITEMS_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     context = {

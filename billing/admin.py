@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from billing.models import MeterLine, MeterSwitch, Price, StripeWebhookEvent, TokenMeter, UsageEvent
 from billing.services import usage_resend
+from config.admin_lists import ListAtScaleMixin, TenantFilter
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
 
@@ -53,7 +54,7 @@ class ModelFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyAdmin):
+class UsageEventAdmin(ListAtScaleMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "tenant",
@@ -66,7 +67,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
         "stripe_attempts",
         "occurred_at",
     ]
-    list_filter = ["stripe_state", ModelFilter, "mode", "tenant", "occurred_at"]
+    list_filter = ["stripe_state", ModelFilter, "mode", TenantFilter, "occurred_at"]
     list_select_related = ["tenant"]
     # Millions of rows: no COUNT of the table, no date hierarchy (see JobAdmin).
     paginator = EstimatedCountPaginator

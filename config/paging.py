@@ -15,8 +15,10 @@ EXACT_UP_TO = 10_000
 
 def planner_rows(queryset: QuerySet[Any]) -> int:
     """PostgreSQL's estimate of the rows `queryset` returns, from EXPLAIN (no execution)."""
-    plan = json.loads(queryset.order_by().explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
+    text = queryset.order_by().explain(format="json")
+    if not text:  # a query Django knows is empty (`.none()`, `pk__in=[]`) is not run
+        return 0
+    return int(json.loads(text)[0]["Plan"]["Plan Rows"])
 
 
 class EstimatedCountPaginator(Paginator):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 
 def insert_select(instance: models.Model) -> tuple[str, str, list[Any]]:
@@ -35,3 +37,23 @@ def _insert_select_sql(model: type[models.Model]) -> tuple[list[models.Field[Any
         # where assigning text to the column refuses it.
         casts.append(f"CAST(%s AS {'text' if db_type.startswith('varchar') else db_type})")
     return fields, target, ", ".join(casts)
+
+
+@contextlib.contextmanager
+def without_jit() -> Iterator[None]:
+    """Run the block's queries without PostgreSQL's JIT compilation (in a transaction,
+    `jit` set off for the block only): a page's query whose estimated cost passes
+    `jit_above_cost` (100,000: a few thousand rows with subplans) spends 100–300 ms
+    compiling expressions to run it in a few milliseconds. Elsewhere, a no-op."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        # SET LOCAL lasts to the end of the outermost transaction, not the savepoint a
+        # nested block is: the previous value is put back after the block.
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+        previous = cursor.fetchone()[0]
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('jit', %s, true)", [previous])

@@ -9,6 +9,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
+from config.admin_lists import ListAtScaleMixin, TenantFilter
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
 from generation import budget, services
@@ -48,7 +49,7 @@ class ImageInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ListAtScaleMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "tenant",
@@ -61,7 +62,7 @@ class JobAdmin(admin.ModelAdmin):
         "error_code",
         "created_at",
     ]
-    list_filter = ["status", TierFilter, "mode", "kind", "tenant", "created_at"]
+    list_filter = ["status", TierFilter, "mode", "kind", TenantFilter, "created_at"]
     list_select_related = ["tenant"]
     # Millions of rows: no COUNT of the table, and no date hierarchy (its day links
     # read the distinct days of every row); the created_at filter narrows by date.
@@ -121,7 +122,7 @@ class ProvenanceInline(admin.StackedInline):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(ListAtScaleMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "tenant",
@@ -133,7 +134,7 @@ class ImageAdmin(admin.ModelAdmin):
         "provenance_state",
         "created_at",
     ]
-    list_filter = ["source", "provenance__state", "tenant", "created_at"]
+    list_filter = ["source", "provenance__state", TenantFilter, "created_at"]
     list_select_related = ["tenant", "job", "provenance"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
@@ -176,7 +177,7 @@ class ConversationTurnInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["id", "tenant", "source_image", "tier", "created_at", "updated_at"]
-    list_filter = ["tier", "tenant"]
+    list_filter = ["tier", TenantFilter]
     list_select_related = ["tenant", "source_image"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False

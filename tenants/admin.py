@@ -10,6 +10,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
+from config.admin_lists import TenantFilter
 from core.money import from_nanos, show_total
 from tenants.capacity import reservations_check
 from tenants.models import ApiKey, Invitation, Membership, Plan, QuotaPeriod, Tenant
@@ -141,7 +142,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "expires_at",
         "revoked_at",
     ]
-    list_filter = ["tenant"]
+    list_filter = [TenantFilter]
     list_select_related = ["tenant"]
     search_fields = ["name", "prefix", "tenant__slug"]
     exclude = ["secret_hash"]

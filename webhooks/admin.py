@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from config.admin_lists import ListAtScaleMixin, TenantFilter
 from config.paging import EstimatedCountPaginator
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver, endpoint_update
@@ -17,7 +18,7 @@ from webhooks.services import delivery_redeliver, endpoint_update
 
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ["url", "tenant", "event_types", "enabled", "created_at"]
-    list_filter = ["enabled", "tenant"]
+    list_filter = ["enabled", TenantFilter]
     list_select_related = ["tenant"]
     search_fields = ["url", "description", "tenant__slug"]
     # The secret is the tenant's to see once; support staff never need it.
@@ -49,7 +50,7 @@ class EventTypeFilter(admin.SimpleListFilter):
         return queryset.filter(event_type=self.value()) if self.value() else queryset
 
 
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ListAtScaleMixin, admin.ModelAdmin):
     list_display = [
         "event_type",
         "endpoint",

@@ -220,3 +220,96 @@ def test_the_admin_event_type_filter_lists_the_types_sent_and_narrows_the_rows(
     assert [row.pk for row in response.context["cl"].result_list] == [failed.pk]
     [spec] = [f for f in response.context["cl"].filter_specs if f.title == "event type"]
     assert [value for value, _ in spec.lookup_choices] == list(WebhookEndpoint.EVENT_TYPES)
+
+
+def _items(batch: Batch, jobs: int) -> None:
+    from batches.models import BatchItem
+
+    made = Job.objects.bulk_create(
+        Job(
+            tenant=batch.tenant, prompt=f"item {i}", model_prompt="item", aspect_ratio="1:1",
+            status="succeeded", mode="batch", batch=batch, created_at=T0,
+        )
+        for i in range(jobs)
+    )  # fmt: skip
+    have = BatchItem.objects.filter(batch=batch).count()
+    BatchItem.objects.bulk_create(
+        BatchItem(batch=batch, index=have + i, job=job) for i, job in enumerate(made)
+    )
+
+
+def test_batch_items_cost_the_same_queries_for_3_or_90_items_with_no_tenant_per_row(
+    owner: Actor,
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    [batch] = _batches(owner.tenant, 1, statuses=())
+    _items(batch, 3)
+    url = f"{BATCHES}/{batch.pk}/items"
+    _queries(owner, url)  # the first request also looks the API key up
+    few = _queries(owner, url)
+    _items(batch, 87)
+
+    with CaptureQueriesContext(connection) as captured:
+        body = owner.api().get(url).json()
+
+    assert len(captured) == few == 5  # rate limit, batch, items, their jobs, their images
+    assert [row["index"] for row in body["results"]] == list(range(90))
+    jobs_sql = next(q["sql"] for q in captured if 'FROM "generation_job"' in q["sql"])
+    # The page's jobs share the request's tenant and plan; their cost is a subquery per
+    # job, not a GROUP BY over the jobs' every column.
+    assert '"tenants_tenant"' not in jobs_sql and "GROUP BY" not in jobs_sql.split("(SELECT")[0]
+
+
+def test_each_batchs_images_and_cost_on_the_list_are_its_own_jobs(
+    owner: Actor, outsider: Actor
+) -> None:
+    from decimal import Decimal
+
+    from core.money import usd
+    from generation.models import Image
+    from tests.billing.conftest import record_usage
+
+    mine, empty = _batches(owner.tenant, 2, statuses=("succeeded", "failed", "queued"))
+    events = record_usage(owner.tenant, n=2)  # a job with two images and their usage
+    Job.objects.filter(pk=events[0].job_id).update(batch=mine)
+    unbilled = Job.objects.filter(batch=mine, status="failed").get()
+    Image.objects.create(
+        tenant=owner.tenant, job=unbilled, index=0, file="test/x.png", mime_type="image/png",
+        width=1, height=1, size_bytes=1, sha256="0" * 64,
+    )  # fmt: skip
+    record_usage(owner.tenant, n=3)  # not in a batch
+    record_usage(outsider.tenant, n=2)
+
+    listed = {row["id"]: row for row in _all_pages(owner, BATCHES)}
+
+    assert listed[str(mine.pk)]["progress"]["images_made"] == 3
+    assert listed[str(mine.pk)]["progress"]["succeeded"] == 2  # its own and the moved one
+    assert listed[str(mine.pk)]["actual_cost"] == usd(sum(e.billed for e in events))
+    assert listed[str(empty.pk)]["progress"]["images_made"] == 0
+    assert listed[str(empty.pk)]["actual_cost"] == usd(Decimal(0))
+
+
+def test_the_batch_progress_query_runs_without_jit_and_only_it() -> None:
+    from django.db import transaction
+
+    from config.sql import without_jit
+
+    if connection.vendor != "postgresql":
+        with without_jit():
+            pass  # a no-op elsewhere
+        return
+
+    def jit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return str(cursor.fetchone()[0])
+
+    with transaction.atomic():
+        before = jit()
+        with without_jit():
+            inside = jit()
+        after = jit()
+
+    assert inside == "off"
+    assert before == after  # SET LOCAL ends with the block's (sub)transaction
