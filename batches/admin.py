@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from batches.models import Batch, BatchDraft, PromptTemplate, ProviderBatch
-from config.admin_lists import TenantFilter
+from tenants.admin_filters import TenantFilter
 
 
 @admin.register(Batch)

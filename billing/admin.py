@@ -8,9 +8,10 @@ from django.http import HttpRequest
 
 from billing.models import MeterLine, MeterSwitch, Price, StripeWebhookEvent, TokenMeter, UsageEvent
 from billing.services import usage_resend
-from config.admin_lists import ListAtScaleMixin, TenantFilter
+from config.admin_lists import ListAtScaleMixin
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
+from tenants.admin_filters import TenantFilter
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -9,7 +9,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
-from config.admin_lists import ListAtScaleMixin, TenantFilter
+from config.admin_lists import ListAtScaleMixin
 from config.paging import EstimatedCountPaginator, search_by_id_or_text
 from core.catalog import MODELS
 from generation import budget, services
@@ -22,6 +22,7 @@ from generation.models import (
     ProviderModel,
     TenantShare,
 )
+from tenants.admin_filters import TenantFilter
 from tenants.capacity import reservations_total
 
 

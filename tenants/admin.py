@@ -10,8 +10,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
-from config.admin_lists import TenantFilter
 from core.money import from_nanos, show_total
+from tenants.admin_filters import TenantFilter
 from tenants.capacity import reservations_check
 from tenants.models import ApiKey, Invitation, Membership, Plan, QuotaPeriod, Tenant
 from tenants.services import api_key_revoke, period_start, tenant_set_status

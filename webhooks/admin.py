@@ -10,8 +10,9 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from config.admin_lists import ListAtScaleMixin, TenantFilter
+from config.admin_lists import ListAtScaleMixin
 from config.paging import EstimatedCountPaginator
+from tenants.admin_filters import TenantFilter
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver, endpoint_update
 
