@@ -46,7 +46,10 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
             for n in range(24)
         ]
         for job_id in ids[1::4]:
-            assert api.post(f"{GENERATIONS}/{job_id}/cancel").status_code == 200
+            # 200: canceled while queued; 202: a worker had claimed it, it stops before its
+            # next image; 409: it had already finished (the running workers race the
+            # cancels, as a tenant's would).
+            assert api.post(f"{GENERATIONS}/{job_id}/cancel").status_code in (200, 202, 409)
         wait_until(fold_then_finished, 120, "every job to finish, folding meanwhile")
     finally:
         gemini.clear_faults()
@@ -54,7 +57,7 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
     usage_rollup_fold_all()
 
     assert sum(folded) > 0
-    assert Job.objects.filter(status="canceled").exists()
+    assert Job.objects.filter(cancel_requested=True).exists()
     assert usage_rollup_mismatches() == []
     ledger = UsageEvent.objects.filter(tenant=owner.tenant).aggregate(billed=Sum("billed"))
     total = api.get("/api/v1/usage", {"group_by": "mode"}).json()["total"]
