@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import socket
 import threading
-import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -19,8 +18,6 @@ from generation import shutdown
 from generation.models import WorkerHeartbeat
 
 FORGET_AFTER = dt.timedelta(days=1)
-# How soon the beating thread notices that its worker is stopping.
-DRAIN_CHECK_S = 0.5
 _started: threading.Thread | None = None
 
 
@@ -54,12 +51,10 @@ def start() -> threading.Thread:
                     return
                 beat(host=host, pid=pid, started_at=started_at)
             except Exception:  # a database hiccup must not kill the worker; next beat
-                if stop.wait(DRAIN_CHECK_S):
+                if stop.wait(shutdown.DRAIN_CHECK_S):
                     return
-            next_beat = time.monotonic() + float(settings.BUNCH_HEARTBEAT_S)
-            while (left := next_beat - time.monotonic()) > 0 and not shutdown.draining():
-                if stop.wait(min(left, DRAIN_CHECK_S)):
-                    return
+            if shutdown.rest(float(settings.BUNCH_HEARTBEAT_S), stop):
+                return
 
     thread = threading.Thread(target=loop, name="bunch-heartbeat", daemon=True)
     thread.stop = stop  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import threading
 import time
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -77,3 +78,17 @@ def install() -> None:
     Cluster.start = start_armed  # type: ignore[method-assign]
     Cluster.stop = stop_draining  # type: ignore[method-assign]
     Cluster._bunch_drains = True  # type: ignore[attr-defined]
+
+
+# How soon a worker's background thread (heartbeat, sweeper) notices that it is stopping.
+DRAIN_CHECK_S = 0.5
+
+
+def rest(seconds: float, stop: threading.Event) -> bool:
+    """A background thread's pause of up to `seconds`, cut short when the worker starts
+    draining; True when `stop` was set, and the thread should end."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0 and not draining():
+        if stop.wait(min(left, DRAIN_CHECK_S)):
+            return True
+    return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -21,8 +20,6 @@ from django.db import close_old_connections
 from generation import shutdown
 
 logger = logging.getLogger(__name__)
-# How soon the sweeping thread notices that its worker is stopping.
-DRAIN_CHECK_S = 0.5
 _started: threading.Thread | None = None
 
 
@@ -45,10 +42,8 @@ def start() -> threading.Thread | None:
                 sweep_if_due()
             except Exception:  # a sweep must never end the thread; the next one tries
                 logger.warning("The worker's sweep failed", exc_info=True)
-            next_look = time.monotonic() + min(every, 1.0)  # (one cache round trip a look)
-            while (left := next_look - time.monotonic()) > 0 and not shutdown.draining():
-                if stop.wait(min(left, DRAIN_CHECK_S)):
-                    return
+            if shutdown.rest(min(every, 1.0), stop):  # (one cache round trip a look)
+                return
 
     thread = threading.Thread(target=loop, name="bunch-sweeper", daemon=True)
     thread.stop = stop  # type: ignore[attr-defined]
