@@ -12,9 +12,10 @@ delivered twice, or by a worker that lost its lease, is neither stored nor bille
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,6 +31,8 @@ from generation.images import image_build, provenance_save
 from generation.models import Image, Job
 from generation.providers.types import ImageRequest, ImageResult, InputImage
 from generation.services import job_finish_in_store
+
+logger = logging.getLogger(__name__)
 
 
 def job_request(job: Job) -> ImageRequest:
@@ -134,12 +137,20 @@ def image_store(
         if image.file.name:
             default_storage.delete(image.file.name)
         return False
-    usage_quota_settle(
-        usage_id=usage.pk,
-        period_id=job.quota_period_id or 0,
-        reserved_nanos=share,
-        spent=cost.billed,
-    )
+    try:
+        usage_quota_settle(
+            usage_id=usage.pk,
+            period_id=job.quota_period_id or 0,
+            reserved_nanos=share,
+            spent=cost.billed,
+        )
+    except DatabaseError:
+        # The image and its usage event are committed: the store succeeded. The move is
+        # the sweep's now (`quota_settle_pending`), as after a kill between the two;
+        # failing here would only make the runner call the model again for a stored image.
+        logger.warning(
+            "Quota move of usage %s failed; the sweep settles it", usage.pk, exc_info=True
+        )
     metrics.images_stored.labels(job.tier, job.mode).inc()
     metrics.image_bytes_stored.labels(job.tier, job.mode).inc(image.size_bytes)
     return True

@@ -17,6 +17,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,11 @@ def _capped(jobs: int) -> str:
     return api_key_create(tenant=tenant, name="chaos", scopes=["generate", "read"]).plaintext
 
 
-def _settle(scenario: str, timeout_s: float) -> float:
-    """Seconds until every job of the scenario finished (timeout_s if some never did)."""
+def _wait_for(at_rest: Callable[[], bool], timeout_s: float) -> float:
+    """Seconds until `at_rest()` (timeout_s if it never was)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        if invariants.unfinished(scenario) == 0:
+        if at_rest():
             return time.monotonic() - started
         time.sleep(0.5)
     return timeout_s
@@ -159,10 +160,15 @@ def run_scenario(
         proxy.heal()
     stack.gemini_clear()
     load.join()
-    _settle(name, args.settle)
+    _wait_for(lambda: invariants.unfinished(name) == 0, args.settle)
     # Recovery: faults end → every job of the scenario finished (clients' retries included).
     recovery = time.monotonic() - faults_end if invariants.unfinished(name) == 0 else args.settle
     t_settled = time.monotonic()
+    # At rest: the images stored just before a kill are moved from their period's
+    # reservation to its usage by the workers' sweep, up to 30 s + BUNCH_SWEEP_EVERY_S later.
+    # What is still unsettled after `--settle` s is counted as reserved left over.
+    _wait_for(lambda: invariants.quota_unsettled() == 0, args.settle)
+    t_quota = time.monotonic()
     clock = run.notes.pop("clock", None)
     meters = _drain_meters(clock)
     stack.stripe_faults()
@@ -187,6 +193,7 @@ def run_scenario(
         "submit": round(load.finished - load.started, 1),
         "faults": round(faults_end - t0, 1),
         "settled": round(t_settled - t0, 1),
+        "quota_settled": round(t_quota - t0, 1),
         "meters_drained": round(t_drained - t0, 1),
         "counted": round(time.monotonic() - t0, 1),
     }

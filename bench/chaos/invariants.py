@@ -30,6 +30,18 @@ def unfinished(scenario: str) -> int:
     return scenario_jobs(scenario).exclude(status__in=Job.FINISHED).count()
 
 
+def quota_unsettled() -> int:
+    """Stored images still counted as reserved in their quota period: the move from
+    reservation to usage is a step of its own after the store's commit, so a worker killed
+    (or a connection cut) between the two leaves it to the sweeper
+    (`generation.ingest.quota_settle_pending`, for events older than 30 s, every
+    `BUNCH_SWEEP_EVERY_S`). Nonzero at rest is a breach; nonzero just after the last job
+    finished is the sweeper's work still to come."""
+    from billing.models import UsageEvent
+
+    return UsageEvent.objects.filter(quota_settled=False).count()
+
+
 def jobs_figures(load: Load) -> dict[str, Any]:
     from generation.models import Job
 
@@ -138,6 +150,7 @@ def quota_figures() -> dict[str, Any]:
         if ledger["n"] != period.images_used:
             used_vs_ledger += 1
     return {
+        "quota_unsettled_images": quota_unsettled(),
         "quota_reserved_left": reserved,
         "spend_beyond_cap": beyond,
         "quota_used_vs_ledger": used_vs_ledger,

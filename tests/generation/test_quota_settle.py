@@ -5,13 +5,16 @@ just after the store: one statement on PostgreSQL, a short transaction on SQLite
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import pytest
+from django.db import OperationalError
 from django.db.models import F
 from django.utils import timezone
 
 from billing.models import UsageEvent
 from core.money import to_nanos
-from generation import tasks
+from generation import ingest, tasks
 from generation.ingest import per_image_nanos
 from generation.models import Job
 from tenants.models import QuotaPeriod
@@ -74,3 +77,43 @@ def test_a_fresh_unsettled_image_is_left_to_its_worker(
     UsageEvent.objects.filter(job_id=job_id).update(quota_settled=False)  # stored just now
 
     assert tasks.sweep()["quota_settled"] == 0
+
+
+def test_a_quota_move_that_fails_after_the_store_leaves_the_image_stored_for_the_sweep(
+    inline_worker: GeminiEmulator, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database went away between the first image's commit and its move (the chaos
+    # suite's `database` scenario): the job still makes both images, one call each.
+    real, failed = ingest.usage_quota_settle, []
+
+    def refused_once(**kwargs: Any) -> bool:
+        if not failed:
+            failed.append(kwargs["usage_id"])
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ingest, "usage_quota_settle", refused_once)
+    job = _submit(owner, prompt="two mugs", kind="mockup", count=2)
+    monkeypatch.undo()
+
+    assert job["status"] == "succeeded"
+    assert len(inline_worker.requests()) == 2
+    assert (
+        list(
+            UsageEvent.objects.filter(job_id=job["id"], quota_settled=False).values_list(
+                "pk", flat=True
+            )
+        )
+        == failed
+    )
+    period = QuotaPeriod.objects.get(tenant=owner.tenant)
+    assert (period.images_used, period.images_reserved) == (1, 1)
+
+    UsageEvent.objects.filter(pk=failed[0]).update(
+        occurred_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert tasks.sweep()["quota_settled"] == 1
+    period.refresh_from_db()
+    assert (period.images_used, period.images_reserved, period.spend_reserved_nanos) == (2, 0, 0)
+    billed = sum(u.billed for u in UsageEvent.objects.filter(job_id=job["id"]))
+    assert period.spend_used_nanos == to_nanos(billed)
