@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -264,7 +265,14 @@ def _datetime(value: str | None, name: str) -> Any:
         return None
     from django.utils.dateparse import parse_date, parse_datetime
 
-    parsed = parse_datetime(value) or parse_date(value)
+    try:
+        parsed = parse_datetime(value) or parse_date(value)
+        # In UTC before it reaches the database: PostgreSQL refuses an offset beyond ±15:59
+        # (a 500 before), which ISO 8601 and Python allow up to ±23:59.
+        if isinstance(parsed, dt.datetime) and parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # a date out of range, or out of range in UTC
+        parsed = None
     if parsed is None:
         raise BunchError(
             f"{name} must be an ISO 8601 date or time.",

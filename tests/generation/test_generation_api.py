@@ -237,6 +237,32 @@ def test_list_is_newest_first_with_cursor_pagination_and_filters(
     assert_error(api.get(GENERATIONS, {"created_after": "yesterday"}), 400, "validation_error")
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "found"),
+    [
+        # An offset PostgreSQL refuses (beyond ±15:59; schemathesis found it as a 500).
+        ("created_before", "0193-11-01T09:45:22-17:52", 0),
+        ("created_after", "0193-11-01T09:45:22-17:52", 1),
+        ("created_after", "2000-01-01T23:30:00+23:59", 1),
+        ("created_after", "0001-01-01T00:00:00+01:00", None),  # before year 1 in UTC
+        ("created_before", "2026-13-01T00:00:00Z", None),  # well formed, no such month
+    ],
+)
+def test_a_created_filter_is_compared_in_utc_or_refused_with_a_400(
+    owner: Actor, name: str, value: str, found: int | None
+) -> None:
+    api = owner.api()
+    api.post(GENERATIONS, {"prompt": "a lamp"}, format="json")
+
+    response = api.get(GENERATIONS, {name: value})
+
+    if found is None:
+        assert_error(response, 400, "validation_error")
+    else:
+        assert response.status_code == 200, response.content
+        assert len(response.json()["results"]) == found
+
+
 def test_other_tenants_jobs_and_images_are_404(
     inline_worker: GeminiEmulator, owner: Actor, outsider: Actor
 ) -> None:
