@@ -1,0 +1,78 @@
+"""Fixed-window counters in a SQLite file of their own, shared by every process that opens it.
+
+SQLite has one writer per database file. Counting each request in the application's own
+database made every request, reads included, queue for that lock behind submits' and
+workers' transactions; a file of its own has only these one-statement upserts to wait for.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS window_count ("
+    " key TEXT NOT NULL, window_start INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " PRIMARY KEY (key, window_start)) WITHOUT ROWID"
+)
+_UPSERT = (
+    "INSERT INTO window_count (key, window_start, count) VALUES {rows} "
+    "ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 "
+    "RETURNING key, count"
+)
+
+
+class WindowCounts:
+    """Counts per (key, window start) in the SQLite file at `path`, created on first use."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 20.0) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread and process: a connection must not cross a fork, and
+        # sqlite3 connections are not shared between threads.
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        # The counts need no durability across a power cut: NORMAL syncs only at checkpoints.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(_SCHEMA)
+        self._local.held = (os.getpid(), conn)
+        return conn
+
+    def ensure(self) -> None:
+        """Create the file and its table now (at migrate time) rather than on first use."""
+        self._connection()
+
+    def hit(self, keys: list[str], window_start: int) -> dict[str, int]:
+        """Count one hit against each distinct key in `window_start`; answer the new counts."""
+        conn = self._connection()
+        rows = ", ".join(["(?, ?, 1)"] * len(keys))
+        params = [value for key in keys for value in (key, window_start)]
+        counts = {key: int(count) for key, count in conn.execute(_UPSERT.format(rows=rows), params)}
+        fresh = [key for key, count in counts.items() if count == 1]
+        if fresh:  # the first hit of a window clears the key's older windows
+            marks = ", ".join("?" * len(fresh))
+            conn.execute(
+                f"DELETE FROM window_count WHERE key IN ({marks}) AND window_start < ?",
+                [*fresh, window_start],
+            )
+        return counts
+
+    def clear(self) -> None:
+        self._connection().execute("DELETE FROM window_count")
+
+    def close(self) -> None:
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held[1].close()
+            self._local.held = None
