@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.windowcounts import WindowCounts
 from tenants import ratelimit
 from tenants.models import RateLimitWindow
 from tests.plugins.actors import Actor, assert_error, make_plan
@@ -162,3 +163,18 @@ def test_me_writes_nothing_to_the_application_database_but_postgresqls_counts(
         assert writes == []
     else:
         assert writes and all("tenants_ratelimitwindow" in sql for sql in writes)
+
+
+def test_each_connection_to_the_counts_file_learns_its_own_new_counts(tmp_path: Path) -> None:
+    here, there = WindowCounts(tmp_path / "counts"), WindowCounts(tmp_path / "counts")
+
+    assert here.hit(["x"], 60) == {"x": 1}
+    assert there.hit(["x"], 60) == {"x": 2}
+    assert here.hit(["x", "y"], 60) == {"x": 3, "y": 1}
+    assert there.hit(["y"], 60) == {"y": 2}
+    assert here.hit(["x"], 120) == {"x": 1}  # a new window, and the older one is gone
+    with closing(sqlite3.connect(tmp_path / "counts")) as other:
+        assert other.execute("SELECT key, window_start, count FROM window_count").fetchall() == [
+            ("x", 120, 1),
+            ("y", 60, 2),
+        ]
