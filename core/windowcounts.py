@@ -25,10 +25,13 @@ _SCHEMA = (
 # count; the upsert alone, which takes and releases the lock within one call into
 # SQLite, 0.07-0.13 s, and the same with these triggers 0.09-0.10 s.
 _SEEN = (
-    "CREATE TEMP TABLE seen (key TEXT PRIMARY KEY, count INTEGER NOT NULL)",
+    "CREATE TEMP TABLE seen (key TEXT NOT NULL, count INTEGER NOT NULL)",
     *(
+        # Delete, then insert: a trigger's own conflict clause (INSERT OR REPLACE) gives way
+        # to the upsert's, so a row an interrupted count left behind would fail the next.
         f"CREATE TEMP TRIGGER seen_after_{event.lower()} AFTER {event} ON main.window_count "
-        "BEGIN INSERT OR REPLACE INTO seen (key, count) VALUES (NEW.key, NEW.count); END"
+        "BEGIN DELETE FROM seen WHERE key = NEW.key; "
+        "INSERT INTO seen (key, count) VALUES (NEW.key, NEW.count); END"
         for event in ("INSERT", "UPDATE")
     ),
 )
@@ -59,11 +62,14 @@ class WindowCounts:
         # The counts need no durability across a power cut: NORMAL syncs only at checkpoints.
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        self._prepare(conn)
+        self._local.held = (os.getpid(), conn)
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute(_SCHEMA)
         for statement in _SEEN:
             conn.execute(statement)
-        self._local.held = (os.getpid(), conn)
-        return conn
 
     def ensure(self) -> None:
         """Create the file and its table now (at migrate time) rather than on first use."""
@@ -75,8 +81,9 @@ class WindowCounts:
         rows = ", ".join(["(?, ?, 1)"] * len(keys))
         params = [value for key in keys for value in (key, window_start)]
         conn.execute(_UPSERT.format(rows=rows), params)
-        counts = {key: int(count) for key, count in conn.execute("SELECT key, count FROM seen")}
-        conn.execute("DELETE FROM seen")
+        # RETURNING here is harmless: the temporary table is this connection's alone.
+        seen = conn.execute("DELETE FROM seen RETURNING key, count")
+        counts = {key: int(count) for key, count in seen}
         fresh = [key for key, count in counts.items() if count == 1]
         if fresh:  # the first hit of a window clears the key's older windows
             marks = ", ".join("?" * len(fresh))

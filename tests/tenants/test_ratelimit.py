@@ -178,3 +178,14 @@ def test_each_connection_to_the_counts_file_learns_its_own_new_counts(tmp_path: 
             ("x", 120, 1),
             ("y", 60, 2),
         ]
+
+
+def test_a_count_interrupted_before_reading_its_result_does_not_spoil_the_next(
+    tmp_path: Path,
+) -> None:
+    store = WindowCounts(tmp_path / "counts")
+    store.hit(["x"], 60)
+    store._connection().execute("INSERT INTO seen (key, count) VALUES ('x', 99)")  # left over
+
+    assert store.hit(["x"], 60)["x"] == 2
+    assert store.hit(["x"], 60) == {"x": 3}
