@@ -20,10 +20,9 @@ _SCHEMA = (
 # The new counts come back through a temporary table of this connection's own, filled by
 # its own triggers, not through RETURNING: a statement with RETURNING keeps the file's
 # write lock until its last row is fetched, and Python fetches each row holding the GIL,
-# so a busy process kept every other process's count waiting for its GIL. Measured (two
-# processes × 6 counting threads + 2 CPU-bound threads each): RETURNING p99 2.1-2.8 s per
-# count; the upsert alone, which takes and releases the lock within one call into
-# SQLite, 0.07-0.13 s, and the same with these triggers 0.09-0.10 s.
+# so a busy process kept every other process's count waiting for its GIL. Measured by
+# `python -m bench.windowcounts` (docs/performance.md, "Waits, third pass"): p99 per count
+# 1.6-2.2 s with RETURNING, 0.11 s with the triggers.
 _SEEN = (
     "CREATE TEMP TABLE seen (key TEXT NOT NULL, count INTEGER NOT NULL)",
     *(
