@@ -419,8 +419,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Rate limits are shared by all web processes: the database by default, Redis when set.
-RATE_LIMIT_BACKEND = "redis" if REDIS_URL else "database"
+# Rate limits are shared by all web processes (tenants/ratelimit.py): Redis when set, else
+# PostgreSQL's table, else on SQLite a file of their own beside the database, off its lock.
+RATE_LIMIT_BACKEND = (
+    "redis" if REDIS_URL else "sqlite" if _db["ENGINE"].endswith("sqlite3") else "database"
+)
 
 # Security ----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Fixed-window rate limits shared by every web process.
 
-The database backend needs nothing installed; the Redis backend is used when REDIS_URL is
-set. Neither keeps state in process memory.
+Three backends, none keeping state in process memory: Redis when REDIS_URL is set; else,
+on PostgreSQL, the database's (unlogged) RateLimitWindow table; on SQLite, a SQLite file
+of its own beside the database (core/windowcounts.py), so that counting a request never
+waits for the application database's one write lock.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 
+from core.windowcounts import WindowCounts
 from tenants.models import RateLimitWindow
 
 WINDOW_SECONDS = 60
@@ -60,6 +64,35 @@ def _db_hits(keys: list[str], window_start: int) -> dict[str, int]:
     return counts
 
 
+_stores: dict[Path, WindowCounts] = {}
+_stores_lock = threading.Lock()
+
+
+def sqlite_store() -> WindowCounts:
+    """The counts' file for the default SQLite database: `<its file>-ratelimit`.
+
+    Derived from the database's path when asked, so that every process on one database
+    (web processes, a test's server, a benchmark's) shares one file, and a test database
+    gets its own.
+    """
+    path = Path(f"{connection.settings_dict['NAME']}-ratelimit")
+    store = _stores.get(path)
+    if store is None:
+        with _stores_lock:
+            store = _stores.setdefault(path, WindowCounts(path))
+    return store
+
+
+def create_sqlite_store(*, using: str = "default", **_: object) -> None:
+    """post_migrate: `migrate` creates the counts' file along with the database."""
+    if using == "default" and settings.RATE_LIMIT_BACKEND == "sqlite":
+        sqlite_store().ensure()
+
+
+def _sqlite_hits(keys: list[str], window_start: int) -> dict[str, int]:
+    return sqlite_store().hit(keys, window_start)
+
+
 _clients = threading.local()
 
 
@@ -84,13 +117,20 @@ def _redis_hits(keys: list[str], window_start: int) -> dict[str, int]:
     return {key: int(replies[2 * i]) for i, key in enumerate(keys)}
 
 
+_BACKENDS: dict[str, Callable[[list[str], int], dict[str, int]]] = {
+    "redis": _redis_hits,
+    "database": _db_hits,
+    "sqlite": _sqlite_hits,
+}
+
+
 def hit_many(
     keys: list[str], limit: int, *, clock: Callable[[], float] = time.time
 ) -> dict[str, RateLimitResult]:
     """Count one request against each of `keys` (one round trip) and say what is left."""
     now = clock()
     window_start = int(now // WINDOW_SECONDS * WINDOW_SECONDS)
-    backend = _redis_hits if settings.RATE_LIMIT_BACKEND == "redis" else _db_hits
+    backend = _BACKENDS[settings.RATE_LIMIT_BACKEND]
     counts = backend(list(dict.fromkeys(keys)), window_start)
     reset = max(1, int(window_start + WINDOW_SECONDS - now + 0.999))
     return {

@@ -33,12 +33,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`postgres_only` tests run in the PostgreSQL pass (`DATABASE_URL` set) and are
-    deselected, not skipped, on SQLite: there is nothing for them to prove there."""
+    deselected, not skipped, on SQLite: there is nothing for them to prove there; and
+    `sqlite_only` tests the other way round."""
     import os
 
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        return
-    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    other = "sqlite_only" if on_postgres else "postgres_only"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
@@ -61,4 +62,19 @@ def _fresh_process_memory() -> Iterator[None]:
     from django.core.cache import cache
 
     cache.clear()  # e.g. API-key failures counted per address (tenants/lockout.py)
+    _fresh_rate_limit_counts()
     yield
+
+
+def _fresh_rate_limit_counts() -> None:
+    """On SQLite the counts live in a file beside the test database (tenants/ratelimit.py),
+    which no rollback or flush empties: the next test, whose tenant may get the same id,
+    would inherit them. A developer's own database (a test before any database is set up)
+    is left alone."""
+    from django.conf import settings
+
+    from tenants import ratelimit
+
+    db = settings.DATABASES["default"]
+    if settings.RATE_LIMIT_BACKEND == "sqlite" and str(db["NAME"]) == str(db["TEST"]["NAME"]):
+        ratelimit.sqlite_store().clear()
