@@ -7,7 +7,9 @@ Row g (1 … total) belongs to the big tenant for g ≤ `rows`, else to small te
 is spread evenly over the current calendar month by n. Every tenth of a tenant's jobs is
 a batch-mode job, in batches of 100 (a batch per 1,000 jobs); one standard job in 997 was
 served by a fallback (asked for flash, served by lite, primary throttled); every job has
-a webhook delivery to its tenant's endpoint.
+a webhook delivery to its tenant's endpoint. Usage events record the rates they were
+priced at (lite's list prices, halved in batch mode), as the store path does, so the
+invoice has token lines.
 
 A fresh seed drops the tables' secondary indexes first and builds them again at the end
 (one sort each instead of 10M random inserts, and the trigram index in one pass), with
@@ -108,6 +110,9 @@ def _statements(
             CASE WHEN fb THEN 'primary_throttled' ELSE '' END AS fallback_reason,
             10 + g % 50 AS input_text_tokens, 1120 AS output_image_tokens,
             {provider} AS provider_cost, 0.01 AS markup, {provider} + 0.01 AS billed,
+            CASE WHEN b THEN 0.125 ELSE 0.25 END AS input_per_million,
+            CASE WHEN b THEN 0.75 ELSE 1.5 END AS text_output_per_million,
+            CASE WHEN b THEN 15 ELSE 30 END AS image_output_per_million,
             ts + interval '4 seconds' AS occurred_at,
             CASE WHEN g % 1000 = 0 THEN 'pending' ELSE 'sent' END AS stripe_state
         FROM {rows_sql}"""
@@ -134,21 +139,26 @@ def _statements(
         FROM {rows_sql}""",
         f"""INSERT INTO billing_usageevent (tenant_id, job_id, image_id, tier, model, mode,
             input_text_tokens, input_image_tokens, output_text_tokens, output_image_tokens,
-            thoughts_tokens, provider_cost, markup, billed, occurred_at, stripe_state,
+            thoughts_tokens, provider_cost, markup, billed, input_per_million,
+            text_output_per_million, image_output_per_million, occurred_at, stripe_state,
             stripe_attempts, stripe_last_error, stripe_sent_at, quota_settled, rolled_up)
         SELECT tenant_id, job_id, image_id, tier, model, mode, input_text_tokens, 0, 0,
-            output_image_tokens, 0, provider_cost, markup, billed, occurred_at, stripe_state,
+            output_image_tokens, 0, provider_cost, markup, billed, input_per_million,
+            text_output_per_million, image_output_per_million, occurred_at, stripe_state,
             1, '', occurred_at + interval '1 minute', true, true
         FROM ({usage}) u""",
         f"""INSERT INTO billing_usagerollup (tenant_id, day, tier, model, mode, requested_tier,
-            fallback_reason, images, input_text_tokens, input_image_tokens, output_text_tokens,
-            output_image_tokens, thoughts_tokens, provider_cost, billed)
+            fallback_reason, input_per_million, text_output_per_million,
+            image_output_per_million, markup, images, input_text_tokens, input_image_tokens,
+            output_text_tokens, output_image_tokens, thoughts_tokens, provider_cost, billed)
         SELECT tenant_id, (occurred_at AT TIME ZONE 'UTC')::date, tier, model, mode,
-            requested_tier, fallback_reason, count(*), sum(input_text_tokens), 0, 0,
+            requested_tier, fallback_reason, input_per_million, text_output_per_million,
+            image_output_per_million, markup, count(*), sum(input_text_tokens), 0, 0,
             sum(output_image_tokens), 0, sum(provider_cost), sum(billed)
         FROM ({usage}) u
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        ON CONFLICT (tenant_id, day, tier, model, mode, requested_tier, fallback_reason)
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+        ON CONFLICT (tenant_id, day, tier, model, mode, requested_tier, fallback_reason,
+            input_per_million, text_output_per_million, image_output_per_million, markup)
         DO UPDATE SET images = billing_usagerollup.images + excluded.images,
             input_text_tokens = billing_usagerollup.input_text_tokens
                 + excluded.input_text_tokens,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.utils import timezone
 
@@ -106,10 +108,15 @@ class UsageEvent(models.Model):
 
 
 class UsageRollup(models.Model):
-    """The ledger summed per tenant × UTC day × tier × model × mode (× requested tier and
-    fallback reason, for images a fallback served), for totals that don't re-read a month
-    of usage events. Maintained by `billing.rollups.usage_rollup_fold`: a
-    row here holds exactly the usage events marked `rolled_up` for its key."""
+    """The ledger summed per tenant × UTC day × tier × model × mode × the rates and markup
+    the images were priced at (× requested tier and fallback reason, for images a fallback
+    served), for totals and invoice lines that don't re-read a month of usage events.
+    Maintained by `billing.rollups.usage_rollup_fold`: a row here holds exactly the usage
+    events marked `rolled_up` for its key."""
+
+    # An event stored before token billing has no rates; its rollup key says so with a rate
+    # no price can have, because a NULL in a unique key never conflicts (the fold's upsert).
+    UNRATED = Decimal(-1)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
     day = models.DateField()
@@ -120,6 +127,12 @@ class UsageRollup(models.Model):
     # for the images served as asked. So the usage page's fallbacks read the rollups too.
     requested_tier = models.CharField(max_length=8, blank=True, default="")
     fallback_reason = models.CharField(max_length=20, blank=True, default="")
+    # The rates (USD per 1M tokens) and markup (USD per image) the images were priced at,
+    # as their usage events recorded them: an invoice's token lines are per rate.
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=UNRATED)
+    text_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=UNRATED)
+    image_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=UNRATED)
+    markup = models.DecimalField(max_digits=14, decimal_places=9, default=0)
     images = models.BigIntegerField(default=0)
     input_text_tokens = models.BigIntegerField(default=0)
     input_image_tokens = models.BigIntegerField(default=0)
@@ -140,8 +153,12 @@ class UsageRollup(models.Model):
                     "mode",
                     "requested_tier",
                     "fallback_reason",
+                    "input_per_million",
+                    "text_output_per_million",
+                    "image_output_per_million",
+                    "markup",
                 ],
-                name="usage_rollup_key_fallback",
+                name="usage_rollup_key_rates",
             )
         ]
 

@@ -1,10 +1,12 @@
 """Usage totals that stay fast as the ledger grows: daily rollups plus the ledger's tail.
 
-`UsageRollup` holds, per tenant × UTC day × tier × model × mode (× the tier asked for and
-the reason, for images a fallback served), the sum of the usage events marked
-`rolled_up`. A scheduled fold (`usage_rollup_fold`, every minute) moves events into it:
-it locks a batch of unfolded events, adds them to their rollup rows and marks them, in one
-transaction, so an event is in a rollup exactly when it is marked.
+`UsageRollup` holds, per tenant × UTC day × tier × model × mode × the rates and markup
+the images were priced at (× the tier asked for and the reason, for images a fallback
+served), the sum of the usage events marked `rolled_up`. The rates make an invoice's
+token lines (one per line, kind of token and rate) rollups too. A scheduled fold
+(`usage_rollup_fold`, every minute) moves events into it: it locks a batch of unfolded
+events, adds them to their rollup rows and marks them, in one transaction, so an event is
+in a rollup exactly when it is marked.
 
 The store path doesn't touch the rollups. One rollup row per tenant and day would be
 updated by every image the tenant stores and stay locked until that store's COMMIT, which
@@ -38,7 +40,11 @@ TOKEN_FIELDS = (
     "output_image_tokens",
     "thoughts_tokens",
 )
-KEYS = ("day", "tier", "model", "mode", "requested_tier", "fallback_reason")
+RATE_KEYS = ("input_per_million", "text_output_per_million", "image_output_per_million")
+KEYS = ("day", "tier", "model", "mode", "requested_tier", "fallback_reason", *RATE_KEYS, "markup")
+# Rollup keys that are the usage event's own columns (the others are computed).
+EVENT_COLUMNS = ("tier", "model", "mode", *RATE_KEYS, "markup")
+UNRATED = UsageRollup.UNRATED
 MONEY_SUM = DecimalField(max_digits=24, decimal_places=9)
 FOLD_BATCH = 5000
 
@@ -65,7 +71,12 @@ def _event_key(key: str) -> Combinable:
 
 def _event_keys() -> dict[str, Combinable]:
     """The key columns that are not fields of the usage event, as annotations."""
-    return {k: _event_key(k) for k in KEYS if k not in ("tier", "model", "mode")}
+    return {k: _event_key(k) for k in KEYS if k not in EVENT_COLUMNS}
+
+
+def _stored(key: str, value: Any) -> Any:
+    """A key's value as the rollup stores it: an event without rates is `UNRATED`."""
+    return UNRATED if value is None and key in RATE_KEYS else value
 
 
 def _event_sums() -> dict[str, Any]:
@@ -124,7 +135,7 @@ def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
     rows = [
         [
             g["tenant_id"],
-            *(g[k] for k in KEYS),
+            *(_stored(k, g[k]) for k in KEYS),
             g["images"],
             *(g[field] or 0 for field in TOKEN_FIELDS),
             g["provider_cost"] or Decimal(0),
@@ -186,7 +197,8 @@ def usage_totals(
     tenant: Tenant, *, start: dt.datetime, end: dt.datetime, keys: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Images, tokens and money of the tenant's usage in [start, end), one row per value
-    of `keys` (any of `KEYS`), exactly as summing the ledger would give.
+    of `keys` (any of `KEYS`), exactly as summing the ledger would give. A rate key is
+    `UNRATED` for usage stored before token billing (no rates recorded).
     """
     unknown = set(keys) - set(KEYS)
     if unknown:
@@ -241,6 +253,8 @@ def _merge(parts: Iterable[dict[str, Any]], names: dict[str, str]) -> list[dict[
 
 
 def _key_value(key: str, value: Any) -> Any:
+    if key in RATE_KEYS or key == "markup":
+        return UNRATED if value is None else Decimal(str(value))
     if key == "day" and isinstance(value, str):  # SQLite returns a UNION's dates as text
         return dt.date.fromisoformat(value)
     if key == "day" and isinstance(value, dt.datetime):
@@ -259,7 +273,7 @@ def usage_rollup_mismatches(*, tenant: Tenant | None = None) -> list[dict[str, A
         events, rollups = events.filter(tenant=tenant), rollups.filter(tenant=tenant)
     counters = ("images", *TOKEN_FIELDS, "provider_cost", "billed")
     ledger = {
-        (g["tenant_id"], *(g[k] for k in KEYS)): {c: g[c] or 0 for c in counters}
+        (g["tenant_id"], *(_stored(k, g[k]) for k in KEYS)): {c: g[c] or 0 for c in counters}
         for g in events.order_by()
         .annotate(**_event_keys())
         .values("tenant_id", *KEYS)

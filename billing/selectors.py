@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db.models import DecimalField, QuerySet
 
-from billing.rollups import TOKEN_FIELDS, usage_totals
+from billing.rollups import RATE_KEYS, TOKEN_FIELDS, UNRATED, usage_totals
 from billing.stripe_gateway import InvoicePreview, StripeGateway, StripeGatewayError
-from billing.tokens import TokenLine, plain, switch_time, token_lines
+from billing.tokens import TokenLine, lines_from_groups, plain, switch_time
 from core.catalog import MODELS
 from core.money import show_cents, to_cents
 from tenants.models import Tenant
@@ -166,8 +166,8 @@ def invoice_lines(
 ) -> list[InvoiceLineEstimate]:
     """The invoice's usage lines for [start, end), as Stripe bills them: token lines for
     usage from the switch-over on (one per meter: line, kind of token and rate, and the
-    markup), legacy lines for usage before it. Token lines sum the period's ledger rows
-    in the database per line and rates (the rollups carry no rates)."""
+    markup), legacy lines for usage before it. Both from the rollups (keyed by the rates
+    and markup too) plus the ledger's tail (`usage_totals`), never a month of usage rows."""
     switch = switch_time()
     if switch is None:  # before billing_setup: legacy only if the legacy meters exist
         switch = dt.datetime.max.replace(tzinfo=dt.UTC) if MeterLine.objects.exists() else start
@@ -178,9 +178,19 @@ def invoice_lines(
         legacy = [_legacy_line(row) for row in rows]
     if cut >= end:
         return legacy
-    return legacy + [
-        _token_line(line) for line in token_lines(usage_in(tenant, start=cut, end=end))
-    ]
+    return legacy + [_token_line(line) for line in token_lines_in(tenant, start=cut, end=end)]
+
+
+def token_lines_in(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> list[TokenLine]:
+    """The token and markup lines of the tenant's usage in [start, end), per line and
+    rates: what `billing.tokens.token_lines` gives for the same ledger rows, read from the
+    rollups. Usage without recorded rates (before token billing) has no token line."""
+    rows = usage_totals(tenant, start=start, end=end, keys=["tier", "mode", *RATE_KEYS, "markup"])
+    return lines_from_groups(
+        {**row, **{f"sum_{field}": row[field] for field in TOKEN_FIELDS}}
+        for row in rows
+        if row["input_per_million"] != UNRATED
+    )
 
 
 def usage_by_line(tenant: Tenant, *, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

@@ -16,7 +16,11 @@ waiting = get_asgi_application()
 from django.conf import settings  # noqa: E402
 
 from config.asgi_front import FrontApplication, SyncViewsHandler  # noqa: E402
-from config.warmup import freeze_startup_objects, warm_up  # noqa: E402  (needs settings)
+from config.warmup import (  # noqa: E402  (needs settings)
+    collect_young_objects_less_often,
+    freeze_startup_objects,
+    warm_up,
+)
 from generation.streams import wait_answer  # noqa: E402
 
 # Event streams go through Django's ASGI handler; every other request runs whole in one
@@ -30,3 +34,4 @@ application = FrontApplication(
 # the first real one.
 warm_up(handler)
 freeze_startup_objects()
+collect_young_objects_less_often()

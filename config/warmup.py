@@ -9,6 +9,15 @@ start-up with one unauthenticated API request answered in-process (no database q
 collector's sight (`gc.freeze`): a full collection of a web process walked its ~105,000
 start-up objects, 40–50 ms with every thread of the process stopped. Used by the web
 (`config/wsgi.py`) and by each django-q2 worker process (`generation/apps.py`).
+
+`collect_young_objects_less_often` (the web only) raises the youngest generation's
+threshold. A page of 200 jobs allocates ~100,000 container objects; at the default
+threshold (700) the collector ran ~16 times during it, each time promoting the request's
+still-live objects, which are cyclic garbage once the answer is sent (DRF's request and
+its parser context, model instances and their state), until the oldest generation's
+collection walked everything the process had made since start-up: 0.2–0.5 s in one read
+in eight or so, the p95 of the long pages (docs/performance.md, third pass). At 50,000 a
+page is collected once or twice and its garbage dies young.
 """
 
 from __future__ import annotations
@@ -60,3 +69,11 @@ def freeze_startup_objects() -> None:
     """Leave what start-up loaded (modules, URLconf, models) out of future collections."""
     gc.collect()
     gc.freeze()
+
+
+# The youngest generation's threshold for a web process; the older two as Python's.
+WEB_GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def collect_young_objects_less_often() -> None:
+    gc.set_threshold(*WEB_GC_THRESHOLDS)

@@ -61,13 +61,19 @@ def test_fallback_events_folded_before_the_migration_are_refolded_under_their_ke
         output_image_tokens=3360, provider_cost=Decimal("0.1008"), billed=Decimal("0.1308"),
     )  # fmt: skip
     try:
-        _migrate(AFTER)
+        after = _migrate(AFTER)
         unmarked = list(
             UsageEvent.objects.filter(rolled_up=False).values_list(
                 "image__fallback_reason", flat=True
             )
         )
-        kept = list(UsageRollup.objects.values_list("fallback_reason", "images", "billed"))
+        kept = list(
+            after.get_model("billing", "UsageRollup").objects.values_list(
+                "fallback_reason", "images", "billed"
+            )
+        )
+        # The later migrations (rates in the key) before the check and fold of today's code.
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("billing")[0])
         exact_meanwhile = usage_rollup_mismatches()
         usage_rollup_fold_all()
         refolded = sorted(

@@ -162,7 +162,9 @@ def test_the_check_reports_a_rollup_that_differs_from_the_ledger(
     [mismatch] = usage_rollup_mismatches(tenant=owner.tenant)
 
     assert mismatch["key"] == (
-        owner.tenant.pk, row.day, row.tier, row.model, row.mode, "", ""
+        owner.tenant.pk, row.day, row.tier, row.model, row.mode, "", "",
+        row.input_per_million, row.text_output_per_million, row.image_output_per_million,
+        row.markup,
     )  # fmt: skip
     assert mismatch["rollup"]["billed"] - mismatch["ledger"]["billed"] == Decimal("0.000000001")
 

@@ -1,15 +1,21 @@
-"""Usage rollups folded while a real cluster stores images: still equal to the ledger."""
+"""Usage rollups folded while a real cluster stores images, with the price book changed
+mid-run: still equal to the ledger, and so are the invoice's token lines per rate."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from django.db.models import Count, Sum
+from django.utils import timezone
 
-from billing.models import UsageEvent
+from billing.models import Price, UsageEvent
+from billing.pricing import price_for
 from billing.rollups import usage_rollup_fold, usage_rollup_fold_all, usage_rollup_mismatches
+from billing.selectors import token_lines_in, usage_in
+from billing.tokens import token_lines
 from generation.models import Image, Job
 from tests.plugins.actors import Actor
 from tests.plugins.cluster import Cluster, wait_until
@@ -38,6 +44,7 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
         api = owner.api()
         policy = {"models": ["flash"], "max_price_per_image": "0.10", "after_s": 0}
         assert api.put("/api/v1/settings/fallback", policy, format="json").status_code == 200
+        price_for(model=LITE, mode="standard")  # the price book's row, to change mid-run
         ids = [
             api.post(
                 GENERATIONS, {"prompt": f"asset {n}", "count": n % 4 + 1}, format="json"
@@ -47,6 +54,11 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
         for job_id in ids[1::8]:  # canceled while queued: no worker runs yet
             assert api.post(f"{GENERATIONS}/{job_id}/cancel").status_code == 200
         cluster_factory()
+        wait_until(lambda: UsageEvent.objects.filter(model=LITE).exists(), 60, "a lite image")
+        # A price-book change while the cluster stores: later images bill at the new rate.
+        Price.objects.filter(model=LITE, mode="standard").update(
+            image_output_per_million=Decimal("24")
+        )
         for job_id in ids[5::8]:
             # 200: canceled while queued; 202: a worker had claimed it, it stops before its
             # next image; 409: it had already finished (the running workers race the
@@ -79,3 +91,9 @@ def test_rollups_equal_the_ledger_after_a_concurrent_run_with_cancels_and_retrie
         key = (f["requested_model"], f["served_model"], f["reason"])
         by_key[key] = by_key.get(key, 0) + f["images"]
     assert by_key == {(r, s, why): n for r, s, why, n in served_by_fallback}
+    # The invoice's token lines, per line and rate, from the rollups: the ledger's.
+    start, end = timezone.now() - dt.timedelta(days=1), timezone.now() + dt.timedelta(days=1)
+    lite_rates = UsageEvent.objects.filter(model=LITE).order_by().values("image_output_per_million")
+    assert lite_rates.distinct().count() == 2
+    ledger_lines = token_lines(usage_in(owner.tenant, start=start, end=end))
+    assert token_lines_in(owner.tenant, start=start, end=end) == ledger_lines
