@@ -151,7 +151,10 @@ def test_the_list_runs_the_same_number_of_queries_for_3_or_200_jobs(owner: Actor
 
     many = _queries(owner, f"{GENERATIONS}?limit=200")
 
-    assert many == few == 3  # the rate-limit window, the page of jobs, their images
+    # The page of jobs, their images, and on PostgreSQL the rate-limit window (on SQLite
+    # the counts live in a file of their own, not the application's database).
+    rate_limit = 1 if connection.vendor == "postgresql" else 0
+    assert many == few == 2 + rate_limit
 
 
 @pytest.fixture
