@@ -253,8 +253,8 @@ def _merge(parts: Iterable[dict[str, Any]], names: dict[str, str]) -> list[dict[
 
 
 def _key_value(key: str, value: Any) -> Any:
-    if key in RATE_KEYS or key == "markup":
-        return UNRATED if value is None else Decimal(str(value))
+    if key in RATE_KEYS or key == "markup":  # (SQLite may answer a UNION's decimals as floats)
+        return Decimal(str(_stored(key, value)))
     if key == "day" and isinstance(value, str):  # SQLite returns a UNION's dates as text
         return dt.date.fromisoformat(value)
     if key == "day" and isinstance(value, dt.datetime):

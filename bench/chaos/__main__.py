@@ -112,14 +112,14 @@ def _capped(jobs: int) -> str:
     return api_key_create(tenant=tenant, name="chaos", scopes=["generate", "read"]).plaintext
 
 
-def _wait_for(at_rest: Callable[[], bool], timeout_s: float) -> float:
-    """Seconds until `at_rest()` (timeout_s if it never was)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
+def _wait_for(at_rest: Callable[[], bool], timeout_s: float) -> bool:
+    """Whether `at_rest()` came true within `timeout_s` (asked every 0.5 s)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         if at_rest():
-            return time.monotonic() - started
+            return True
         time.sleep(0.5)
-    return timeout_s
+    return False
 
 
 def _drain_meters(clock: dt.datetime | None, timeout_s: float = 300) -> dict[str, Any]:
@@ -160,9 +160,9 @@ def run_scenario(
         proxy.heal()
     stack.gemini_clear()
     load.join()
-    _wait_for(lambda: invariants.unfinished(name) == 0, args.settle)
+    finished = _wait_for(lambda: invariants.unfinished(name) == 0, args.settle)
     # Recovery: faults end → every job of the scenario finished (clients' retries included).
-    recovery = time.monotonic() - faults_end if invariants.unfinished(name) == 0 else args.settle
+    recovery = time.monotonic() - faults_end if finished else args.settle
     t_settled = time.monotonic()
     # At rest: the images stored just before a kill are moved from their period's
     # reservation to its usage by the workers' sweep, up to 30 s + BUNCH_SWEEP_EVERY_S later.

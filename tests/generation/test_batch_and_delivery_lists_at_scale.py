@@ -23,7 +23,7 @@ from tests.generation.test_lists_at_scale import (
     _plan,
     _queries,
 )
-from tests.plugins.actors import Actor
+from tests.plugins.actors import Actor, rate_limit_queries
 from webhooks import selectors as webhook_selectors
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -253,10 +253,8 @@ def test_batch_items_cost_the_same_queries_for_3_or_90_items_with_no_tenant_per_
     with CaptureQueriesContext(connection) as captured:
         body = owner.api().get(url).json()
 
-    # Batch, items, their jobs, their images, and on PostgreSQL the rate-limit window (on
-    # SQLite the counts live in a file of their own, not the application's database).
-    rate_limit = 1 if connection.vendor == "postgresql" else 0
-    assert len(captured) == few == 4 + rate_limit
+    # Batch, items, their jobs, their images.
+    assert len(captured) == few == 4 + rate_limit_queries()
     assert [row["index"] for row in body["results"]] == list(range(90))
     jobs_sql = next(q["sql"] for q in captured if 'FROM "generation_job"' in q["sql"])
     # The page's jobs share the request's tenant and plan; their cost is a subquery per

@@ -25,7 +25,7 @@ from generation import selectors
 from generation.models import Image, Job
 from tenants.models import Tenant
 from tests.billing.conftest import record_usage
-from tests.plugins.actors import PASSWORD, Actor
+from tests.plugins.actors import PASSWORD, Actor, rate_limit_queries
 
 pytestmark = pytest.mark.django_db
 GENERATIONS = "/api/v1/generations"
@@ -151,10 +151,7 @@ def test_the_list_runs_the_same_number_of_queries_for_3_or_200_jobs(owner: Actor
 
     many = _queries(owner, f"{GENERATIONS}?limit=200")
 
-    # The page of jobs, their images, and on PostgreSQL the rate-limit window (on SQLite
-    # the counts live in a file of their own, not the application's database).
-    rate_limit = 1 if connection.vendor == "postgresql" else 0
-    assert many == few == 2 + rate_limit
+    assert many == few == 2 + rate_limit_queries()  # the page of jobs, their images
 
 
 @pytest.fixture
