@@ -32,6 +32,7 @@ from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
+from generation.selectors import page_images
 from generation.serializers import fallback_param
 from generation.services import JobParams
 from generation.streams import ProgressCursor, StreamStart, event_schema
@@ -203,10 +204,11 @@ class BatchItemsView(APIView):
         summary="A batch's items in order, each with its job and images",
     )
     def get(self, request: Request, batch_id: str) -> Response:
-        batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id)
+        batch = selectors.batch_get_for_tenant(request_tenant(request), batch_id, progress=False)
         paginator = ItemPagination()
-        items = selectors.batch_items(batch, request_tenant(request))
-        page = paginator.paginate_queryset(items, request, view=self)
+        items = selectors.batch_items(batch, request_tenant(request), with_images=False)
+        page = list(paginator.paginate_queryset(items, request, view=self) or [])
+        page_images([item.job for item in page])
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
 
 

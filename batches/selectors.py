@@ -134,16 +134,23 @@ def batches_with_progress(batches: Iterable[Batch]) -> list[Batch]:
     return batches
 
 
-def batch_get_for_tenant(tenant: Tenant, batch_id: Any) -> Batch:
-    batch = batches_for_tenant(tenant).filter(pk=_uuid(batch_id, "batch")).first()
+def batch_get_for_tenant(tenant: Tenant, batch_id: Any, *, progress: bool = True) -> Batch:
+    """The tenant's batch; `progress=False`: without the figures `batches_for_tenant`
+    annotates (for a read that shows only its items)."""
+    rows = batches_for_tenant(tenant) if progress else batches_page_for_tenant(tenant)
+    batch = rows.filter(pk=_uuid(batch_id, "batch")).first()
     if batch is None:
         raise NotFound("No such batch.")
     return batch
 
 
-def batch_items(batch: Batch, tenant: Tenant | None = None) -> QuerySet[BatchItem]:
+def batch_items(
+    batch: Batch, tenant: Tenant | None = None, *, with_images: bool = True
+) -> QuerySet[BatchItem]:
     """The batch's items in order, each with its job, images and usage. `tenant`: the
-    batch's, with its plan, which its jobs then share (see `tenant_jobs`)."""
+    batch's, with its plan, which its jobs then share (see `tenant_jobs`).
+    `with_images=False`: the jobs without their images, for a page that then reads them
+    with `generation.selectors.page_images`."""
     images = (
         Image.objects.select_related("usage", "provenance")
         .defer("provenance__manifest")
@@ -157,9 +164,9 @@ def batch_items(batch: Batch, tenant: Tenant | None = None) -> QuerySet[BatchIte
         if tenant is not None and tenant.pk == batch.tenant_id
         else Job.objects.select_related("tenant__plan")
     )
-    jobs = tenant_rows.prefetch_related(Prefetch("images", queryset=images)).annotate(
-        actual_cost=job_selectors.job_actual_cost()
-    )
+    if with_images:
+        tenant_rows = tenant_rows.prefetch_related(Prefetch("images", queryset=images))
+    jobs = tenant_rows.annotate(actual_cost=job_selectors.job_actual_cost())
     return (
         BatchItem.objects.filter(batch=batch)
         .prefetch_related(Prefetch("job", queryset=jobs))

@@ -231,7 +231,9 @@ class GenerationListView(APIView):
             q=_search(query.get("q", "")),
         )
         paginator = JobPagination()
-        page = paginator.paginate_queryset(jobs, request, view=self)
+        # The page first, then its images (`page_images`: one query, no queryset per job).
+        page = paginator.paginate_queryset(jobs.prefetch_related(None), request, view=self)
+        page = selectors.page_images(list(page or []))
         return paginator.get_paginated_response(JobOut(page, many=True).data)
 
 

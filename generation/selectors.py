@@ -52,6 +52,43 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
     )
 
 
+# What an answer shows of a job's images (`serializers.ImageOut`, with its usage and
+# credentials), and nothing else: an image row's other columns, a usage event's rates,
+# Stripe state and timestamps were read, converted and set on instances for every image
+# of a page only to be dropped.
+IMAGE_OUT_COLUMNS = (
+    "id", "job_id", "index", "source", "parent_id", "mime_type", "width", "height",
+    "size_bytes", "sha256", "created_at", "requested_tier", "served_tier", "fallback_reason",
+    "usage__input_text_tokens", "usage__input_image_tokens", "usage__output_text_tokens",
+    "usage__output_image_tokens", "usage__thoughts_tokens", "usage__provider_cost",
+    "usage__billed",
+    "provenance__state", "provenance__ai_generated", "provenance__signer",
+    "provenance__issuer", "provenance__generator", "provenance__signed_at",
+    "provenance__digital_source_type", "provenance__actions", "provenance__validation_codes",
+    "provenance__checked_at",
+)  # fmt: skip
+
+
+def page_images(jobs: list[Job]) -> list[Job]:
+    """A page of jobs, each given its images (`job.page_images`, what `JobOut` reads before
+    `job.images.all()`) in one query over the page. `prefetch_related` did the same query,
+    then made a queryset for each job to hold its images (200 clones for a page of 200:
+    a fifth of its time); and this one reads only `IMAGE_OUT_COLUMNS`."""
+    by_job: dict[Any, list[Image]] = {job.pk: [] for job in jobs}
+    if by_job:
+        images = (
+            Image.objects.filter(job_id__in=list(by_job))
+            .select_related("usage", "provenance")
+            .only(*IMAGE_OUT_COLUMNS)
+            .order_by("index")
+        )
+        for image in images:
+            by_job[image.job_id].append(image)
+    for job in jobs:
+        job.page_images = by_job[job.pk]  # type: ignore[attr-defined]
+    return jobs
+
+
 def tenant_jobs(tenant: Tenant) -> QuerySet[Job]:
     """The tenant's jobs, each with its tenant and plan, which price its `price` (the
     markup) without a query per job. When the caller's tenant has its plan (an API

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from decimal import Decimal
@@ -8,7 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from billing.pricing import estimate_image_cost
 from config.serializers import StrictSerializer
@@ -223,7 +225,7 @@ class ProvenanceOut(serializers.ModelSerializer):
         if type(self) is not ProvenanceOut:  # a subclass's fields: DRF's own way
             return super().to_representation(p)
         # What the fields above give, built directly (see `JobOut.to_representation`).
-        iso = _datetimes()
+        iso = self._iso
         return {
             "state": _choice(p.state),
             "ai_generated": _nullable(p.ai_generated, bool),
@@ -236,6 +238,10 @@ class ProvenanceOut(serializers.ModelSerializer):
             "validation_codes": p.validation_codes,
             "checked_at": iso(p.checked_at),
         }
+
+    @functools.cached_property
+    def _iso(self) -> Callable[[Any], str | None]:
+        return _datetimes()  # once per answer (a page's provenances share this child)
 
 
 class ProvenanceDetailOut(ProvenanceOut):
@@ -299,19 +305,26 @@ class ImageOut(serializers.ModelSerializer):
         # signer once per answer.
         return ImageLinks()
 
+    # The fast path's nested serializers, made directly: building `self.fields` (DRF
+    # deep-copies every declared field) cost more than a 50-job page's images. A subclass,
+    # whose fields may differ, takes DRF's own path and its own fields.
     @functools.cached_property
     def _usage_out(self) -> ImageUsageOut:
-        return self.fields["usage"]  # type: ignore[return-value]
+        return ImageUsageOut(allow_null=True, read_only=True)
 
     @functools.cached_property
     def _provenance_out(self) -> ProvenanceOut:
-        return self.fields["provenance"]  # type: ignore[return-value]
+        return ProvenanceOut(allow_null=True, read_only=True)
+
+    @functools.cached_property
+    def _iso(self) -> Callable[[Any], str | None]:
+        return _datetimes()
 
     def to_representation(self, image: Image) -> dict[str, Any]:
         """What the fields above give, built directly (see `JobOut.to_representation`)."""
         if type(self) is not ImageOut:  # a subclass's fields: DRF's own way
             return super().to_representation(image)
-        links, iso = self._links, _datetimes()
+        links, iso = self._links, self._iso
         usage = getattr(image, "usage", None)  # None: no usage row (DRF's ObjectDoesNotExist)
         provenance = getattr(image, "provenance", None)
         return {
@@ -479,7 +492,11 @@ class JobOut(serializers.ModelSerializer):
 
     @functools.cached_property
     def _image_out(self) -> ImageOut:
-        return self.fields["images"].child  # type: ignore[attr-defined,no-any-return]
+        return ImageOut(read_only=True)  # made directly, not from `self.fields` (see ImageOut)
+
+    @functools.cached_property
+    def _iso(self) -> Callable[[Any], str | None]:
+        return _datetimes()
 
     def to_representation(self, job: Job) -> dict[str, Any]:
         """The fields above, built directly: what DRF's generic `to_representation` gives
@@ -490,7 +507,10 @@ class JobOut(serializers.ModelSerializer):
         jobs in every state."""
         if type(self) is not JobOut:  # a subclass's fields: DRF's own way
             return super().to_representation(job)
-        image_out, iso = self._image_out, _datetimes()
+        image_out, iso = self._image_out, self._iso
+        images = job.__dict__.get("page_images")  # `selectors.page_images`, else the prefetch
+        if images is None:
+            images = job.images.all()
         return {
             "id": str(job.pk),
             "status": _choice(job.status),
@@ -509,7 +529,7 @@ class JobOut(serializers.ModelSerializer):
             "metadata": _nullable(job.metadata, _str_dict),
             "batch_id": _nullable(job.batch_id, str),
             "item_index": self.get_item_index(job),
-            "images": [image_out.to_representation(image) for image in job.images.all()],
+            "images": [image_out.to_representation(image) for image in images],
             "price": price_data(job),
             "fallback_price": fallback_price_data(job),
             "estimated_cost": usd(job.estimated_cost),
@@ -535,12 +555,29 @@ def _datetime_field(zone: Any) -> serializers.DateTimeField:
 
 
 def _datetimes() -> Callable[[Any], str | None]:
-    """DateTimeField's output in the current time zone (looked up once, not per value)."""
-    field = _datetime_field(timezone.get_current_timezone() if settings.USE_TZ else None)
+    """DateTimeField's output in the current time zone (looked up once, not per value).
+    With DRF's ISO 8601 format, an aware datetime is converted and formatted here as the
+    field does (`enforce_timezone`, `isoformat`, "+00:00" as "Z") without its lookups per
+    value; anything else (a naive value, another format, an overflow) goes to the field."""
+    zone = timezone.get_current_timezone() if settings.USE_TZ else None
+    field = _datetime_field(zone)
+    iso_8601 = str(getattr(field, "format", api_settings.DATETIME_FORMAT)).lower() == ISO_8601
 
-    def iso(value: Any) -> str | None:
+    def slow(value: Any) -> str | None:
         # None (and any falsy value) → None; else ISO 8601 in that zone, as DRF does.
         return field.to_representation(value) if value else None
+
+    if zone is None or not iso_8601:
+        return slow
+
+    def iso(value: Any) -> str | None:
+        if not value or not isinstance(value, dt.datetime) or value.utcoffset() is None:
+            return slow(value)
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:
+            return slow(value)
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     return iso
 

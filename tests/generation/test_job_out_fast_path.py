@@ -173,3 +173,60 @@ def test_a_page_of_jobs_shares_the_requests_tenant_instead_of_joining_it(owner: 
     assert '"tenants_tenant"' not in job_query
     assert not [q for q in queries if '"tenants_plan"' in q["sql"]]  # nor read it apart
     assert [q for q in queries if 'FROM "tenants_tenant"' in q["sql"]] == []
+
+
+def test_a_batchs_items_carry_the_generic_output_of_their_jobs(
+    owner: Actor, fixed_signatures: None
+) -> None:
+    _jobs_in_every_state(owner)
+    batch = Batch.objects.get(tenant=owner.tenant)
+
+    response = owner.api().get(f"/api/v1/batches/{batch.pk}/items")
+
+    assert response.status_code == 200
+    jobs = {job.pk: job for job in selectors.job_list(owner.tenant, batch_id=batch.pk)}
+    items = response.json()["results"]
+    assert [item["index"] for item in items] == [0, 1]
+    for item in items:
+        job = jobs[uuid.UUID(item["job"]["id"])]
+        assert item["job"] == json.loads(_bytes(GenericJobOut(job).data))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/St_Johns", "Asia/Kathmandu"])
+def test_times_in_an_active_time_zone_are_the_generic_output(
+    owner: Actor, fixed_signatures: None, zone: str
+) -> None:
+    _jobs_in_every_state(owner)
+    with timezone.override(zone):
+        jobs = list(selectors.job_list(owner.tenant).order_by("-created_at", "-id"))
+        fast, generic = JobOut(jobs, many=True).data, GenericJobOut(jobs, many=True).data
+
+    assert _bytes(fast) == _bytes(generic)
+    assert "Z" not in "".join(row["created_at"] for row in fast)  # not UTC: an offset
+
+
+def test_signed_links_are_djangos_timestamp_signer_tokens_and_verify(owner: Actor) -> None:
+    from django.core import signing
+    from django.test import override_settings
+
+    from generation.links import SALT, ImageLinks, LinkRefused, signature_check
+
+    image_id = uuid.uuid4()
+    with mock.patch("django.core.signing.TimestampSigner.timestamp", return_value="1abcde"):
+        link = ImageLinks().signed(image_id, "content")
+        reference = signing.TimestampSigner(salt=SALT).sign(f"{image_id}:content")
+    assert link.endswith(f"?sig={reference}")
+
+    token = ImageLinks().signed(image_id, "thumbnail").split("sig=")[1]
+    signature_check(token, image_id, "thumbnail")  # a fresh link passes
+    with pytest.raises(LinkRefused):
+        signature_check(token, image_id, "content")
+    # After a key rotation, links signed with the old key still verify (a fallback key),
+    # and new ones are signed with the new key.
+    with override_settings(SECRET_KEY="rotated-" + "k" * 50, SECRET_KEY_FALLBACKS=["old"]):
+        with override_settings(SECRET_KEY="old"):
+            old = ImageLinks().signed(image_id, "content").split("sig=")[1]
+        signature_check(old, image_id, "content")
+        new = ImageLinks().signed(image_id, "content").split("sig=")[1]
+        assert new != old
+        signature_check(new, image_id, "content")
