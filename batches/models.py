@@ -45,6 +45,10 @@ class Batch(models.Model):
     total_images = models.PositiveIntegerField(default=0)
     estimated_cost = models.DecimalField(max_digits=16, decimal_places=9, default=Decimal(0))
     cancel_requested = models.BooleanField(default=False)
+    # Its items per status, images made and cost, written as it finishes (they cannot
+    # change after: `batches.progress`); null while it runs, and for a batch finished
+    # before the column, until `final_progress_fill` has run.
+    final_progress = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

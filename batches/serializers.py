@@ -190,7 +190,8 @@ class BatchOut(serializers.ModelSerializer):
         if hasattr(batch, "first_job"):
             first = batch.first_job
         else:
-            first = batch.jobs.select_related("tenant__plan").order_by("created_at").first()
+            item = batch.items.select_related("job__tenant__plan").order_by("index").first()
+            first = item.job if item is not None else None
         return price_data(first) if first is not None else None
 
     def get_estimated_cost(self, batch: Batch) -> str:

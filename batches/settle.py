@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from batches.events import batch_event_emit
 from batches.models import Batch
+from batches.progress import progress_of
 from generation import live
 from generation.models import Job
 
@@ -45,7 +46,9 @@ def batch_settle(*, batch_id: Any, now: dt.datetime | None = None) -> Batch:
             return batch
         batch.status = _final_status(batch, counts)
         batch.finished_at = now or timezone.now()
-        batch.save(update_fields=["status", "finished_at"])
+        # Every item has finished, so these are final (`batches.progress`).
+        batch.final_progress = progress_of([batch.pk])[batch.pk].as_json()
+        batch.save(update_fields=["status", "finished_at", "final_progress"])
         batch_event_emit(batch=batch)
         live.jobs_changed(job_ids=[], batch_ids=[batch.pk])
     return batch
