@@ -82,9 +82,11 @@ class UsageEventAdmin(ListAtScaleMixin, ReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[UsageEvent], search_term: str
     ) -> tuple[QuerySet[UsageEvent], bool]:
-        # Sent rows have nothing to search for; the Stripe state index finds the others.
+        # Sent rows have no error to search for; the Stripe state index finds the others.
+        # (No search at all lists every row.)
         unsent = [UsageEvent.StripeState.PENDING, UsageEvent.StripeState.FAILED]
-        if not search_term.strip().isdigit():
+        term = search_term.strip()
+        if term and not term.isdigit():
             queryset = queryset.filter(stripe_state__in=unsent)
         return search_by_id_or_text(
             queryset, search_term, id_of=int, text_field="stripe_last_error"

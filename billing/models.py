@@ -35,7 +35,10 @@ class UsageEvent(models.Model):
         SENT = "sent"
         FAILED = "failed"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="usage_events")
+    # No index of its own: `usage_tenant_time` starts with it.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="usage_events", db_index=False
+    )
     job = models.ForeignKey(
         "generation.Job", on_delete=models.SET_NULL, null=True, related_name="usage"
     )
@@ -73,8 +76,9 @@ class UsageEvent(models.Model):
         "read this row from the ledger.",
     )
 
+    # Indexed by `usage_state_tenant_time` and `usage_stripe`, which start with it.
     stripe_state = models.CharField(
-        max_length=8, choices=StripeState.choices, default=StripeState.PENDING, db_index=True
+        max_length=8, choices=StripeState.choices, default=StripeState.PENDING
     )
     stripe_attempts = models.PositiveIntegerField(default=0)
     stripe_last_error = models.TextField(blank=True)
@@ -86,6 +90,12 @@ class UsageEvent(models.Model):
         indexes = [
             models.Index(fields=["tenant", "occurred_at"], name="usage_tenant_time"),
             models.Index(fields=["stripe_state", "stripe_next_attempt_at"], name="usage_stripe"),
+            # A tenant's rows not yet sent to Stripe (the invoice's "not yet sent" count),
+            # without reading every tenant's: one index instead of the two on the state
+            # alone (its own and the LIKE one) and the one on the tenant alone.
+            models.Index(
+                fields=["stripe_state", "tenant", "occurred_at"], name="usage_state_tenant_time"
+            ),
             models.Index(
                 fields=["occurred_at"],
                 condition=models.Q(quota_settled=False),

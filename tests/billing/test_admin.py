@@ -69,3 +69,20 @@ def test_sync_runs_every_minute_on_the_schedule() -> None:
         Schedule.MINUTES,
         1,
     )
+
+
+def test_the_ledger_without_a_search_lists_sent_rows_too(
+    admin_client: Client, owner: Actor, failed: UsageEvent
+) -> None:
+    sent, pending = record_usage(owner.tenant, n=2)
+    UsageEvent.objects.filter(pk=sent.pk).update(stripe_state="sent")
+
+    listed = admin_client.get(LEDGER)
+    searched = admin_client.get(LEDGER, {"q": "customer_not_found"})
+
+    assert {row.pk for row in listed.context["cl"].result_list} == {
+        sent.pk,
+        pending.pk,
+        failed.pk,
+    }
+    assert [row.pk for row in searched.context["cl"].result_list] == [failed.pk]

@@ -237,3 +237,43 @@ def _assert_tail_by_partial_index(statements: list[str]) -> None:
                 cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
                 plan = " ".join(str(row[-1]) for row in cursor.fetchall())
                 assert "USING INDEX usage_not_rolled_up" in plan, plan
+
+
+def test_the_count_of_rows_not_yet_sent_reads_only_the_tenants_unsent_rows(
+    owner: Actor, outsider: Actor, this_period: None
+) -> None:
+    # Another tenant's backlog of unsent rows, and this tenant's rows mostly sent.
+    _many_events(owner, 3000)
+    _many_events(outsider, 3000)
+    UsageEvent.objects.filter(tenant=owner.tenant).update(stripe_state="sent")
+    UsageEvent.objects.filter(pk__in=UsageEvent.objects.filter(tenant=owner.tenant)[:4]).update(
+        stripe_state="failed"
+    )
+    usage_rollup_fold_all()
+    _invoice(owner)  # the first request also looks the API key up
+
+    with CaptureQueriesContext(connection) as queries:
+        invoice = _invoice(owner)
+
+    statements = _usage_event_statements(queries)
+    [count] = [sql for sql in statements if "COUNT(" in sql and "stripe_state" in sql]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE billing_usageevent")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {count}")
+            plan = cursor.fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            assert _index_names(plan[0]["Plan"]) == {"usage_state_tenant_time"}, plan
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {count}")
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "usage_state_tenant_time" in plan, plan
+    assert invoice["not_yet_reported"] == 4
+
+
+def _index_names(node: dict[str, Any]) -> set[str]:
+    """The indexes a plan reads (a bitmap heap scan's are its children's)."""
+    names = {node["Index Name"]} if "Index Name" in node else set()
+    for child in node.get("Plans", []):
+        names |= _index_names(child)
+    return names
