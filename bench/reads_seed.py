@@ -5,9 +5,11 @@ batch items and webhook deliveries on PostgreSQL, in `INSERT … SELECT` stateme
 Row g (1 … total) belongs to the big tenant for g ≤ `rows`, else to small tenant
 (g - rows - 1) mod #small; `n` is the row's number within its tenant, and its timestamp
 is spread evenly over the current calendar month by n. Every tenth of a tenant's jobs is
-a batch-mode job, in batches of 100 (a batch per 1,000 jobs); one standard job in 997 was
+a batch-mode job, in batches of 100 (a batch per 1,000 jobs; the big tenant has at least
+50, a page, so below 50,000 rows its batches are smaller); one standard job in 997 was
 served by a fallback (asked for flash, served by lite, primary throttled); every job has
-a webhook delivery to its tenant's endpoint. Usage events record the rates they were
+a webhook delivery to its tenant's endpoint. The rare search word is in 100 of the big
+tenant's prompts at every size (`RARE_COUNT`). Usage events record the rates they were
 priced at (lite's list prices, halved in batch mode), as the store path does, so the
 invoice has token lines.
 
@@ -45,8 +47,15 @@ SUBJECTS = (
 )
 BACKDROPS = "white,black,gradient,marble,wooden,sky blue,sunset,concrete"
 STYLES = "studio photo,flat vector,watercolor,3d render,pencil sketch,oil painting,pixel art"
-RARE_WORD = "zebra"  # in one prompt out of RARE_EVERY
+# In RARE_COUNT of the big tenant's prompts whatever its size (a page of results at every
+# size, so that 10k and 10M rows compare the search, not the result's size), and one in
+# RARE_EVERY of the small tenants'.
+RARE_WORD = "zebra"
+RARE_COUNT = 100
 RARE_EVERY = 5_000
+# The big tenant's batches: one per 1,000 jobs, but at least a page of them (50).
+BATCH_SPAN = 1_000
+MIN_BATCHES = 50
 COMMON_WORD = "lighthouse"  # one subject in twenty
 FALLBACK_EVERY = 997
 
@@ -81,14 +90,17 @@ def _statements(
         + _word(BACKDROPS, f"(g / 7) % {n_bg}")
         + " || ' background, ' || "
         + _word(STYLES, f"(g / 3) % {n_style}")
-        + f" || CASE WHEN g % {RARE_EVERY} = 0 THEN ' with a {RARE_WORD}' ELSE '' END"
+        + f" || CASE WHEN (g <= {rows} AND g % {max(rows // RARE_COUNT, 1)} = 0)"
+        + f" OR (g > {rows} AND g % {RARE_EVERY} = 0) THEN ' with a {RARE_WORD}' ELSE '' END"
     )
     big_step = span_us // max(rows, 1)
+    big_span = max(min(BATCH_SPAN, rows // MIN_BATCHES), 10)
     small_step = span_us // max(small_rows, 1)
     # s: one row per g with its tenant t, its number n in the tenant, its time ts, whether
     # it is a batch-mode job (b) and whether a fallback served it (fb).
     rows_sql = f"""(SELECT g, t, n, ts, b, (NOT b AND g % {FALLBACK_EVERY} = 0) AS fb,
-            CASE WHEN b THEN md5('batch' || t || '-' || n / 1000)::uuid END AS batch_id
+            CASE WHEN b THEN md5('batch' || t || '-' || n / (CASE WHEN g <= {rows}
+                THEN {big_span} ELSE {BATCH_SPAN} END))::uuid END AS batch_id
         FROM (SELECT g, t, n, n % 10 = 0 AS b,
                 %(start)s::timestamptz + n::bigint * (CASE WHEN g <= {rows} THEN {big_step}
                     ELSE {small_step} END) * interval '1 us' AS ts

@@ -170,6 +170,15 @@ if env.is_set("DATABASE_URL"):
     else:
         _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
         _db["CONN_HEALTH_CHECKS"] = True
+    if _db["ENGINE"].endswith("postgresql"):
+        # No parallel plans for Bunch's own queries (pages, stores, claims): a parallel plan
+        # starts worker processes for each query, 10-30 ms here, which the planner
+        # counts as nearly free; a page that walks an index and stops at its LIMIT was
+        # planned in parallel at 10M rows and took twice as long (docs/performance.md,
+        # reads, fifth pass). An operator's one-off reports can ask for them again
+        # (`SET max_parallel_workers_per_gather`), or set this to the server's default.
+        _workers = env.int("DATABASE_MAX_PARALLEL_WORKERS_PER_GATHER", 0)
+        _db.setdefault("OPTIONS", {})["options"] = f"-c max_parallel_workers_per_gather={_workers}"
 else:
     # BUNCH_SQLITE_PATH points a worker subprocess at a test database.
     _db = _sqlite(

@@ -33,6 +33,7 @@ from generation.serializers import (
     UploadIn,
     fallback_param,
     job_accepted_data,
+    job_rows,
 )
 from generation.streams import (
     JobCursor,
@@ -234,7 +235,7 @@ class GenerationListView(APIView):
         # The page first, then its images (`page_images`: one query, no queryset per job).
         page = paginator.paginate_queryset(jobs.prefetch_related(None), request, view=self)
         page = selectors.page_images(list(page or []))
-        return paginator.get_paginated_response(JobOut(page, many=True).data)
+        return paginator.get_paginated_response(job_rows(page))
 
 
 def _uuid_filter(request: Request, name: str) -> uuid.UUID | None:

@@ -545,6 +545,16 @@ class JobOut(serializers.ModelSerializer):
         }
 
 
+def job_rows(jobs: list[Job]) -> list[dict[str, Any]]:
+    """A page of jobs as `JobOut(jobs, many=True).data` gives them, through one `JobOut`
+    and not a `ListSerializer`: DRF's list serializer and its child refer to each other
+    and the list keeps the page, so every job, image and usage row of the page stayed
+    cyclic garbage after the answer, for the collector to walk (with `page_images`, which
+    breaks the image–usage cycle, refcounting frees them as the answer is sent)."""
+    out = JobOut()
+    return [out.to_representation(job) for job in jobs]
+
+
 # What DRF's fields do with a value, for the serializers' direct `to_representation`s: a
 # None stays None (DRF skips the field's `to_representation` for it).
 
