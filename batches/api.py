@@ -208,7 +208,7 @@ class BatchItemsView(APIView):
         paginator = ItemPagination()
         items = selectors.batch_items(batch, request_tenant(request), with_images=False)
         page = list(paginator.paginate_queryset(items, request, view=self) or [])
-        page_images([item.job for item in page])
+        page_images([item.job for item in page], items_read=True)
         return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
 
 

@@ -69,7 +69,7 @@ IMAGE_OUT_COLUMNS = (
 )  # fmt: skip
 
 
-def page_images(jobs: list[Job]) -> list[Job]:
+def page_images(jobs: list[Job], *, items_read: bool = False) -> list[Job]:
     """A page of jobs, each given its images (`job.page_images`, what `JobOut` reads before
     `job.images.all()`) in one query over the page. `prefetch_related` did the same query,
     then made a queryset for each job to hold its images (200 clones for a page of 200:
@@ -78,7 +78,9 @@ def page_images(jobs: list[Job]) -> list[Job]:
     It also drops the back references that `select_related` of a one-to-one leaves (a
     usage event to its image, a batch item to its job): each was a reference cycle, so the
     page's rows were garbage only the cyclic collector could free, and its collection of
-    eight pages' rows at once took 16-20 ms of one read in ten (docs/performance.md)."""
+    eight pages' rows at once took 16-20 ms of one read in ten (docs/performance.md).
+    `items_read`: the jobs are a page of batch items' (`item.job`), which the answer reads
+    through their items: those links stay."""
     by_job: dict[Any, list[Image]] = {job.pk: [] for job in jobs}
     if by_job:
         images = (
@@ -94,7 +96,8 @@ def page_images(jobs: list[Job]) -> list[Job]:
     item_of = Job._meta.get_field("batch_item")  # a batch item selected with its job
     for job in jobs:
         job.page_images = by_job[job.pk]  # type: ignore[attr-defined]
-        _forget_the_way_back(item_of, job)
+        if not items_read:
+            _forget_the_way_back(item_of, job)
     return jobs
 
 

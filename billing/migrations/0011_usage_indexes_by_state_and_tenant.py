@@ -1,10 +1,11 @@
-"""The usage ledger's indexes by what reads ask: a tenant's rows not yet sent to Stripe
-(`usage_state_tenant_time`, the invoice's "not yet sent" count, which read every
-tenant's unsent rows through the index on the state alone), in place of three that other
-indexes already start with: the state alone and its LIKE twin (`usage_stripe` starts with
-the state), and the tenant alone (`usage_tenant_time` starts with it). One index to
-maintain per insert instead of three. On PostgreSQL the old ones are dropped (at once)
-and the new one is built in one pass over the table.
+"""The usage ledger's indexes by what reads ask: rows in a Stripe state newest first and a
+tenant's unsent rows of a period (`usage_state_tenant_time`: the admin's state filter read
+a page instead of sorting every unsent row, and the invoice's "not yet sent" count read
+every tenant's unsent rows' heap through the index on the state alone), in place of three
+that other indexes already start with: the state alone and its LIKE twin (`usage_stripe`
+starts with the state), and the tenant alone (`usage_tenant_time` starts with it). One
+index to maintain per insert instead of three. On PostgreSQL the old ones are dropped (at
+once) and the new one is built in one pass over the table.
 """
 
 import django.db.models.deletion
@@ -44,6 +45,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='usageevent',
-            index=models.Index(fields=['stripe_state', 'tenant', 'occurred_at'], name='usage_state_tenant_time'),
+            index=models.Index(fields=['stripe_state', 'occurred_at', 'tenant'], name='usage_state_tenant_time'),
         ),
     ]
