@@ -9,7 +9,8 @@ a batch-mode job, in batches of 100 (a batch per 1,000 jobs; the big tenant has 
 50, a page, so below 50,000 rows its batches are smaller); one standard job in 997 was
 served by a fallback (asked for flash, served by lite, primary throttled); every job has
 a webhook delivery to its tenant's endpoint. The rare search word is in 100 of the big
-tenant's prompts at every size (`RARE_COUNT`). Usage events record the rates they were
+tenant's prompts at every size (`RARE_COUNT`), and one usage event in 1,000 is not yet
+sent to Stripe (at least 100: an admin page). Usage events record the rates they were
 priced at (lite's list prices, halved in batch mode), as the store path does, so the
 invoice has token lines.
 
@@ -95,6 +96,8 @@ def _statements(
     )
     big_step = span_us // max(rows, 1)
     big_span = max(min(BATCH_SPAN, rows // MIN_BATCHES), 10)
+    # One usage event in 1,000 not yet sent to Stripe, but at least an admin page (100).
+    pending_every = max(min(1000, (rows + smalls * small_rows) // 100), 1)
     small_step = span_us // max(small_rows, 1)
     # s: one row per g with its tenant t, its number n in the tenant, its time ts, whether
     # it is a batch-mode job (b) and whether a fallback served it (fb).
@@ -126,7 +129,7 @@ def _statements(
             CASE WHEN b THEN 0.75 ELSE 1.5 END AS text_output_per_million,
             CASE WHEN b THEN 15 ELSE 30 END AS image_output_per_million,
             ts + interval '4 seconds' AS occurred_at,
-            CASE WHEN g % 1000 = 0 THEN 'pending' ELSE 'sent' END AS stripe_state
+            CASE WHEN g % {pending_every} = 0 THEN 'pending' ELSE 'sent' END AS stripe_state
         FROM {rows_sql}"""
     return [
         f"""INSERT INTO generation_job (id, tenant_id, kind, prompt, model_prompt, aspect_ratio,
