@@ -6,7 +6,8 @@ Row g (1 … total) belongs to the big tenant for g ≤ `rows`, else to small te
 (g - rows - 1) mod #small; `n` is the row's number within its tenant, and its timestamp
 is spread evenly over the current calendar month by n. Every tenth of a tenant's jobs is
 a batch-mode job, in batches of 100 (a batch per 1,000 jobs; the big tenant has at least
-50, a page, so below 50,000 rows its batches are smaller); one standard job in 997 was
+50 of 100 items, a page of pages, so below 500,000 rows more of its jobs are in batch
+mode); one standard job in 997 was
 served by a fallback (asked for flash, served by lite, primary throttled); every job has
 a webhook delivery to its tenant's endpoint. The rare search word is in 100 of the big
 tenant's prompts at every size (`RARE_COUNT`), and one usage event in 1,000 is not yet
@@ -95,7 +96,11 @@ def _statements(
         + f" OR (g > {rows} AND g % {RARE_EVERY} = 0) THEN ' with a {RARE_WORD}' ELSE '' END"
     )
     big_step = span_us // max(rows, 1)
-    big_span = max(min(BATCH_SPAN, rows // MIN_BATCHES), 10)
+    # The big tenant: every tenth job in batch mode and 100 items a batch, but at least a
+    # page of batches (50) of a page of items (100) each: below 500,000 rows more of its
+    # jobs are in batch mode (every second at 10,000) and its batches span fewer jobs.
+    big_span = max(min(BATCH_SPAN, rows // MIN_BATCHES), 1)
+    big_every = max(min(10, rows // (MIN_BATCHES * 100)), 1)
     # One usage event in 1,000 not yet sent to Stripe, but at least an admin page (100).
     pending_every = max(min(1000, (rows + smalls * small_rows) // 100), 1)
     small_step = span_us // max(small_rows, 1)
@@ -104,7 +109,7 @@ def _statements(
     rows_sql = f"""(SELECT g, t, n, ts, b, (NOT b AND g % {FALLBACK_EVERY} = 0) AS fb,
             CASE WHEN b THEN md5('batch' || t || '-' || n / (CASE WHEN g <= {rows}
                 THEN {big_span} ELSE {BATCH_SPAN} END))::uuid END AS batch_id
-        FROM (SELECT g, t, n, n % 10 = 0 AS b,
+        FROM (SELECT g, t, n, n % (CASE WHEN g <= {rows} THEN {big_every} ELSE 10 END) = 0 AS b,
                 %(start)s::timestamptz + n::bigint * (CASE WHEN g <= {rows} THEN {big_step}
                     ELSE {small_step} END) * interval '1 us' AS ts
             FROM (SELECT g,
