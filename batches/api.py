@@ -32,7 +32,7 @@ from config.pagination import StrictCursorPagination
 from config.schema import ErrorOut
 from generation import idempotency
 from generation.models import IdempotencyRecord
-from generation.selectors import page_images
+from generation.selectors import page_images, release_items
 from generation.serializers import fallback_param
 from generation.services import JobParams
 from generation.streams import ProgressCursor, StreamStart, event_schema
@@ -209,7 +209,10 @@ class BatchItemsView(APIView):
         items = selectors.batch_items(batch, request_tenant(request), with_images=False)
         page = list(paginator.paginate_queryset(items, request, view=self) or [])
         page_images([item.job for item in page], items_read=True)
-        return paginator.get_paginated_response(BatchItemOut(page, many=True).data)
+        out = BatchItemOut()  # not a ListSerializer, which keeps the page (see job_rows)
+        rows = [out.to_representation(item) for item in page]
+        release_items(page)
+        return paginator.get_paginated_response(rows)
 
 
 class BatchEventsView(APIView):

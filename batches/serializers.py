@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from batches.models import BATCH, MAX_ITEMS, REALTIME, Batch, BatchItem, PromptT
 from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
+from generation.links import IdPath
 from generation.models import Kind
 from generation.serializers import IMAGE_SIZES, GenerationIn, JobOut, MetadataField, price_data
 
@@ -179,9 +181,15 @@ class BatchOut(serializers.ModelSerializer):
     def get_mode(self, batch: Batch) -> str:
         return BATCH if batch.mode == BATCH else REALTIME
 
+    @functools.cached_property
+    def _progress_out(self) -> ProgressOut:
+        # One for the answer (a list's child serves every row): a serializer made per row
+        # bound its seven fields each time, and left them as cyclic garbage.
+        return ProgressOut()
+
     @extend_schema_field(ProgressOut)
     def get_progress(self, batch: Batch) -> dict[str, Any]:
-        return ProgressOut(batch).data  # type: ignore[return-value]
+        return self._progress_out.to_representation(batch)  # type: ignore[no-any-return]
 
     def get_price(self, batch: Batch) -> dict[str, Any] | None:
         """The unit price of its items (those of its first item; each item's job has its
@@ -200,8 +208,12 @@ class BatchOut(serializers.ModelSerializer):
     def get_actual_cost(self, batch: Batch) -> str:
         return usd(getattr(batch, "actual_cost", None) or Decimal(0))
 
+    @functools.cached_property
+    def _batch_path(self) -> IdPath:
+        return IdPath("api:batch-detail", "batch_id")  # once per answer (see ImageOut)
+
     def get_links(self, batch: Batch) -> dict[str, str]:
-        url = reverse("api:batch-detail", kwargs={"batch_id": batch.pk})
+        url = self._batch_path(batch.pk)
         return {
             "self": url,
             "items": f"{url}/items",
@@ -242,6 +254,21 @@ class BatchItemOut(serializers.ModelSerializer):
     class Meta:
         model = BatchItem
         fields = ["index", "label", "locale", "job"]
+
+    @functools.cached_property
+    def _job_out(self) -> JobOut:
+        return JobOut()  # made directly, not from `self.fields` (see ImageOut)
+
+    def to_representation(self, item: BatchItem) -> dict[str, Any]:
+        """The fields above, built directly (see `JobOut.to_representation`)."""
+        if type(self) is not BatchItemOut:  # a subclass's fields: DRF's own way
+            return super().to_representation(item)  # type: ignore[no-any-return]
+        return {
+            "index": item.index,
+            "label": item.label,
+            "locale": item.locale,
+            "job": self._job_out.to_representation(item.job),
+        }
 
 
 class TemplateIn(StrictSerializer):

@@ -101,6 +101,20 @@ def page_images(jobs: list[Job], *, items_read: bool = False) -> list[Job]:
     return jobs
 
 
+def release_items(items: list[Any]) -> None:
+    """After a page of batch items has been serialised: their jobs no longer refer to
+    them (nor they to their jobs), so that refcounting frees the page (see
+    `page_images`)."""
+    item_of = Job._meta.get_field("batch_item")
+    job_of = item_of.field  # type: ignore[union-attr]
+    for item in items:
+        job = job_of.get_cached_value(item, default=None)
+        if job is not None:
+            job_of.delete_cached_value(item)
+            if item_of.is_cached(job):  # type: ignore[union-attr]
+                item_of.delete_cached_value(job)  # type: ignore[union-attr]
+
+
 def _forget_the_way_back(relation: Any, instance: Any) -> None:
     """`instance`'s related row through the reverse one-to-one `relation`, as
     `select_related` gave it, no longer refers back to `instance`."""

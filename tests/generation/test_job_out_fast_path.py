@@ -243,3 +243,26 @@ def test_signed_links_are_djangos_timestamp_signer_tokens_and_verify(owner: Acto
         new = ImageLinks().signed(image_id, "content").split("sig=")[1]
         assert new != old
         signature_check(new, image_id, "content")
+
+
+def test_batch_items_are_the_generic_output_to_the_byte(
+    owner: Actor, fixed_signatures: None
+) -> None:
+    from batches.serializers import BatchItemOut
+
+    class GenericBatchItemOut(BatchItemOut):
+        job = GenericJobOut()
+
+    _jobs_in_every_state(owner)
+    BatchItem.objects.filter(index=1).update(locale="de-DE")
+    items = list(
+        BatchItem.objects.filter(batch__tenant=owner.tenant)
+        .select_related("job__tenant__plan")
+        .order_by("index")
+    )
+
+    fast = BatchItemOut(items, many=True).data
+    generic = GenericBatchItemOut(items, many=True).data
+
+    assert _bytes(fast) == _bytes(generic)
+    assert [row["locale"] for row in fast] == ["", "de-DE"]

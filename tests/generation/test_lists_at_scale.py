@@ -360,3 +360,34 @@ def test_a_page_of_jobs_leaves_none_of_its_rows_to_the_cyclic_collector(owner: A
     assert sum(1 for job in jobs for image in job["images"] if image["usage"]) == 6
     assert sorted(job["item_index"] for job in jobs if job["batch_id"]) == [0, 1]
     assert left == []
+
+
+def test_a_page_of_batch_items_leaves_none_of_its_rows_to_the_cyclic_collector(
+    owner: Actor,
+) -> None:
+    from batches.models import Batch, BatchItem
+
+    batch = Batch.objects.create(tenant=owner.tenant, total_items=3)
+    for index in range(3):
+        (event,) = record_usage(owner.tenant)
+        Job.objects.filter(pk=event.job_id).update(batch=batch)
+        BatchItem.objects.create(batch=batch, index=index, job_id=event.job_id)
+    api = owner.api()
+    items = f"/api/v1/batches/{batch.pk}/items"
+    assert api.get(items).status_code == 200  # the API key, cached
+    gc.collect()
+    gc.disable()
+    try:
+        response = api.get(items)
+        left = [
+            type(o).__name__
+            for o in gc.get_objects(generation=0)
+            if isinstance(o, (Job, Image, UsageEvent, BatchItem))
+        ]
+    finally:
+        gc.enable()
+
+    rows = response.json()["results"]
+    assert [row["job"]["item_index"] for row in rows] == [0, 1, 2]
+    assert all(row["job"]["images"][0]["usage"] for row in rows)
+    assert left == []
