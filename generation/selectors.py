@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum
@@ -53,46 +55,111 @@ def jobs_for_tenant(tenant: Tenant) -> QuerySet[Job]:
 
 
 # What an answer shows of a job's images (`serializers.ImageOut`, with its usage and
-# credentials), and nothing else: an image row's other columns, a usage event's rates,
-# Stripe state and timestamps were read, converted and set on instances for every image
-# of a page only to be dropped.
-IMAGE_OUT_COLUMNS = (
+# credentials), and nothing else, read as plain rows (`page_images`).
+_IMAGE_COLUMNS = (
     "id", "job_id", "index", "source", "parent_id", "mime_type", "width", "height",
     "size_bytes", "sha256", "created_at", "requested_tier", "served_tier", "fallback_reason",
-    "usage__input_text_tokens", "usage__input_image_tokens", "usage__output_text_tokens",
-    "usage__output_image_tokens", "usage__thoughts_tokens", "usage__provider_cost",
-    "usage__billed",
-    "provenance__state", "provenance__ai_generated", "provenance__signer",
-    "provenance__issuer", "provenance__generator", "provenance__signed_at",
-    "provenance__digital_source_type", "provenance__actions", "provenance__validation_codes",
-    "provenance__checked_at",
 )  # fmt: skip
+_USAGE_COLUMNS = (
+    "input_text_tokens", "input_image_tokens", "output_text_tokens", "output_image_tokens",
+    "thoughts_tokens", "provider_cost", "billed",
+)  # fmt: skip
+_PROVENANCE_COLUMNS = (
+    "state", "ai_generated", "signer", "issuer", "generator", "signed_at",
+    "digital_source_type", "actions", "validation_codes", "checked_at",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class UsageRow:
+    """What `ImageUsageOut` shows of an image's usage event."""
+
+    input_text_tokens: int
+    input_image_tokens: int
+    output_text_tokens: int
+    output_image_tokens: int
+    thoughts_tokens: int
+    provider_cost: Decimal
+    billed: Decimal
+
+
+@dataclass(slots=True)
+class ProvenanceRow:
+    """What `ProvenanceOut` shows of an image's credentials."""
+
+    state: str
+    ai_generated: bool
+    signer: str
+    issuer: str
+    generator: str
+    signed_at: dt.datetime | None
+    digital_source_type: str
+    actions: list[Any]
+    validation_codes: list[Any]
+    checked_at: dt.datetime
+
+
+@dataclass(slots=True)
+class ImageRow:
+    """What `ImageOut` shows of an image, as `page_images` reads it."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID | None
+    index: int | None
+    source: str
+    parent_id: uuid.UUID | None
+    mime_type: str
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    created_at: dt.datetime
+    requested_tier: str
+    served_tier: str
+    fallback_reason: str
+    usage: UsageRow | None
+    provenance: ProvenanceRow | None
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
 
 
 def page_images(jobs: list[Job], *, items_read: bool = False) -> list[Job]:
     """A page of jobs, each given its images (`job.page_images`, what `JobOut` reads before
-    `job.images.all()`) in one query over the page. `prefetch_related` did the same query,
-    then made a queryset for each job to hold its images (200 clones for a page of 200:
-    a fifth of its time); and this one reads only `IMAGE_OUT_COLUMNS`.
+    `job.images.all()`) in one query over the page, as plain rows of what the answer
+    shows (`ImageRow`): `prefetch_related` did the same query, then built three model
+    instances per image and a queryset per job to hold them (a page of 200: half of its
+    time); the rows also leave nothing for the cyclic collector (an image and its usage
+    event, selected together, referred to each other).
 
-    It also drops the back references that `select_related` of a one-to-one leaves (a
-    usage event to its image, a batch item to its job): each was a reference cycle, so the
-    page's rows were garbage only the cyclic collector could free, and its collection of
-    eight pages' rows at once took 16-20 ms of one read in ten (docs/performance.md).
-    `items_read`: the jobs are a page of batch items' (`item.job`), which the answer reads
-    through their items: those links stay."""
-    by_job: dict[Any, list[Image]] = {job.pk: [] for job in jobs}
+    It also drops the back reference that `select_related("batch_item")` leaves from a
+    batch item to its job: a reference cycle, so the page's jobs were garbage only the
+    cyclic collector could free, and its collection of eight pages' rows at once took
+    16-20 ms of one read in ten (docs/performance.md). `items_read`: the jobs are a page
+    of batch items' (`item.job`), which the answer reads through their items: those links
+    stay (`release_items` breaks them after)."""
+    by_job: dict[Any, list[ImageRow]] = {job.pk: [] for job in jobs}
     if by_job:
-        images = (
+        n_image, n_usage = len(_IMAGE_COLUMNS), len(_USAGE_COLUMNS)
+        rows = (
             Image.objects.filter(job_id__in=list(by_job))
-            .select_related("usage", "provenance")
-            .only(*IMAGE_OUT_COLUMNS)
             .order_by("index")
+            .values_list(
+                *_IMAGE_COLUMNS,
+                *(f"usage__{c}" for c in _USAGE_COLUMNS),
+                *(f"provenance__{c}" for c in _PROVENANCE_COLUMNS),
+            )
         )
-        usage_of = Image._meta.get_field("usage")  # a usage event selected with its image
-        for image in images:
-            by_job[image.job_id].append(image)
-            _forget_the_way_back(usage_of, image)
+        for row in rows:
+            usage, provenance = row[n_image : n_image + n_usage], row[n_image + n_usage :]
+            # billed and checked_at are never null: None is no row (the LEFT JOINs)
+            image = (
+                *row[:n_image],
+                UsageRow(*usage) if usage[-1] is not None else None,
+                ProvenanceRow(*provenance) if provenance[-1] is not None else None,
+            )
+            by_job[row[1]].append(ImageRow(*image))
     item_of = Job._meta.get_field("batch_item")  # a batch item selected with its job
     for job in jobs:
         job.page_images = by_job[job.pk]  # type: ignore[attr-defined]
@@ -119,7 +186,7 @@ def _forget_the_way_back(relation: Any, instance: Any) -> None:
     """`instance`'s related row through the reverse one-to-one `relation`, as
     `select_related` gave it, no longer refers back to `instance`."""
     related = relation.get_cached_value(instance, default=None)
-    if related is not None:
+    if related is not None and relation.field.is_cached(related):
         relation.field.delete_cached_value(related)
 
 

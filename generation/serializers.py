@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
-from billing.pricing import estimate_image_cost
+from billing.pricing import estimate_image_cost, estimate_tokens
 from config.serializers import StrictSerializer
 from core.catalog import ALL_RATIOS, MODELS
 from core.money import usd
@@ -483,6 +483,27 @@ class JobOut(serializers.ModelSerializer):
         return QueueOut(estimate).data if estimate else None  # type: ignore[return-value]
 
     @functools.cached_property
+    def _prices(self) -> dict[tuple[Any, ...], dict[str, Any]]:
+        return {}
+
+    def _price(self, job: Job) -> dict[str, Any]:
+        """`price_data(job)`, once per answer for jobs priced alike: the estimate reads the
+        prompt only through `estimate_tokens` (a page of 200 jobs priced each twice was a
+        tenth of its time)."""
+        key = (
+            job.tenant.plan.markup_per_image,
+            job.tier,
+            job.mode,
+            job.image_size,
+            estimate_tokens(prompt=job.model_prompt, input_images=0),
+            len(job.input_image_ids),
+        )
+        price = self._prices.get(key)
+        if price is None:
+            price = self._prices[key] = price_data(job)
+        return dict(price)
+
+    @functools.cached_property
     def _job_path(self) -> IdPath:
         return IdPath("api:generation-detail", "job_id")  # once per answer (see ImageOut)
 
@@ -530,7 +551,7 @@ class JobOut(serializers.ModelSerializer):
             "batch_id": _nullable(job.batch_id, str),
             "item_index": self.get_item_index(job),
             "images": [image_out.to_representation(image) for image in images],
-            "price": price_data(job),
+            "price": self._price(job),
             "fallback_price": fallback_price_data(job),
             "estimated_cost": usd(job.estimated_cost),
             "actual_cost": self.get_actual_cost(job),
