@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from batches.models import Batch, BatchItem
@@ -21,6 +20,7 @@ from generation.models import Image, Job
 from tests.batches.conftest import BATCHES, finish, get_batch, submit
 from tests.plugins.actors import Actor
 from tests.plugins.gemini import GeminiEmulator
+from tests.plugins.migrations import migrate_to, migrate_to_latest
 
 
 def _listed(actor: Actor, batch_id: str) -> dict[str, Any]:
@@ -92,10 +92,7 @@ AFTER = ("batches", "0006_batch_final_progress")
 
 
 def _migrate(target: tuple[str, str]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
+    return migrate_to(target)
 
 
 def _old_batch(apps: Any, owner: Actor, status: str, jobs: list[tuple[str, int]]) -> Any:
@@ -144,4 +141,4 @@ def test_the_migration_writes_the_figures_of_batches_already_finished(owner: Act
         }
         assert kept[running.pk] is None  # it may still change: computed from its jobs
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("batches")[0])
+        migrate_to_latest()

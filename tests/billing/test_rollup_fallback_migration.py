@@ -10,13 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from billing.models import UsageEvent, UsageRollup
 from billing.rollups import usage_rollup_fold_all, usage_rollup_mismatches
 from generation.models import Image, Job
 from tenants.models import Plan, Tenant
+from tests.plugins.migrations import migrate_to, migrate_to_latest
 
 BEFORE = ("billing", "0008_token_meters")
 AFTER = ("billing", "0009_usage_rollup_fallbacks")
@@ -24,10 +23,7 @@ DAY = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
 
 def _migrate(target: tuple[str, str]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
+    return migrate_to(target)
 
 
 def _event(apps: Any, tenant: Any, job: Any, index: int, *, reason: str) -> Any:
@@ -73,7 +69,7 @@ def test_fallback_events_folded_before_the_migration_are_refolded_under_their_ke
             )
         )
         # The later migrations (rates in the key) before the check and fold of today's code.
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("billing")[0])
+        migrate_to_latest()
         exact_meanwhile = usage_rollup_mismatches()
         usage_rollup_fold_all()
         refolded = sorted(
@@ -81,7 +77,7 @@ def test_fallback_events_folded_before_the_migration_are_refolded_under_their_ke
         )
         exact_after = usage_rollup_mismatches()
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("billing")[0])
+        migrate_to_latest()
 
     assert unmarked == ["primary_throttled"]
     assert kept == [("", 2, Decimal("0.087200000"))]

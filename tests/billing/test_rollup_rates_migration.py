@@ -11,8 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from billing.models import UsageEvent, UsageRollup
 from billing.rollups import UNRATED, usage_rollup_fold_all, usage_rollup_mismatches
@@ -20,6 +18,7 @@ from billing.selectors import token_lines_in, usage_in
 from billing.tokens import token_lines
 from generation.models import Image, Job
 from tenants.models import Plan, Tenant
+from tests.plugins.migrations import migrate_to, migrate_to_latest
 
 BEFORE = ("billing", "0009_usage_rollup_fallbacks")
 DAY = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
@@ -28,14 +27,7 @@ OLD_KEY = ("day", "tier", "model", "mode", "requested_tier", "fallback_reason")
 
 
 def _migrate(target: tuple[str, str]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
-
-
-def _latest() -> tuple[str, str]:
-    return MigrationExecutor(connection).loader.graph.leaf_nodes("billing")[0]
+    return migrate_to(target)
 
 
 def _event(apps: Any, job: Any, *, at: dt.datetime, rate: str | None, reason: str = "") -> Any:
@@ -94,7 +86,7 @@ def test_rollups_take_their_days_rates_or_are_refolded_per_rate() -> None:
     _fold_as_0009(apps)
     start, end = DAY.replace(hour=0), DAY.replace(hour=0) + dt.timedelta(days=3)
     try:
-        _migrate(_latest())
+        migrate_to_latest()
         rates = sorted(
             UsageRollup.objects.values_list(
                 "day", "fallback_reason", "image_output_per_million", "markup", "images"
@@ -120,7 +112,7 @@ def test_rollups_take_their_days_rates_or_are_refolded_per_rate() -> None:
             back.get_model("billing", "UsageRollup").objects.values_list("day", "images")
         )
     finally:
-        _migrate(_latest())
+        migrate_to_latest()
 
     markup = Decimal("0.01")
     assert rates == [

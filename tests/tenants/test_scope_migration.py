@@ -6,18 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.plugins.migrations import migrate_to, migrate_to_latest
 
 BEFORE = ("tenants", "0004_tenant_require_two_factor")
 AFTER = ("tenants", "0005_api_key_scopes_billing_webhooks")
 
 
 def _migrate(target: tuple[str, str]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
+    return migrate_to(target)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -34,6 +31,6 @@ def test_full_keys_keep_usage_and_webhooks_narrow_keys_stay_narrow() -> None:
         apps = _migrate(AFTER)
         migrated = {k.prefix: k.scopes for k in apps.get_model("tenants", "ApiKey").objects.all()}
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("tenants")[0])
+        migrate_to_latest()
 
     assert migrated == {"full": ["generate", "read", "billing", "webhooks"], "reader": ["read"]}
