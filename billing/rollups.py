@@ -79,6 +79,17 @@ def _stored(key: str, value: Any) -> Any:
     return UNRATED if value is None and key in RATE_KEYS else value
 
 
+NANO = Decimal("1e-9")
+
+
+def _money(value: Any) -> Decimal:
+    """A sum of ledger amounts, in nano-dollars as the ledger keeps them. PostgreSQL's sums
+    are exact already; SQLite keeps a decimal column as a float and sums floats, so a sum
+    of 35 amounts read 0.940817499999999 for 0.9408175, and Django rounds an aggregate
+    to 15 significant digits only (a column to its decimal places)."""
+    return Decimal(value or 0).quantize(NANO)
+
+
 def _event_sums() -> dict[str, Any]:
     return {
         "images": Count("pk"),
@@ -138,8 +149,8 @@ def usage_rollup_fold(*, limit: int = FOLD_BATCH) -> int:
             *(_stored(k, g[k]) for k in KEYS),
             g["images"],
             *(g[field] or 0 for field in TOKEN_FIELDS),
-            g["provider_cost"] or Decimal(0),
-            g["billed"] or Decimal(0),
+            _money(g["provider_cost"]),
+            _money(g["billed"]),
         ]
         for g in groups
     ]
@@ -247,8 +258,8 @@ def _merge(parts: Iterable[dict[str, Any]], names: dict[str, str]) -> list[dict[
         row["images"] += int(part["images"] or 0)
         for field in TOKEN_FIELDS:
             row[field] += int(part[field] or 0)
-        row["provider_cost"] += Decimal(part["provider_cost"] or 0)
-        row["billed"] += Decimal(part["billed"] or 0)
+        row["provider_cost"] += _money(part["provider_cost"])
+        row["billed"] += _money(part["billed"])
     return [merged[key] for key in sorted(merged)]
 
 
@@ -272,8 +283,11 @@ def usage_rollup_mismatches(*, tenant: Tenant | None = None) -> list[dict[str, A
     if tenant is not None:
         events, rollups = events.filter(tenant=tenant), rollups.filter(tenant=tenant)
     counters = ("images", *TOKEN_FIELDS, "provider_cost", "billed")
+    money = ("provider_cost", "billed")
     ledger = {
-        (g["tenant_id"], *(_stored(k, g[k]) for k in KEYS)): {c: g[c] or 0 for c in counters}
+        (g["tenant_id"], *(_stored(k, g[k]) for k in KEYS)): {
+            c: _money(g[c]) if c in money else g[c] or 0 for c in counters
+        }
         for g in events.order_by()
         .annotate(**_event_keys())
         .values("tenant_id", *KEYS)

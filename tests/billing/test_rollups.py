@@ -289,3 +289,23 @@ def test_the_dashboard_lists_the_fallbacks_from_the_rollups(owner: Actor) -> Non
         (f["requested_model"], f["served_model"], f["images"]) for f in page.context["fallbacks"]
     ]
     assert shown == [("flash", "lite", 3), ("pro", "flash", 1)]
+
+
+def test_sums_of_amounts_are_exact_to_the_nano_dollar_even_where_they_are_floats(
+    owner: Actor,
+) -> None:
+    # 35 images at $0.0268805: SQLite keeps decimal columns as floats, and its SUM of them
+    # is 0.9408174999999994 (PostgreSQL's is exact).
+    events = record_usage(owner.tenant, n=35)
+    UsageEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+        provider_cost=Decimal("0.0268805"), markup=Decimal(0), billed=Decimal("0.0268805")
+    )
+    exact = Decimal("0.9408175")
+    while usage_rollup_fold(limit=4):  # small folds: sums of sums
+        pass
+
+    totals = _usage(owner, "mode")["total"]
+
+    assert usage_rollup_mismatches() == []
+    assert Decimal(totals["billed"]) == Decimal(totals["provider_cost"]) == exact
+    assert UsageRollup.objects.get(tenant=owner.tenant).billed == exact
