@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, IntegerField, Model, OuterRef, Subquery, Sum
+from django.db.models import Count, IntegerField, Model, OuterRef, Subquery, Sum
 
 from config.sql import without_jit
+from generation.selectors import job_actual_cost
 
 NANO = Decimal("1e-9")
 
@@ -79,22 +80,11 @@ def progress_of(
         .annotate(n=Count("job_id"))
         .values("n")
     )
-    # The usage events by their job id alone (joining them to the job again cost a probe
-    # of the job per row).
-    billed = (
-        usage_model._default_manager.filter(job_id=OuterRef("pk"))
-        .order_by()
-        .values("job_id")
-        .annotate(total=Sum("billed"))
-        .values("total")
-    )
     rows = (
         job_model._default_manager.filter(batch_id__in=ids)
         .order_by()
         .alias(job_images=Subquery(images, output_field=IntegerField()))
-        .alias(
-            job_cost=Subquery(billed, output_field=DecimalField(max_digits=24, decimal_places=9))
-        )
+        .alias(job_cost=job_actual_cost(usage_model))
         .values("batch_id", "status")
         .annotate(n=Count("pk"), made=Sum("job_images"), cost=Sum("job_cost"))
     )

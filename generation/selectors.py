@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, Model, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from billing.models import UsageEvent
 from config.errors import NotFound
@@ -23,15 +23,15 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise NotFound(f"No such {what}.") from None
 
 
-def job_actual_cost() -> Subquery:
+def job_actual_cost(usage_model: type[Model] = UsageEvent) -> Subquery:
     """What the job's usage events bill, as a subquery per selected job: the database
     computes it for the rows of the page only, after the LIMIT, and the list's query still
     walks the (tenant, created_at) index. (An aggregate over a join would group all of the
     tenant's jobs before taking a page.) It reads the usage events by their job id alone:
     joining them to the job again cost an index probe of the job per row, a third of the
-    pages a batch list read at 10M rows."""
+    pages a batch list read at 10M rows. `usage_model`: a migration's historical one."""
     billed = (
-        UsageEvent.objects.filter(job_id=OuterRef("pk"))
+        usage_model._default_manager.filter(job_id=OuterRef("pk"))
         .order_by()
         .values("job_id")
         .annotate(total=Sum("billed"))

@@ -91,10 +91,6 @@ BEFORE = ("batches", "0005_batch_item_locale")
 AFTER = ("batches", "0006_batch_final_progress")
 
 
-def _migrate(target: tuple[str, str]) -> Any:
-    return migrate_to(target)
-
-
 def _old_batch(apps: Any, owner: Actor, status: str, jobs: list[tuple[str, int]]) -> Any:
     batch = apps.get_model("batches", "Batch").objects.create(
         tenant_id=owner.tenant.pk, status=status, total_items=len(jobs)
@@ -120,13 +116,13 @@ def _old_batch(apps: Any, owner: Actor, status: str, jobs: list[tuple[str, int]]
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_writes_the_figures_of_batches_already_finished(owner: Actor) -> None:
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     try:
         done = _old_batch(apps, owner, "succeeded", [("succeeded", 2), ("failed", 0)])
         empty = _old_batch(apps, owner, "canceled", [("canceled", 0)])
         running = _old_batch(apps, owner, "running", [("succeeded", 1), ("running", 0)])
 
-        _migrate(AFTER)
+        migrate_to(AFTER)
 
         kept = dict(Batch.objects.values_list("pk", "final_progress"))
         assert kept[done.pk] == {

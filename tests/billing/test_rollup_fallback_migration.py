@@ -22,10 +22,6 @@ AFTER = ("billing", "0009_usage_rollup_fallbacks")
 DAY = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
 
-def _migrate(target: tuple[str, str]) -> Any:
-    return migrate_to(target)
-
-
 def _event(apps: Any, tenant: Any, job: Any, index: int, *, reason: str) -> Any:
     image = Image.objects.create(
         tenant=tenant, job=job, index=index, file=f"t/{uuid.uuid4()}.png",
@@ -42,7 +38,7 @@ def _event(apps: Any, tenant: Any, job: Any, index: int, *, reason: str) -> Any:
 
 @pytest.mark.django_db(transaction=True)
 def test_fallback_events_folded_before_the_migration_are_refolded_under_their_key() -> None:
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     # Only billing goes back to 0007: the other apps' tables are today's.
     plan = Plan.objects.create(name="Old", slug="old", monthly_image_quota=10, monthly_spend_cap=1)
     tenant = Tenant.objects.create(name="A", slug="a", plan=plan)
@@ -57,7 +53,7 @@ def test_fallback_events_folded_before_the_migration_are_refolded_under_their_ke
         output_image_tokens=3360, provider_cost=Decimal("0.1008"), billed=Decimal("0.1308"),
     )  # fmt: skip
     try:
-        after = _migrate(AFTER)
+        after = migrate_to(AFTER)
         unmarked = list(
             UsageEvent.objects.filter(rolled_up=False).values_list(
                 "image__fallback_reason", flat=True

@@ -26,10 +26,6 @@ NEXT = DAY + dt.timedelta(days=1)
 OLD_KEY = ("day", "tier", "model", "mode", "requested_tier", "fallback_reason")
 
 
-def _migrate(target: tuple[str, str]) -> Any:
-    return migrate_to(target)
-
-
 def _event(apps: Any, job: Any, *, at: dt.datetime, rate: str | None, reason: str = "") -> Any:
     image = Image.objects.create(
         tenant=job.tenant, job=job, index=Image.objects.filter(job=job).count(),
@@ -69,7 +65,7 @@ def _fold_as_0009(apps: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_rollups_take_their_days_rates_or_are_refolded_per_rate() -> None:
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     plan = Plan.objects.create(name="Old", slug="old", monthly_image_quota=10, monthly_spend_cap=1)
     tenant = Tenant.objects.create(name="A", slug="a", plan=plan)
     job = Job.objects.create(
@@ -107,7 +103,7 @@ def test_rollups_take_their_days_rates_or_are_refolded_per_rate() -> None:
         )
         exact_after = usage_rollup_mismatches()
         lines_after = token_lines_in(tenant, start=start, end=end)
-        back = _migrate(BEFORE)
+        back = migrate_to(BEFORE)
         merged = sorted(
             back.get_model("billing", "UsageRollup").objects.values_list("day", "images")
         )

@@ -342,18 +342,7 @@ def test_a_page_of_jobs_leaves_none_of_its_rows_to_the_cyclic_collector(owner: A
         BatchItem.objects.create(batch=batch, index=index, job=job)
     api = owner.api()
     assert api.get(f"{GENERATIONS}?limit=200").status_code == 200  # the API key, cached
-    gc.collect()
-    gc.disable()
-    try:
-        response = api.get(f"{GENERATIONS}?limit=200")
-        # Rows that refcounting could not free: in reference cycles, or kept by one.
-        left = [
-            type(o).__name__
-            for o in gc.get_objects(generation=0)
-            if isinstance(o, (Job, Image, UsageEvent, BatchItem))
-        ]
-    finally:
-        gc.enable()
+    response, left = _rows_left_to_the_collector(lambda: api.get(f"{GENERATIONS}?limit=200"))
 
     jobs = response.json()["results"]
     assert len(jobs) == 5
@@ -375,10 +364,23 @@ def test_a_page_of_batch_items_leaves_none_of_its_rows_to_the_cyclic_collector(
     api = owner.api()
     items = f"/api/v1/batches/{batch.pk}/items"
     assert api.get(items).status_code == 200  # the API key, cached
+    response, left = _rows_left_to_the_collector(lambda: api.get(items))
+
+    rows = response.json()["results"]
+    assert [row["job"]["item_index"] for row in rows] == [0, 1, 2]
+    assert all(row["job"]["images"][0]["usage"] for row in rows)
+    assert left == []
+
+
+def _rows_left_to_the_collector(read: Any) -> tuple[Any, list[str]]:
+    """`read()`'s answer, and the rows it left that refcounting could not free (in
+    reference cycles, or kept by one): the young objects after it, the collector off."""
+    from batches.models import BatchItem
+
     gc.collect()
     gc.disable()
     try:
-        response = api.get(items)
+        response = read()
         left = [
             type(o).__name__
             for o in gc.get_objects(generation=0)
@@ -386,8 +388,4 @@ def test_a_page_of_batch_items_leaves_none_of_its_rows_to_the_cyclic_collector(
         ]
     finally:
         gc.enable()
-
-    rows = response.json()["results"]
-    assert [row["job"]["item_index"] for row in rows] == [0, 1, 2]
-    assert all(row["job"]["images"][0]["usage"] for row in rows)
-    assert left == []
+    return response, left

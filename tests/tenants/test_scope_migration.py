@@ -3,8 +3,6 @@ they could do; keys narrowed to one scope get nothing new."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.plugins.migrations import migrate_to, migrate_to_latest
@@ -13,13 +11,9 @@ BEFORE = ("tenants", "0004_tenant_require_two_factor")
 AFTER = ("tenants", "0005_api_key_scopes_billing_webhooks")
 
 
-def _migrate(target: tuple[str, str]) -> Any:
-    return migrate_to(target)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_full_keys_keep_usage_and_webhooks_narrow_keys_stay_narrow() -> None:
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     plan = apps.get_model("tenants", "Plan").objects.create(
         name="Old", slug="old", monthly_image_quota=10, monthly_spend_cap=1
     )
@@ -28,7 +22,7 @@ def test_full_keys_keep_usage_and_webhooks_narrow_keys_stay_narrow() -> None:
     for prefix, scopes in (("full", ["generate", "read"]), ("reader", ["read"])):
         keys.create(tenant=tenant, name=prefix, prefix=prefix, secret_hash="x", scopes=scopes)
     try:
-        apps = _migrate(AFTER)
+        apps = migrate_to(AFTER)
         migrated = {k.prefix: k.scopes for k in apps.get_model("tenants", "ApiKey").objects.all()}
     finally:
         migrate_to_latest()
